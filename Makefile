@@ -1,0 +1,73 @@
+# The project's verbs. Each target installs what it needs on a fresh machine
+# (Debian, Python 3.11): a virtual environment in .venv and helm binaries in .tools.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON_BOOT ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS := .tools
+HELM3 := $(TOOLS)/helm-v3.19.0/helm
+HELM4 := $(TOOLS)/helm-v4.1.4/helm
+CHECKOV_VENV := .venv-checkov
+CHART := chart
+BUILD := build
+
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export HELM3 HELM4
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+# --- environment ---------------------------------------------------------------------------
+
+$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
+	@echo "==> creating $(VENV) (pinned; first run takes a few minutes)"
+	$(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	touch $@
+
+$(HELM3) $(HELM4) &:
+	$(PYTHON_BOOT) scripts/install_helm.py $(TOOLS)
+
+$(CHECKOV_VENV)/.installed:
+	@echo "==> creating $(CHECKOV_VENV) (checkov pins its own dependencies, so it lives apart)"
+	$(PYTHON_BOOT) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==3.3.30
+	touch $@
+
+.PHONY: venv tools
+venv: $(VENV)/.installed ## Create the pinned virtual environment
+tools: $(HELM3) $(HELM4) $(CHECKOV_VENV)/.installed ## Install helm 3 and 4 and checkov
+
+.PHONY: constraints
+constraints: $(VENV)/.installed ## Regenerate constraints.txt from the environment
+	{ echo '# Every version in the development environment, from `make constraints` (pip freeze).'; \
+	  $(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.txt
+
+# --- checks ----------------------------------------------------------------------------------
+
+.PHONY: lint
+lint: venv tools ## ruff, mypy, helm lint (Helm 3 and 4), yamllint on the rendered chart
+	ruff check .
+	ruff format --check .
+	mypy .
+	for helm in $(HELM3) $(HELM4); do \
+	  $$helm lint --strict $(CHART) --set modelRepository=gs://bucket/models >/dev/null; \
+	  for f in $(CHART)/ci/*-values.yaml; do $$helm lint --strict $(CHART) -f $$f >/dev/null; done; \
+	done
+	mkdir -p $(BUILD)/lint
+	$(HELM4) template lint $(CHART) --set modelRepository=gs://bucket/models > $(BUILD)/lint/default.yaml
+	yamllint -c .yamllint.yaml $(BUILD)/lint/default.yaml $(CHART)/values.yaml $(wildcard schema.yaml)
+
+.PHONY: test
+test: lint ## Lint, then run every test (pytest)
+	pytest
+
+# --- the main job ----------------------------------------------------------------------------
+
+.PHONY: demo
+demo: venv tools ## Render the chart with its defaults and print what it would deploy
+	$(HELM4) template triton $(CHART) --set modelRepository=gs://bucket/models

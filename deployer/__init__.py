@@ -1,0 +1,1 @@
+"""Deploy NVIDIA Triton Inference Server on GKE from the chart in ``chart/``."""

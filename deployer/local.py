@@ -1,0 +1,292 @@
+"""Run the Triton server that the chart describes on this machine, with no cluster and no GPU.
+
+The server is the ``tritonserver`` 2.51 binary bundled in the ``nvidia-pytriton`` wheel, which
+has only the python backend. The container arguments come from the rendered chart, so the local
+demo and a cluster share one source of truth; only what cannot apply here (ports, addresses,
+the repository path, GPU metrics) is replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from deployer.errors import LocalTritonError
+
+# Flags whose local value is ours to choose; the chart's value for them is dropped.
+_LOCAL_FLAGS = (
+    "--model-repository",
+    "--http-port",
+    "--grpc-port",
+    "--metrics-port",
+    "--http-address",
+    "--grpc-address",
+    "--metrics-address",
+    "--allow-gpu-metrics",
+    "--backend-directory",
+    "--cache-directory",
+)
+
+
+@dataclass(frozen=True)
+class TritonInstall:
+    """Where the pieces of the bundled Triton server are."""
+
+    binary: Path
+    """The ``tritonserver`` executable."""
+    libraries: Path
+    """Shared libraries it links against (``nvidia_pytriton.libs``)."""
+    backends: Path
+    """The backends folder (python backend only)."""
+    caches: Path
+    """The response-cache plugins folder."""
+    python_stub: Path
+    """``triton_python_backend_stub`` built for this interpreter's Python version."""
+
+
+def find_install() -> TritonInstall:
+    """Locate the Triton server inside the installed ``nvidia-pytriton`` wheel."""
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalTritonError(
+            "nvidia-pytriton is not installed: run `make venv` (it pins nvidia-pytriton==0.7.0)"
+        )
+    package = Path(next(iter(spec.submodule_search_locations)))
+    server = package / "tritonserver"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    install = TritonInstall(
+        binary=server / "bin" / "tritonserver",
+        libraries=package.parent / "nvidia_pytriton.libs",
+        backends=server / "backends",
+        caches=server / "caches",
+        python_stub=server / "python_backend_stubs" / version / "triton_python_backend_stub",
+    )
+    missing = [
+        p for p in (install.binary, install.libraries, install.python_stub) if not p.exists()
+    ]
+    if missing:
+        raise LocalTritonError(
+            f"nvidia-pytriton is incomplete ({', '.join(map(str, missing))} missing) or has no "
+            f"python backend stub for Python {version}: reinstall it with `make venv`"
+        )
+    return install
+
+
+def stage_backends(install: TritonInstall, workdir: Path) -> Path:
+    """Copy backends and caches into ``workdir`` with the stub for this Python next to the
+    python backend, where Triton looks for it. Returns ``workdir``."""
+    backends = workdir / "backends"
+    if not backends.exists():
+        shutil.copytree(install.backends, backends, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy2(install.python_stub, backends / "python" / install.python_stub.name)
+    caches = workdir / "caches"
+    if not caches.exists():
+        shutil.copytree(install.caches, caches)
+    return workdir
+
+
+def server_environment(install: TritonInstall, base: Mapping[str, str]) -> dict[str, str]:
+    """The environment the server and its python stubs need.
+
+    This interpreter's LIBDIR comes first so the stub does not mix two libpython builds, then
+    the wheel's libraries: without them the stub cannot start and Triton hangs in model load
+    instead of exiting. The venv's ``bin`` goes first on PATH so models import its packages.
+    """
+    env = dict(base)
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    parts = [libdir, str(install.libraries), env.get("LD_LIBRARY_PATH", "")]
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in parts if p)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The three ports one server listens on."""
+
+    http: int
+    grpc: int
+    metrics: int
+
+    @classmethod
+    def free(cls, host: str = "127.0.0.1") -> Ports:
+        """Three ports that are free on ``host`` right now."""
+        with contextlib.ExitStack() as stack:
+            sockets = [stack.enter_context(socket.socket()) for _ in range(3)]
+            for sock in sockets:
+                sock.bind((host, 0))
+            http, grpc, metrics = (s.getsockname()[1] for s in sockets)
+        return cls(http=http, grpc=grpc, metrics=metrics)
+
+
+def _flag_name(arg: str) -> str:
+    return arg.split("=", 1)[0]
+
+
+def local_arguments(
+    chart_args: Sequence[str], *, model_repository: str, ports: Ports, host: str = "127.0.0.1"
+) -> list[str]:
+    """Turn the container's ``tritonserver`` arguments into ones for this machine.
+
+    Every flag the chart chose is kept (control mode, restricted APIs, metrics config ...)
+    except those in ``_LOCAL_FLAGS``, which name paths, ports and GPU features of the pod.
+    Flags must be written ``--name=value``, as the chart writes them.
+    """
+    kept = [a for a in chart_args if _flag_name(a) not in _LOCAL_FLAGS]
+    return [
+        f"--model-repository={model_repository}",
+        f"--http-address={host}",
+        f"--grpc-address={host}",
+        f"--metrics-address={host}",
+        f"--http-port={ports.http}",
+        f"--grpc-port={ports.grpc}",
+        f"--metrics-port={ports.metrics}",
+        "--allow-gpu-metrics=false",
+        *kept,
+    ]
+
+
+@dataclass
+class LocalTriton:
+    """A ``tritonserver`` process on loopback, started and stopped as a context manager.
+
+    Waits are always bounded: a stub that cannot start, or a ``gs://`` repository with no
+    reachable endpoint, makes Triton hang rather than exit.
+    """
+
+    model_repository: str
+    """A folder, or ``gs://bucket/prefix`` with ``CLOUD_STORAGE_EMULATOR_ENDPOINT`` in ``env``."""
+    workdir: Path
+    """Where backends are staged and the log is written."""
+    chart_args: Sequence[str] = ()
+    """The Triton container's arguments from the rendered chart."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment variables for the server."""
+    ready_timeout_s: float = 120.0
+    """How long to wait for ``/v2/health/ready``."""
+    host: str = "127.0.0.1"
+    ports: Ports = field(default_factory=Ports.free)
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.ports.http}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.host}:{self.ports.grpc}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.ports.metrics}/metrics"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "tritonserver.log"
+
+    def command(self, install: TritonInstall) -> list[str]:
+        staged = stage_backends(install, self.workdir)
+        args = local_arguments(
+            self.chart_args,
+            model_repository=self.model_repository,
+            ports=self.ports,
+            host=self.host,
+        )
+        return [
+            str(install.binary),
+            *args,
+            f"--backend-directory={staged / 'backends'}",
+            f"--cache-directory={staged / 'caches'}",
+        ]
+
+    def start(self) -> None:
+        install = find_install()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        command = self.command(install)
+        env = server_environment(install, {**os.environ, **self.env})
+        with self.log_path.open("wb") as log:
+            # A session of its own, so stopping it also stops the python stub processes.
+            self._process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout_s
+        while time.monotonic() < deadline:
+            if self._process is None or self._process.poll() is not None:
+                code = None if self._process is None else self._process.returncode
+                raise LocalTritonError(
+                    f"tritonserver exited with code {code} before it was ready; "
+                    f"its log ({self.log_path}) ends with:\n{self.log_tail()}"
+                )
+            if self.is_ready():
+                return
+            time.sleep(0.2)
+        raise LocalTritonError(
+            f"tritonserver was not ready within {self.ready_timeout_s:.0f} s (a model that cannot "
+            f"load, or a gs:// repository with no reachable endpoint, makes it hang); its log "
+            f"({self.log_path}) ends with:\n{self.log_tail()}"
+        )
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """Stop the server: SIGTERM lets Triton drain in-flight requests, SIGKILL if it lingers.
+        Returns the exit code, or None if it was not running."""
+        process, self._process = self._process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        # Stubs share the session; make sure none outlives the server.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return process.returncode
+
+    def __enter__(self) -> LocalTriton:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
