@@ -71,3 +71,7 @@ test: lint ## Lint, then run every test (pytest)
 .PHONY: demo
 demo: venv tools ## Render the chart with its defaults and print what it would deploy
 	$(HELM4) template triton $(CHART) --set modelRepository=gs://bucket/models
+
+.PHONY: chart-docs
+chart-docs: venv ## Regenerate the values table of chart/README.md from chart/values.yaml
+	$(PY) scripts/chart_values_table.py chart

@@ -1,0 +1,232 @@
+"""Render the chart with the real helm and validate every object it produces.
+
+In the manner of apache/airflow's helm tests: ``render_chart`` runs ``helm template``, raises
+``HelmFailedError`` (carrying helm's stderr) when the chart refuses the values, parses every
+document and validates each object, built-in kinds with ``kubernetes-validate`` in strict mode
+for the oldest and newest Kubernetes we support, custom resources against the upstream CRDs in
+``../shared/crds``. Renders are cached: helm 3 and 4 give the same output, and many tests read
+one rendering.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+from tests.conftest import CHART_DIR, CRDS_DIR
+
+KUBE_VERSIONS = ("1.30", kubernetes_validate.latest_version())
+"""Kubernetes versions every built-in object must validate against (oldest GKE we support,
+newest the validator ships)."""
+
+CI_VALUES_FILES = tuple(sorted((CHART_DIR / "ci").glob("*-values.yaml")))
+"""The chart's own per-feature values files, each rendered and linted."""
+
+Manifest = dict[str, Any]
+
+
+class HelmFailedError(Exception):
+    """``helm template`` refused the values; ``stderr`` holds its message."""
+
+    def __init__(self, stderr: str) -> None:
+        super().__init__(stderr)
+        self.stderr = stderr
+
+
+class ManifestInvalidError(AssertionError):
+    """A rendered object does not match its kind's schema."""
+
+
+def _strict_crd_schema(schema: Any) -> Any:
+    """A CRD's openAPIV3Schema made strict: objects that list their properties refuse unknown
+    fields, as the API server's strict field validation does (it would otherwise prune them
+    silently)."""
+    if isinstance(schema, dict):
+        out = {key: _strict_crd_schema(value) for key, value in schema.items()}
+        if (
+            "properties" in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+            and "additionalProperties" not in schema
+        ):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict_crd_schema(item) for item in schema]
+    return schema
+
+
+@functools.cache
+def crd_schemas() -> dict[tuple[str, str], Any]:
+    """(apiVersion, kind) -> strict JSON schema, from every CRD in ``CRDS_DIR``; empty when
+    the folder is absent."""
+    schemas: dict[tuple[str, str], Any] = {}
+    if not CRDS_DIR.is_dir():
+        return schemas
+    for path in sorted(CRDS_DIR.glob("*.yaml")):
+        for crd in yaml.safe_load_all(path.read_text()):
+            if not crd or crd.get("kind") != "CustomResourceDefinition":
+                continue
+            group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+            for version in crd["spec"]["versions"]:
+                schema = version["schema"]["openAPIV3Schema"]
+                schemas[(f"{group}/{version['name']}", kind)] = _strict_crd_schema(schema)
+    return schemas
+
+
+def is_builtin(manifest: Mapping[str, Any]) -> bool:
+    """True for kinds Kubernetes itself serves (their groups have no dot, or end in k8s.io
+    and are not an add-on such as app.k8s.io or gateway.networking.k8s.io)."""
+    api_version = str(manifest["apiVersion"])
+    group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+    addon_groups = ("app.k8s.io", "gateway.networking.k8s.io")
+    return "." not in group or (group.endswith(".k8s.io") and group not in addon_groups)
+
+
+@functools.cache
+def _validate_once(manifest_json: str) -> None:
+    manifest = json.loads(manifest_json)
+    name = f"{manifest['kind']}/{manifest['metadata']['name']}"
+    if is_builtin(manifest):
+        for version in KUBE_VERSIONS:
+            try:
+                kubernetes_validate.validate(manifest, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                path = ".".join(map(str, exc.path))
+                raise ManifestInvalidError(
+                    f"{name} is invalid for Kubernetes {version} at {path}: {exc.message}"
+                ) from exc
+        return
+    schema = crd_schemas().get((manifest["apiVersion"], manifest["kind"]))
+    if schema is None:
+        if not CRDS_DIR.is_dir():
+            return  # reported by test_custom_resources_have_crds, which skips with the reason
+        raise ManifestInvalidError(
+            f"{name}: no CRD for {manifest['apiVersion']} {manifest['kind']} in {CRDS_DIR}"
+        )
+    try:
+        jsonschema.validate(manifest, schema)
+    except jsonschema.ValidationError as exc:
+        path = ".".join(map(str, exc.absolute_path))
+        message = f"{name} is invalid against its CRD at {path}: {exc.message}"
+        raise ManifestInvalidError(message) from exc
+
+
+def validate_manifest(manifest: Mapping[str, Any]) -> None:
+    """Raise ManifestInvalidError unless ``manifest`` is valid for its kind (cached per
+    distinct object)."""
+    _validate_once(json.dumps(manifest, sort_keys=True))
+
+
+@functools.cache
+def _render(
+    helm: str,
+    values_json: str,
+    values_files: tuple[str, ...],
+    release: str,
+    namespace: str,
+    extra_args: tuple[str, ...],
+) -> tuple[Manifest, ...]:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as values_file:
+        values_file.write(values_json)
+        values_file.flush()
+        command = [helm, "template", release, str(CHART_DIR), "--namespace", namespace]
+        for path in values_files:
+            command += ["--values", path]
+        command += ["--values", values_file.name, *extra_args]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise HelmFailedError(result.stderr)
+    manifests = tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+    for manifest in manifests:
+        validate_manifest(manifest)
+    return manifests
+
+
+def render_chart(
+    helm: Path,
+    values: Mapping[str, Any] | None = None,
+    *,
+    values_files: Sequence[Path] = (),
+    show_only: Iterable[str] = (),
+    release: str = "triton",
+    namespace: str = "serving",
+    extra_args: Sequence[str] = (),
+) -> list[Manifest]:
+    """Render the chart with ``helm`` and return its objects, each already validated.
+
+    ``values`` default to a model repository only; ``show_only`` keeps objects of those kinds
+    (``["Deployment"]``). Raises HelmFailedError when helm refuses the values.
+    """
+    chosen = {"modelRepository": "gs://bucket/models"} if values is None else dict(values)
+    manifests = _render(
+        str(helm),
+        json.dumps(chosen, sort_keys=True),
+        tuple(str(p) for p in values_files),
+        release,
+        namespace,
+        tuple(extra_args),
+    )
+    kinds = set(show_only)
+    return [copy.deepcopy(m) for m in manifests if not kinds or m["kind"] in kinds]
+
+
+def only(manifests: Sequence[Manifest], kind: str, name_suffix: str = "") -> Manifest:
+    """The single object of ``kind`` (whose name ends with ``name_suffix``); fails if there is
+    not exactly one."""
+    found = [
+        m
+        for m in manifests
+        if m["kind"] == kind and str(m["metadata"]["name"]).endswith(name_suffix)
+    ]
+    assert len(found) == 1, f"expected one {kind}*{name_suffix}, found {len(found)}"
+    return found[0]
+
+
+def field(obj: Any, path: str) -> Any:
+    """Read a dotted path with list indexes and name selectors from a manifest:
+    ``field(dep, "spec.template.spec.containers[name=triton].args")``. Missing -> None."""
+    current = obj
+    for part in path.replace("[", ".[").split("."):
+        if not part:
+            continue
+        if current is None:
+            return None
+        if part.startswith("["):
+            selector = part[1:-1]
+            if "=" in selector:
+                key, wanted = selector.split("=", 1)
+                current = next((i for i in current if str(i.get(key)) == wanted), None)
+            else:
+                index = int(selector)
+                current = current[index] if -len(current) <= index < len(current) else None
+        else:
+            current = current.get(part) if isinstance(current, dict) else None
+    return current
+
+
+def triton_container(manifests: Sequence[Manifest]) -> Manifest:
+    """The Triton container of the release's main Deployment."""
+    containers: list[Manifest] = [
+        c
+        for m in manifests
+        if m["kind"] == "Deployment"
+        for c in m["spec"]["template"]["spec"]["containers"]
+        if c["name"] == "triton"
+    ]
+    assert len(containers) == 1, f"expected one Triton container, found {len(containers)}"
+    return containers[0]
+
+
+def is_hook(manifest: Mapping[str, Any]) -> bool:
+    """True for helm hooks (the `helm test` pod), which the deployer does not apply."""
+    return "helm.sh/hook" in (manifest["metadata"].get("annotations") or {})

@@ -1,0 +1,106 @@
+"""Chart quality: values, schema, documentation, NOTES.
+
+Cases: values.yaml and every ci file validate against values.schema.json, and the schema is
+strict (no object without additionalProperties: false or a declared value type); every value is
+documented with a `# --` comment; chart/README.md's values table is up to date; Chart.yaml's
+appVersion matches the default image; NOTES.txt prints a readiness curl and the Locust command
+for this release.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from scripts import chart_values_table
+from tests.chart.helpers import CI_VALUES_FILES
+from tests.conftest import CHART_DIR, ROOT
+
+SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text())
+VALUES_TEXT = (CHART_DIR / "values.yaml").read_text()
+
+
+def test_values_yaml_matches_schema() -> None:
+    jsonschema.validate(yaml.safe_load(VALUES_TEXT), SCHEMA)
+
+
+@pytest.mark.parametrize("path", CI_VALUES_FILES, ids=lambda p: p.name)
+def test_ci_values_match_schema(path: Path) -> None:
+    jsonschema.validate(yaml.safe_load(path.read_text()), SCHEMA)
+
+
+def _open_objects(schema: Any, path: str = "") -> list[str]:
+    """Paths of object schemas that accept any key without saying what the values are."""
+    found: list[str] = []
+    if isinstance(schema, dict):
+        open_object = schema.get("type") == "object" and "properties" in schema
+        if open_object and "additionalProperties" not in schema:
+            found.append(path or "/")
+        for key, value in schema.items():
+            found += _open_objects(value, f"{path}/{key}")
+    elif isinstance(schema, list):
+        for index, item in enumerate(schema):
+            found += _open_objects(item, f"{path}/{index}")
+    return found
+
+
+def test_schema_is_strict() -> None:
+    assert _open_objects(SCHEMA) == []
+
+
+def test_every_value_is_documented() -> None:
+    docs = chart_values_table.parse_values(VALUES_TEXT)
+    assert all(d.description for d in docs)
+    assert VALUES_TEXT.startswith("# yaml-language-server: $schema=values.schema.json")
+
+
+def test_undocumented_value_is_reported() -> None:
+    with pytest.raises(chart_values_table.UndocumentedValueError, match=r"b\.c"):
+        chart_values_table.parse_values("# -- a\na: 1\nb:\n  c: 2\n")
+
+
+def test_readme_values_table_is_up_to_date() -> None:
+    assert chart_values_table.main(["--check", str(CHART_DIR)]) == 0
+
+
+def test_app_version_matches_default_image() -> None:
+    chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
+    tag = yaml.safe_load(VALUES_TEXT)["image"]["tag"]
+    # NGC release YY.MM ships Triton 2.(YY*12+MM-247): 24.10 -> 2.51.
+    year, month = (int(x) for x in re.match(r"(\d+)\.(\d+)", tag).groups())  # type: ignore[union-attr]
+    assert chart["appVersion"] == f"2.{year * 12 + month - 247}.0"
+
+
+def test_notes_print_ready_to_paste_commands(tmp_path: Path) -> None:
+    # Helm 4 only: Helm 3's `install --dry-run=client` still asks a cluster for its version.
+    helm = ROOT / ".tools" / "helm-v4.1.4" / "helm"
+    result = subprocess.run(
+        [
+            str(helm),
+            "install",
+            "demo",
+            str(CHART_DIR),
+            "--dry-run=client",
+            "-n",
+            "serving",
+            "--set",
+            "modelRepository=gs://bucket/models",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert "rollout status deployment/demo-triton-inference-server" in notes
+    assert "curl -sf http://${INGRESS_HOST}:${INGRESS_PORT}/v2/health/ready" in notes
+    locust = "locust -f locust/locustfile-bert-large.py -H http://${INGRESS_HOST}:${INGRESS_PORT}"
+    assert locust in notes
+    assert "helm test demo -n serving" in notes
