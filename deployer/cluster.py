@@ -1,0 +1,279 @@
+"""The only module that talks to the Kubernetes API, through the official ``kubernetes`` client.
+
+Objects are applied with server-side apply under one field manager, so a second deploy of the
+same objects changes nothing and a later deploy takes back only the fields it owns. Every
+other module works on plain dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+
+from deployer.errors import ApplyError, ClusterError
+from deployer.objects import Object, ObjectRef
+
+FIELD_MANAGER = "triton-gke-deployer"
+
+
+def connect(*, kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
+    """An API client with the in-cluster service account (the Marketplace Job), or else a
+    kubeconfig (``--kubeconfig``, ``$KUBECONFIG``, ``~/.kube/config``) for ``make e2e``."""
+    try:
+        if kubeconfig is None and context is None:
+            try:
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
+                return client.ApiClient()
+            except config.ConfigException:
+                pass
+        configuration = client.Configuration()
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
+        return client.ApiClient(configuration)
+    except (config.ConfigException, OSError) as exc:
+        raise ClusterError(
+            f"no cluster credentials: not in a pod, and no usable kubeconfig ({exc}); "
+            "pass --kubeconfig FILE or set $KUBECONFIG"
+        ) from exc
+
+
+def api_message(exc: Exception) -> str:
+    """The API server's own reason for a failure, from its Status object when it sent one.
+
+    Only the status code, reason and message are kept: a request body (a Secret's data
+    included) never reaches a log through here.
+    """
+    status = getattr(exc, "status", None)
+    body = getattr(exc, "body", None)
+    message = ""
+    if isinstance(body, bytes | str) and body:
+        try:
+            parsed = json.loads(body)
+            message = str(parsed.get("message", "")) if isinstance(parsed, dict) else ""
+        except ValueError:
+            message = ""
+    reason = getattr(exc, "reason", None) or type(exc).__name__
+    text = f"{status} {reason}" if status else str(reason)
+    return f"{text}: {message}" if message else text
+
+
+@dataclass
+class Cluster:
+    """One namespace of one cluster, as the deployer sees it."""
+
+    api_client: client.ApiClient
+    """A configured client (see :func:`connect`)."""
+    namespace: str
+    """Where namespaced objects go."""
+    field_manager: str = FIELD_MANAGER
+    """The server-side apply field manager: one name for every write."""
+    _dynamic: DynamicClient | None = field(default=None, init=False, repr=False)
+    _cache_dir: tempfile.TemporaryDirectory[str] | None = field(
+        default=None, init=False, repr=False
+    )
+
+    @property
+    def dynamic(self) -> DynamicClient:
+        """The discovery-backed client, created on first use."""
+        if self._dynamic is None:
+            # A discovery cache private to this run: never stale, never shared.
+            self._cache_dir = tempfile.TemporaryDirectory(prefix="deployer-discovery-")
+            cache_file = str(Path(self._cache_dir.name) / "discovery.json")
+            try:
+                self._dynamic = DynamicClient(  # type: ignore[no-untyped-call]
+                    self.api_client, cache_file=cache_file
+                )
+            except ApiException as exc:
+                raise ClusterError(
+                    f"cannot reach the Kubernetes API at {self.api_client.configuration.host}: "
+                    f"{api_message(exc)}"
+                ) from exc
+            except Exception as exc:
+                # urllib3 connection errors arrive as MaxRetryError and friends.
+                raise ClusterError(
+                    f"cannot reach the Kubernetes API at "
+                    f"{self.api_client.configuration.host}: {exc}"
+                ) from exc
+        return self._dynamic
+
+    def close(self) -> None:
+        """Release the connection pool and the discovery cache."""
+        self.api_client.close()  # type: ignore[no-untyped-call]
+        if self._cache_dir is not None:
+            self._cache_dir.cleanup()
+            self._cache_dir = None
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        try:
+            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError as exc:
+            raise ClusterError(
+                f"the cluster does not serve {kind} ({api_version}): install the CRD or "
+                "API that provides it, or turn off the chart feature that renders it"
+            ) from exc
+
+    def is_namespaced(self, api_version: str, kind: str) -> bool:
+        """Whether the cluster serves this kind per namespace."""
+        return bool(self._resource(api_version, kind).namespaced)
+
+    def namespaced_kinds(self, objects: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
+        """The ``(group, kind)`` pairs among ``objects`` that are namespaced.
+
+        Raises ClusterError naming every kind the cluster does not serve, before anything
+        is applied.
+        """
+        namespaced: set[tuple[str, str]] = set()
+        unknown: list[str] = []
+        for ref in sorted({ObjectRef.of(o) for o in objects}):
+            try:
+                if self.is_namespaced(ref.api_version, ref.kind):
+                    namespaced.add((ref.group, ref.kind))
+            except ClusterError as exc:
+                unknown.append(str(exc))
+        if unknown:
+            raise ClusterError("; ".join(sorted(set(unknown))))
+        return namespaced
+
+    def _namespace_of(self, ref: ObjectRef) -> str | None:
+        if not self.is_namespaced(ref.api_version, ref.kind):
+            return None
+        return ref.namespace or self.namespace
+
+    def apply(self, obj: Mapping[str, Any]) -> Object:
+        """Server-side apply one object (created if missing). Returns the live object."""
+        ref = ObjectRef.of(obj)
+        resource = self._resource(ref.api_version, ref.kind)
+        live = self.dynamic.server_side_apply(  # type: ignore[no-untyped-call]
+            resource,
+            body=dict(obj),
+            name=ref.name,
+            namespace=self._namespace_of(ref),
+            field_manager=self.field_manager,
+            force_conflicts=True,
+        )
+        return dict(live.to_dict())
+
+    def apply_all(self, objects: Iterable[Mapping[str, Any]]) -> list[Object]:
+        """Apply every object in order, going on past failures.
+
+        Returns the live objects. Raises ApplyError naming every object that failed, after
+        trying them all, so one run reports every problem.
+        """
+        applied: list[Object] = []
+        failures: list[str] = []
+        for obj in objects:
+            ref = ObjectRef.of(obj)
+            try:
+                applied.append(self.apply(obj))
+            except (ApiException, DynamicApiError) as exc:
+                failures.append(f"{ref}: {api_message(exc)}")
+            except ClusterError as exc:
+                failures.append(f"{ref}: {exc}")
+        if failures:
+            raise ApplyError(failures)
+        return applied
+
+    def get(self, ref: ObjectRef) -> Object | None:
+        """The live object, or None if it does not exist."""
+        resource = self._resource(ref.api_version, ref.kind)
+        try:
+            live = resource.get(name=ref.name, namespace=self._namespace_of(ref))
+        except DynamicApiError as exc:
+            if exc.status == 404:
+                return None
+            raise ClusterError(f"cannot read {ref}: {api_message(exc)}") from exc
+        return dict(live.to_dict())
+
+    def list_objects(
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[Object]:
+        """Objects of one kind in the namespace, filtered by the selectors."""
+        resource = self._resource(api_version, kind)
+        namespace = self.namespace if resource.namespaced else None
+        try:
+            found = resource.get(
+                namespace=namespace, label_selector=label_selector, field_selector=field_selector
+            )
+        except DynamicApiError as exc:
+            raise ClusterError(f"cannot list {kind}: {api_message(exc)}") from exc
+        return [dict(item) for item in found.to_dict().get("items") or []]
+
+    def delete(self, ref: ObjectRef) -> bool:
+        """Delete one object, its dependents in the background. Returns False if it was
+        already gone."""
+        resource = self._resource(ref.api_version, ref.kind)
+        try:
+            resource.delete(
+                name=ref.name,
+                namespace=self._namespace_of(ref),
+                body={"propagationPolicy": "Background"},
+            )
+        except DynamicApiError as exc:
+            if exc.status == 404:
+                return False
+            raise ClusterError(f"cannot delete {ref}: {api_message(exc)}") from exc
+        return True
+
+    def merge_patch(
+        self, ref: ObjectRef, patch: Mapping[str, Any], *, subresource: str | None = None
+    ) -> Object:
+        """JSON merge patch of an object, or of its ``status`` subresource."""
+        resource = self._resource(ref.api_version, ref.kind)
+        target = getattr(resource, "subresources", {}).get(subresource) if subresource else None
+        if subresource and target is None:
+            target = resource  # the kind has no such subresource: patch the object itself
+        try:
+            live = self.dynamic.patch(  # type: ignore[no-untyped-call]
+                target or resource,
+                body=dict(patch),
+                name=ref.name,
+                namespace=self._namespace_of(ref),
+                content_type="application/merge-patch+json",
+                field_manager=self.field_manager,
+            )
+        except DynamicApiError as exc:
+            raise ClusterError(f"cannot patch {ref}: {api_message(exc)}") from exc
+        return dict(live.to_dict())
+
+    def events_for(self, ref: ObjectRef) -> list[Object]:
+        """Events about one object, oldest first."""
+        selector = f"involvedObject.name={ref.name},involvedObject.kind={ref.kind}"
+        events = self.list_objects("v1", "Event", field_selector=selector)
+        mine = [
+            e
+            for e in events
+            if (e.get("involvedObject") or {}).get("name") == ref.name
+            and (e.get("involvedObject") or {}).get("kind") == ref.kind
+        ]
+        return sorted(mine, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+
+    def pod_log(self, name: str, *, tail_lines: int = 50) -> str:
+        """The end of a pod's log (its first container)."""
+        core = client.CoreV1Api(self.api_client)
+        try:
+            return str(
+                core.read_namespaced_pod_log(name, self.namespace, tail_lines=tail_lines) or ""
+            )
+        except ApiException as exc:
+            raise ClusterError(f"cannot read the log of Pod/{name}: {api_message(exc)}") from exc
