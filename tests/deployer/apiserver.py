@@ -197,6 +197,9 @@ class ApiServer(kmock.KubernetesEmulator):
     def _insert(
         self, key: Any, body: dict[str, Any], *, kind: str, manager: str, operation: str
     ) -> None:
+        resource = key[0]
+        body["apiVersion"] = "/".join(p for p in (resource.group, resource.version) if p)
+        body["kind"] = kind
         meta = body.setdefault("metadata", {})
         if key[1] is not None:
             meta["namespace"] = key[1]
