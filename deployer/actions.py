@@ -29,7 +29,7 @@ class Inputs:
     schema: Path
     """``schema.yaml`` (``/data/schema.yaml`` in the image)."""
     values: Path
-    """The values file (``/data/values.yaml`` in the Marketplace Job)."""
+    """The values file, or the Marketplace's values folder (one file per key)."""
     helm: Path
     """The helm binary."""
 
@@ -51,7 +51,7 @@ class Plan:
 def make_plan(inputs: Inputs) -> Plan:
     """Validate the values and render the chart. Raises BadInputError subclasses only."""
     schema = values.load_schema(inputs.schema)
-    release = values.resolve(schema, values.load_values_file(inputs.values))
+    release = values.resolve(schema, values.load_values(inputs.values, schema))
     rendered = render.render(
         helm=inputs.helm,
         chart=inputs.chart,
@@ -227,6 +227,12 @@ def delete(
     """Delete every object of the plan in reverse apply order (the Application last), then
     wait until all are gone. Objects already gone are skipped."""
     refs = list(reversed(_all_refs(plan, with_tests=True)))
+    _delete_refs(refs, cluster=cluster, report=report, timeout_s=timeout_s, poll_s=poll_s)
+
+
+def _delete_refs(
+    refs: list[ObjectRef], *, cluster: Cluster, report: Report, timeout_s: float, poll_s: float
+) -> None:
     for ref in refs:
         report(f"deleted {ref}" if cluster.delete(ref) else f"{ref} already gone")
     _wait_gone(refs, cluster=cluster, report=report, timeout_s=timeout_s, poll_s=poll_s)
@@ -282,11 +288,18 @@ def _run_testers(
 
 
 def verify(
-    plan: Plan, cluster: Cluster, *, report: Report, timeout_s: float, poll_s: float = 2.0
+    plan: Plan,
+    cluster: Cluster,
+    *,
+    report: Report,
+    timeout_s: float,
+    poll_s: float = 2.0,
+    keep_app: bool = False,
 ) -> None:
     """``mpdev verify``'s flow: deploy and wait until ready, then run the chart's test
     objects annotated ``marketplace.cloud.google.com/verification: test`` and wait for them
-    to finish, print the tester pods' logs, and delete everything whatever happened.
+    to finish, print the tester pods' logs, and delete the testers and (unless ``keep_app``:
+    mpdev deletes the namespace itself) the application, whatever happened.
     Raises VerificationError if the deploy or a tester failed."""
     if not plan.tests:
         raise VerificationError(
@@ -306,7 +319,13 @@ def verify(
             except ClusterError as exc:
                 report(f"no log from tester Pod/{name}: {exc}")
         report("cleaning up")
-        delete(plan, cluster, report=report, timeout_s=timeout_s, poll_s=poll_s)
+        if keep_app:
+            testers = list(reversed(_all_refs(plan, with_tests=True)))[: len(plan.tests)]
+            _delete_refs(
+                testers, cluster=cluster, report=report, timeout_s=timeout_s, poll_s=poll_s
+            )
+        else:
+            delete(plan, cluster, report=report, timeout_s=timeout_s, poll_s=poll_s)
     if failure is not None:
         raise VerificationError(f"verification failed: {failure}") from failure
     report("verification passed")

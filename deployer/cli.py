@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument(
         "--values",
         type=Path,
-        default=Path("/data/values.yaml"),
-        help="values file (default: %(default)s, where Marketplace puts the form's values)",
+        default=_default("/data/values.yaml", Path("/data/values")),
+        help="values file, or a folder of one file per key as Marketplace mounts them "
+        "(default: /data/values.yaml, else /data/values)",
     )
     inputs.add_argument(
         "--schema",
@@ -71,9 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
         ("deploy", "validate, render, apply and wait until ready"),
         ("status", "print each object's readiness and the Application's phase"),
         ("delete", "delete what deploy applies, in reverse order, and wait"),
-        ("verify", "deploy, run the chart's tests as Marketplace testers, clean up"),
     ):
         sub.add_parser(name, parents=[inputs, live], help=text, description=text)
+    text = "deploy, run the chart's tests as Marketplace testers, report, clean up"
+    check = sub.add_parser("verify", parents=[inputs, live], help=text, description=text)
+    check.add_argument(
+        "--keep-app",
+        action="store_true",
+        help="delete only the testers, not the application (mpdev deletes the namespace)",
+    )
     show = sub.add_parser(
         "render",
         parents=[inputs],
@@ -117,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.command == "delete":
             actions.delete(plan, cluster, report=_print, **timing)
         elif args.command == "verify":
-            actions.verify(plan, cluster, report=_print, **timing)
+            actions.verify(plan, cluster, report=_print, keep_app=args.keep_app, **timing)
         elif not actions.status(plan, cluster, report=_print):
             return EXIT_FAILED
     return EXIT_OK

@@ -131,6 +131,33 @@ def load_values_file(path: Path) -> dict[str, Any]:
     return dict(document)
 
 
+def load_values_dir(path: Path, schema: Schema) -> dict[str, Any]:
+    """Read values the way GKE Marketplace mounts them: a ConfigMap at ``/data/values``, one
+    file per key. A string property keeps its text as is (a tag ``1.10`` stays a string);
+    other values are read as YAML scalars."""
+    found: dict[str, Any] = {}
+    for file in sorted(path.iterdir()):
+        # ConfigMap volumes hold `..data` and timestamped folders next to the key files.
+        if file.name.startswith(".") or not file.is_file():
+            continue
+        text = file.read_text()
+        if schema.properties.get(file.name, {}).get("type") == "string":
+            found[file.name] = text
+            continue
+        try:
+            found[file.name] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValuesError([f"{file.name}: not a valid value ({exc})"]) from exc
+    return found
+
+
+def load_values(path: Path, schema: Schema) -> dict[str, Any]:
+    """Values from a YAML file, or from a Marketplace values folder."""
+    if path.is_dir():
+        return load_values_dir(path, schema)
+    return load_values_file(path)
+
+
 def flatten(values: Mapping[str, Any], properties: Mapping[str, Any]) -> dict[str, Any]:
     """Turn nested values (``image: {tag: x}``) into the schema's dotted keys (``image.tag``).
 

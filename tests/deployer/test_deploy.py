@@ -16,7 +16,7 @@ Cases:
 - delete removes everything in reverse apply order, the Application last, and is idempotent;
 - status exits 0 when everything is ready and 1 when it is not deployed;
 - verify runs the tester pod annotated for Marketplace, prints its log, cleans up, and fails
-  when the tester fails;
+  when the tester fails; with --keep-app it removes only the testers (mpdev deletes the rest);
 - render prints the objects, Secret values redacted; no command ever prints Secret data.
 """
 
@@ -382,3 +382,13 @@ def test_values_may_be_nested_or_dotted(run: Run, tmp_path: Path) -> None:
     outputs = [run("render", values=v).out for v in (nested, dotted)]
     assert outputs[0] == outputs[1]
     assert "--log-verbose=2" in outputs[0]
+
+
+def test_verify_can_leave_the_app_for_mpdev(run: Run, emulator: EmulatedCluster) -> None:
+    emulator.set_controllers(HEALTHY)
+    result = run("verify", "--keep-app", "--timeout", "10", chart=MARKETPLACE_CHART)
+    assert result.code == 0, result.err
+    assert emulator.find("Pod", f"{RELEASE}-test-ready") is None, "testers are removed"
+    app = emulator.find("Application", RELEASE)
+    assert app is not None and app["spec"]["assemblyPhase"] == "Success"
+    assert emulator.find("Deployment", RELEASE) is not None

@@ -9,7 +9,9 @@ Cases:
 - defaults fill only what was left out; the Marketplace's image values are accepted;
 - nested values are flattened onto dotted properties, dotted keys expanded back; a key that
   is both a value and a parent is refused;
-- values files: empty is empty, a list is refused, a missing file is a ValuesError.
+- values files: empty is empty, a list is refused, a missing file is a ValuesError;
+- a Marketplace values folder (one file per key, ConfigMap internals skipped): strings kept
+  as text, other values typed.
 """
 
 from __future__ import annotations
@@ -189,3 +191,28 @@ def test_values_files(tmp_path: Path) -> None:
     broken.write_text("a: [")
     with pytest.raises(ValuesError, match="not valid YAML"):
         values.load_values_file(broken)
+
+
+def test_a_marketplace_values_folder(schema: values.Schema, tmp_path: Path) -> None:
+    folder = tmp_path / "values"
+    (folder / "..2026_11_28").mkdir(parents=True)
+    for key, text in {
+        "name": "t",
+        "namespace": "ns",
+        "modelRepository": "gs://bucket/models",
+        "replicaCount": "2",
+        "image.tag": "1.10",
+    }.items():
+        (folder / key).write_text(text)
+    (folder / "..data").symlink_to(folder / "..2026_11_28")
+    loaded = values.load_values(folder, schema)
+    assert loaded == {
+        "name": "t",
+        "namespace": "ns",
+        "modelRepository": "gs://bucket/models",
+        "replicaCount": 2,
+        "image.tag": "1.10",
+    }
+    (folder / "replicaCount").write_text("[")
+    with pytest.raises(ValuesError, match="replicaCount: not a valid value"):
+        values.load_values(folder, schema)
