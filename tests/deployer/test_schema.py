@@ -7,7 +7,8 @@ Cases (all read chart/ and schema.yaml, so they follow the chart as it grows):
 - publishedVersion equals the chart's version;
 - the deployer's rights are Roles only (no ClusterRole, no wildcards), deployer/rbac.yaml
   grants exactly those rules, and they cover every kind the chart renders (with each
-  chart/ci values file, and the Marketplace fixture chart) plus what readiness reads.
+  chart/ci values file, and the Marketplace fixture chart) plus what readiness reads;
+- `make e2e`'s values pass this schema and its script authenticates as rbac.yaml's account.
 """
 
 from __future__ import annotations
@@ -202,3 +203,12 @@ def test_the_role_covers_every_kind_the_chart_renders(
     assert "get" in granted[("", "pods/log")]
     assert "list" in granted[("", "events")]
     assert "patch" in granted[("app.k8s.io", "applications/status")]
+
+
+def test_the_e2e_path_uses_this_schema_and_role(schema: values.Schema) -> None:
+    e2e_values = Path(__file__).parent / "e2e-values.yaml"
+    values.resolve(schema, values.load_values_file(e2e_values))
+    script = (Path(__file__).parent / "e2e.sh").read_text()
+    account = next(m for m in yaml.safe_load_all(RBAC.read_text()) if m["kind"] == "ServiceAccount")
+    assert f"kubectl create token {account['metadata']['name']}" in script
+    assert "deployer/rbac.yaml" in script
