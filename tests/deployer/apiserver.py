@@ -28,6 +28,7 @@ import functools
 import itertools
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -403,7 +404,10 @@ class EmulatedCluster:
         self._stop: asyncio.Event | None = None
         self._error: BaseException | None = None
         self.server = ApiServer()
-        self.server.resources.load_bundled()
+        with warnings.catch_warnings():
+            # kmock reads its bundled discovery data with a deprecated importlib call.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.server.resources.load_bundled()
         extra = dict(EXTRA_RESOURCES)
         if crds_dir is not None and crds_dir.is_dir():
             extra.update(copy.deepcopy(crd_resources(crds_dir)))

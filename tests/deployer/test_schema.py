@@ -8,11 +8,13 @@ Cases (all read chart/ and schema.yaml, so they follow the chart as it grows):
 - the deployer's rights are Roles only (no ClusterRole, no wildcards), deployer/rbac.yaml
   grants exactly those rules, and they cover every kind the chart renders (with each
   chart/ci values file, and the Marketplace fixture chart) plus what readiness reads;
-- `make e2e`'s values pass this schema and its script authenticates as rbac.yaml's account.
+- `make e2e`'s values pass this schema and its script authenticates as rbac.yaml's account;
+- docs/marketplace.md describes every property.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -153,7 +155,9 @@ def _granted(rules: list[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
 def _plurals() -> dict[tuple[str, str], str]:
     """(group, kind) → resource name, from the same discovery data the emulator serves."""
     resources = kmock.ResourcesArray()
-    resources.load_bundled()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # inside kmock
+        resources.load_bundled()
     plurals = {
         (str(r.group), str(resources[r].kind)): str(r.plural)
         for r in resources
@@ -212,3 +216,9 @@ def test_the_e2e_path_uses_this_schema_and_role(schema: values.Schema) -> None:
     account = next(m for m in yaml.safe_load_all(RBAC.read_text()) if m["kind"] == "ServiceAccount")
     assert f"kubectl create token {account['metadata']['name']}" in script
     assert "deployer/rbac.yaml" in script
+
+
+def test_the_marketplace_doc_lists_every_property(schema: values.Schema) -> None:
+    doc = (ROOT / "docs" / "marketplace.md").read_text()
+    missing = [key for key in schema.properties if f"`{key}`" not in doc]
+    assert missing == [], f"docs/marketplace.md does not describe {missing}"
