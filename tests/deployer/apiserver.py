@@ -314,22 +314,19 @@ def deployment_rolls_out(obj: Mapping[str, Any]) -> Status:
 
 def deployment_stuck(obj: Mapping[str, Any]) -> Status:
     """A Deployment whose pods never become available (say, no GPU node to schedule on)."""
-    replicas = int((obj.get("spec") or {}).get("replicas", 1))
-    return {
-        "observedGeneration": obj["metadata"]["generation"],
-        "replicas": replicas,
-        "updatedReplicas": replicas,
-        "unavailableReplicas": replicas,
-        "conditions": [
-            {
-                "type": "Available",
-                "status": "False",
-                "reason": "MinimumReplicasUnavailable",
-                "message": "Deployment does not have minimum availability.",
-            },
-            {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"},
-        ],
-    }
+    status = deployment_rolls_out(obj)
+    del status["readyReplicas"], status["availableReplicas"]
+    status["unavailableReplicas"] = status["replicas"]
+    status["conditions"] = [
+        {
+            "type": "Available",
+            "status": "False",
+            "reason": "MinimumReplicasUnavailable",
+            "message": "Deployment does not have minimum availability.",
+        },
+        {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"},
+    ]
+    return status
 
 
 def load_balancer_gets_address(obj: Mapping[str, Any]) -> Status | None:

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from deployer.cluster import FIELD_MANAGER
@@ -169,37 +170,49 @@ def test_invalid_values_exit_2_listing_every_problem_and_send_nothing(
     assert emulator.requests() == []
 
 
-def test_a_chart_with_an_install_hook_is_refused(
-    run: Run, emulator: EmulatedCluster, tmp_path: Path
-) -> None:
-    chart = tmp_path / "hooked"
+def make_chart(directory: Path, name: str, manifests: str) -> Path:
+    """A one-template chart holding ``manifests``."""
+    chart = directory / name
     (chart / "templates").mkdir(parents=True)
-    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: hooked\nversion: 0.1.0\n")
-    (chart / "templates" / "job.yaml").write_text(
-        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n"
-        "    helm.sh/hook: pre-install,pre-upgrade\nspec:\n  template:\n    spec:\n"
-        "      restartPolicy: Never\n      containers: [{name: m, image: busybox}]\n"
-    )
-    result = run("deploy", chart=chart)
-    assert result.code == 2
-    assert "Job/migrate (pre-install, pre-upgrade)" in result.err
-    assert emulator.requests() == []
+    (chart / "Chart.yaml").write_text(f"apiVersion: v2\nname: {name}\nversion: 0.1.0\n")
+    (chart / "templates" / "all.yaml").write_text(manifests)
+    return chart
 
 
-def test_a_kind_the_cluster_does_not_serve_stops_before_any_write(
-    run: Run, emulator: EmulatedCluster, tmp_path: Path
+HOOKED = (
+    "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n"
+    "    helm.sh/hook: pre-install,pre-upgrade\nspec:\n  template:\n    spec:\n"
+    "      restartPolicy: Never\n      containers: [{name: m, image: busybox}]\n"
+)
+UNSERVED = (
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n---\n"
+    "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("manifests", "code", "message", "reads_cluster"),
+    [
+        (HOOKED, 2, "Job/migrate (pre-install, pre-upgrade)", False),
+        (UNSERVED, 1, "does not serve Widget (example.com/v1)", True),
+    ],
+    ids=["install-hook", "unserved-kind"],
+)
+def test_a_chart_the_deployer_cannot_apply_changes_nothing(
+    run: Run,
+    emulator: EmulatedCluster,
+    tmp_path: Path,
+    manifests: str,
+    code: int,
+    message: str,
+    reads_cluster: bool,
 ) -> None:
-    chart = tmp_path / "widgets"
-    (chart / "templates").mkdir(parents=True)
-    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: widgets\nversion: 0.1.0\n")
-    (chart / "templates" / "all.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n---\n"
-        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n"
-    )
-    result = run("deploy", chart=chart)
-    assert result.code == 1
-    assert "does not serve Widget (example.com/v1)" in result.err
+    result = run("deploy", chart=make_chart(tmp_path, "odd", manifests))
+    assert result.code == code
+    assert message in result.err
     assert emulator.writes() == []
+    if not reads_cluster:
+        assert emulator.requests() == [], "a chart problem is found before any request"
 
 
 def test_an_apply_failing_half_way_lists_every_error_and_marks_failed(

@@ -3,19 +3,21 @@
 Cases:
 - the project's schema.yaml parses: name/namespace roles found, image properties merged in;
 - schemas without schemaVersion v2, without NAME/NAMESPACE, with an unknown image type, or
-  not valid JSON schema are refused with what to fix; unreadable or non-YAML files likewise;
+  not valid JSON schema are refused with what to fix;
 - validation lists every problem with its key at once (type, required, enum, minimum,
   maximum, pattern, unknown key) and adds the property's title;
 - defaults fill only what was left out; the Marketplace's image values are accepted;
 - nested values are flattened onto dotted properties, dotted keys expanded back; a key that
   is both a value and a parent is refused;
-- values files: empty is empty, a list is refused, a missing file is a ValuesError;
+- schema and values files: missing, broken YAML, not a mapping; an empty values file is
+  no values;
 - a Marketplace values folder (one file per key, ConfigMap internals skipped): strings kept
   as text, other values typed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,9 @@ MINIMAL: dict[str, Any] = {
         "replicas": {"type": "integer", "default": 1, "minimum": 1, "title": "Replicas"},
     },
 }
+
+RELEASE_VALUES = {"name": "t", "namespace": "ns", "modelRepository": "gs://bucket/models"}
+"""The values every deploy needs."""
 
 
 @pytest.fixture(scope="module")
@@ -73,23 +78,31 @@ def test_broken_schemas_are_refused(mutate: Any, message: str) -> None:
         values.parse_schema(document)
 
 
-def test_schema_files_that_cannot_be_read(tmp_path: Path) -> None:
-    with pytest.raises(SchemaError, match="cannot read the schema"):
-        values.load_schema(tmp_path / "absent.yaml")
+@pytest.mark.parametrize(
+    ("load", "error", "unreadable"),
+    [
+        (values.load_schema, SchemaError, "cannot read the schema"),
+        (values.load_values_file, ValuesError, "cannot read the values file"),
+    ],
+)
+def test_files_that_cannot_be_read(
+    load: Callable[[Path], Any], error: type[Exception], unreadable: str, tmp_path: Path
+) -> None:
+    with pytest.raises(error, match=unreadable):
+        load(tmp_path / "absent.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("properties: [unclosed")
-    with pytest.raises(SchemaError, match="not valid YAML"):
-        values.load_schema(broken)
+    with pytest.raises(error, match="not valid YAML"):
+        load(broken)
     listed = tmp_path / "list.yaml"
     listed.write_text("- a\n")
-    with pytest.raises(SchemaError, match="not a YAML mapping"):
-        values.load_schema(listed)
+    with pytest.raises(error, match="YAML mapping"):
+        load(listed)
 
 
 def test_every_problem_is_listed_with_its_key(schema: values.Schema) -> None:
     bad = {
-        "name": "t",
-        "namespace": "ns",
+        **RELEASE_VALUES,
         "modelRepository": "s3://not-gcs",
         "replicaCount": 0,
         "server.logVerbose": 9,
@@ -131,9 +144,7 @@ def test_required_values_are_named(schema: values.Schema) -> None:
 
 def test_defaults_fill_only_what_is_left_out(schema: values.Schema) -> None:
     given = {
-        "name": "t",
-        "namespace": "ns",
-        "modelRepository": "gs://bucket/models",
+        **RELEASE_VALUES,
         "replicaCount": 3,
         "image.registry": "marketplace.gcr.io",
         "image.repository": "nvidia/triton",
@@ -150,9 +161,7 @@ def test_resolve_splits_release_and_nests_values(schema: values.Schema) -> None:
     resolved = values.resolve(
         schema,
         {
-            "name": "t",
-            "namespace": "ns",
-            "modelRepository": "gs://bucket/models",
+            **RELEASE_VALUES,
             "server": {"logVerbose": 1},
             "image.tag": "24.10-py3",
         },
@@ -177,20 +186,10 @@ def test_expand_dotted_and_conflicts() -> None:
         values.expand_dotted({"a.b.c": 1, "a.b": 2})
 
 
-def test_values_files(tmp_path: Path) -> None:
+def test_an_empty_values_file_is_no_values(tmp_path: Path) -> None:
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     assert values.load_values_file(empty) == {}
-    listed = tmp_path / "list.yaml"
-    listed.write_text("- 1\n")
-    with pytest.raises(ValuesError, match="must be a YAML mapping"):
-        values.load_values_file(listed)
-    with pytest.raises(ValuesError, match="cannot read the values file"):
-        values.load_values_file(tmp_path / "absent.yaml")
-    broken = tmp_path / "broken.yaml"
-    broken.write_text("a: [")
-    with pytest.raises(ValuesError, match="not valid YAML"):
-        values.load_values_file(broken)
 
 
 def test_a_marketplace_values_folder(schema: values.Schema, tmp_path: Path) -> None:
