@@ -7,14 +7,16 @@ other module works on plain dicts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
@@ -104,13 +106,23 @@ class Cluster:
                     f"cannot reach the Kubernetes API at {self.api_client.configuration.host}: "
                     f"{api_message(exc)}"
                 ) from exc
-            except Exception as exc:
-                # urllib3 connection errors arrive as MaxRetryError and friends.
+            except urllib3.exceptions.HTTPError as exc:
                 raise ClusterError(
                     f"cannot reach the Kubernetes API at "
                     f"{self.api_client.configuration.host}: {exc}"
                 ) from exc
         return self._dynamic
+
+    @contextlib.contextmanager
+    def _connected(self) -> Iterator[None]:
+        """Connection failures past the first request (reset, timeout, TLS) become a
+        ClusterError naming the API server, never a traceback."""
+        try:
+            yield
+        except urllib3.exceptions.HTTPError as exc:
+            raise ClusterError(
+                f"lost the Kubernetes API at {self.api_client.configuration.host}: {exc}"
+            ) from exc
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -124,7 +136,8 @@ class Cluster:
 
     def _resource(self, api_version: str, kind: str) -> Any:
         try:
-            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+            with self._connected():
+                return self.dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError as exc:
             raise ClusterError(
                 f"the cluster does not serve {kind} ({api_version}): install the CRD or "
@@ -162,14 +175,15 @@ class Cluster:
         """Server-side apply one object (created if missing). Returns the live object."""
         ref = ObjectRef.of(obj)
         resource = self._resource(ref.api_version, ref.kind)
-        live = self.dynamic.server_side_apply(  # type: ignore[no-untyped-call]
-            resource,
-            body=dict(obj),
-            name=ref.name,
-            namespace=self._namespace_of(ref),
-            field_manager=self.field_manager,
-            force_conflicts=True,
-        )
+        with self._connected():
+            live = self.dynamic.server_side_apply(  # type: ignore[no-untyped-call]
+                resource,
+                body=dict(obj),
+                name=ref.name,
+                namespace=self._namespace_of(ref),
+                field_manager=self.field_manager,
+                force_conflicts=True,
+            )
         return dict(live.to_dict())
 
     def apply_all(self, objects: Iterable[Mapping[str, Any]]) -> list[Object]:
@@ -196,7 +210,8 @@ class Cluster:
         """The live object, or None if it does not exist."""
         resource = self._resource(ref.api_version, ref.kind)
         try:
-            live = resource.get(name=ref.name, namespace=self._namespace_of(ref))
+            with self._connected():
+                live = resource.get(name=ref.name, namespace=self._namespace_of(ref))
         except DynamicApiError as exc:
             if exc.status == 404:
                 return None
@@ -215,9 +230,12 @@ class Cluster:
         resource = self._resource(api_version, kind)
         namespace = self.namespace if resource.namespaced else None
         try:
-            found = resource.get(
-                namespace=namespace, label_selector=label_selector, field_selector=field_selector
-            )
+            with self._connected():
+                found = resource.get(
+                    namespace=namespace,
+                    label_selector=label_selector,
+                    field_selector=field_selector,
+                )
         except DynamicApiError as exc:
             raise ClusterError(f"cannot list {kind}: {api_message(exc)}") from exc
         return [dict(item) for item in found.to_dict().get("items") or []]
@@ -227,11 +245,12 @@ class Cluster:
         already gone."""
         resource = self._resource(ref.api_version, ref.kind)
         try:
-            resource.delete(
-                name=ref.name,
-                namespace=self._namespace_of(ref),
-                body={"propagationPolicy": "Background"},
-            )
+            with self._connected():
+                resource.delete(
+                    name=ref.name,
+                    namespace=self._namespace_of(ref),
+                    body={"propagationPolicy": "Background"},
+                )
         except DynamicApiError as exc:
             if exc.status == 404:
                 return False
@@ -243,18 +262,18 @@ class Cluster:
     ) -> Object:
         """JSON merge patch of an object, or of its ``status`` subresource."""
         resource = self._resource(ref.api_version, ref.kind)
-        target = getattr(resource, "subresources", {}).get(subresource) if subresource else None
-        if subresource and target is None:
-            target = resource  # the kind has no such subresource: patch the object itself
+        # A kind without that subresource takes the patch on the object itself.
+        target = resource.subresources.get(subresource, resource) if subresource else resource
         try:
-            live = self.dynamic.patch(  # type: ignore[no-untyped-call]
-                target or resource,
-                body=dict(patch),
-                name=ref.name,
-                namespace=self._namespace_of(ref),
-                content_type="application/merge-patch+json",
-                field_manager=self.field_manager,
-            )
+            with self._connected():
+                live = self.dynamic.patch(  # type: ignore[no-untyped-call]
+                    target,
+                    body=dict(patch),
+                    name=ref.name,
+                    namespace=self._namespace_of(ref),
+                    content_type="application/merge-patch+json",
+                    field_manager=self.field_manager,
+                )
         except DynamicApiError as exc:
             raise ClusterError(f"cannot patch {ref}: {api_message(exc)}") from exc
         return dict(live.to_dict())
@@ -275,8 +294,8 @@ class Cluster:
         """The end of a pod's log (its first container)."""
         core = client.CoreV1Api(self.api_client)
         try:
-            return str(
-                core.read_namespaced_pod_log(name, self.namespace, tail_lines=tail_lines) or ""
-            )
+            with self._connected():
+                log = core.read_namespaced_pod_log(name, self.namespace, tail_lines=tail_lines)
+            return str(log or "")
         except ApiException as exc:
             raise ClusterError(f"cannot read the log of Pod/{name}: {api_message(exc)}") from exc

@@ -163,19 +163,23 @@ def wait_until_ready(
     report: Callable[[str], None],
     timeout_s: float,
     poll_s: float = 2.0,
+    heartbeat_s: float = 30.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Poll every object until all are ready.
 
-    Reports a line whenever an object's state changes. Raises ReadinessTimeout naming every
+    Reports a line whenever an object's state changes, and a summary every ``heartbeat_s``
+    while nothing changes (a GPU node can take minutes). Raises ReadinessTimeout naming every
     object not ready, with the reasons ``explain_why`` finds, when ``timeout_s`` passes or as
     soon as one object has failed for good.
     """
     pending = list(dict.fromkeys(refs))
     total = len(pending)
     last: dict[ObjectRef, str] = {}
-    deadline = clock() + timeout_s
+    start = clock()
+    deadline = start + timeout_s
+    heartbeat = start + heartbeat_s
     while True:
         failed: dict[ObjectRef, Readiness] = {}
         live: dict[ObjectRef, Mapping[str, Any] | None] = {}
@@ -192,7 +196,15 @@ def wait_until_ready(
         if not pending:
             report(f"all {total} objects ready")
             return
-        if failed or clock() >= deadline:
+        now_s = clock()
+        if now_s >= heartbeat and not failed:
+            heartbeat = now_s + heartbeat_s
+            waiting = ", ".join(f"{ref}: {last[ref]}" for ref in pending[:3])
+            report(
+                f"still waiting after {now_s - start:.0f} s, {total - len(pending)}/{total} "
+                f"ready ({waiting})"
+            )
+        if failed or now_s >= deadline:
             reasons = []
             for ref in pending:
                 why = [failed[ref].message] if ref in failed else [last[ref]]

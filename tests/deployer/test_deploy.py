@@ -17,7 +17,8 @@ Cases:
 - status exits 0 when everything is ready and 1 when it is not deployed;
 - verify runs the tester pod annotated for Marketplace, prints its log, cleans up, and fails
   when the tester fails; with --keep-app it removes only the testers (mpdev deletes the rest);
-- render prints the objects, Secret values redacted; no command ever prints Secret data.
+- render prints the objects, Secret values redacted; no command ever prints Secret data;
+- an API server that cannot be reached is a one-line error and exit 1.
 """
 
 from __future__ import annotations
@@ -405,3 +406,11 @@ def test_verify_can_leave_the_app_for_mpdev(run: Run, emulator: EmulatedCluster)
     app = emulator.find("Application", RELEASE)
     assert app is not None and app["spec"]["assemblyPhase"] == "Success"
     assert emulator.find("Deployment", RELEASE) is not None
+
+
+def test_an_unreachable_cluster_is_a_clear_exit_1(run: Run, emulator: EmulatedCluster) -> None:
+    emulator.stop()
+    result = run("deploy")
+    assert result.code == 1
+    assert f"cannot reach the Kubernetes API at {emulator.url}" in result.err
+    assert "Traceback" not in result.err

@@ -8,8 +8,9 @@ Cases:
 - HPA present; a tester Pod succeeded, failed, pending; unknown kinds ready when present;
   a missing object waits;
 - explain: failing conditions, unschedulable pods, waiting containers, warning events;
-- the loop: one progress line per change, done when all are ready, a timeout naming every
-  object still waiting with its reasons, an early stop when one object failed for good.
+- the loop: one progress line per change, a heartbeat while nothing changes, done when all
+  are ready, a timeout naming every object still waiting with its reasons, an early stop
+  when one object failed for good.
 """
 
 from __future__ import annotations
@@ -168,6 +169,7 @@ def test_the_loop_times_out_naming_what_waits_and_why() -> None:
     waiting = ObjectRef("v1", "Service", "lb")
     ready = ObjectRef("v1", "ConfigMap", "c")
     time = FakeTime()
+    lines: list[str] = []
     live: dict[ObjectRef, dict[str, Any]] = {
         waiting: {"kind": "Service", "spec": {"type": "LoadBalancer"}},
         ready: {"kind": "ConfigMap"},
@@ -177,15 +179,19 @@ def test_the_loop_times_out_naming_what_waits_and_why() -> None:
             [waiting, ready],
             fetch=live.__getitem__,
             explain_why=lambda ref, _: [f"quota exhausted for {ref.name}"],
-            report=lambda _: None,
+            report=lines.append,
             timeout_s=10,
             poll_s=3,
+            heartbeat_s=5,
             clock=time.clock,
             sleep=time.sleep,
         )
     assert caught.value.reasons == [
         "Service/lb: waiting for a load balancer address; quota exhausted for lb"
     ]
+    assert lines[-1] == (
+        "still waiting after 6 s, 1/2 ready (Service/lb: waiting for a load balancer address)"
+    )
     assert not caught.value.gave_up
     assert "not ready after 10 s" in str(caught.value)
     assert time.now == 10
