@@ -5,7 +5,8 @@ Cases:
 - schemas without schemaVersion v2, without NAME/NAMESPACE, with an unknown image type, or
   not valid JSON schema are refused with what to fix;
 - validation lists every problem with its key at once (type, required, enum, minimum,
-  maximum, pattern, unknown key) and adds the property's title;
+  maximum, pattern, unknown key) and adds the property's title; release name and namespace
+  must be DNS labels;
 - defaults fill only what was left out; the Marketplace's image values are accepted;
 - nested values are flattened onto dotted properties, dotted keys expanded back; a key that
   is both a value and a parent is refused;
@@ -215,3 +216,11 @@ def test_a_marketplace_values_folder(schema: values.Schema, tmp_path: Path) -> N
     (folder / "replicaCount").write_text("[")
     with pytest.raises(ValuesError, match="replicaCount: not a valid value"):
         values.load_values(folder, schema)
+
+
+@pytest.mark.parametrize(
+    ("key", "bad"), [("name", "Triton_1"), ("name", "t" * 54), ("namespace", "-ns")]
+)
+def test_release_names_must_be_dns_labels(schema: values.Schema, key: str, bad: str) -> None:
+    with pytest.raises(ValuesError, match=f"  - {key}: "):
+        values.validate(schema, {**RELEASE_VALUES, key: bad})
