@@ -90,15 +90,23 @@ def _set_phase(
 
 
 def _explainer(cluster: Cluster) -> readiness.Explain:
+    """Why an object is not ready, from the cluster: its events, and for a Deployment its
+    pods and theirs. A failure to read them is reported, never raised: the timeout that
+    asked must still be reported."""
+
     def explain_why(ref: ObjectRef, live: Mapping[str, Any] | None) -> list[str]:
         pods: list[Object] = []
-        if live is not None and ref.kind == "Deployment":
-            labels = ((live.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-            selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-            pods = cluster.list_objects("v1", "Pod", label_selector=selector) if selector else []
-        events = cluster.events_for(ref)
-        for pod in pods[:3]:
-            events += cluster.events_for(ObjectRef.of(pod))
+        events: list[Object] = []
+        try:
+            if live is not None and ref.kind == "Deployment":
+                selector = ((live.get("spec") or {}).get("selector") or {}).get("matchLabels")
+                terms = ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items()))
+                pods = cluster.list_objects("v1", "Pod", label_selector=terms) if terms else []
+            events = cluster.events_for(ref)
+            for pod in pods[:3]:
+                events += cluster.events_for(ObjectRef.of(pod))
+        except ClusterError as exc:
+            return [*readiness.explain(live, events=events, pods=pods), f"({exc})"]
         return readiness.explain(live, events=events, pods=pods)
 
     return explain_why

@@ -111,6 +111,7 @@ class ApiServer(kmock.KubernetesEmulator):
     controllers: dict[str, Controller] = attrs.field(factory=dict)
     pod_logs: dict[str, str] = attrs.field(factory=dict)
     failures: dict[tuple[str, str], tuple[int, str]] = attrs.field(factory=dict)
+    """(kind, name) → (status, message) answered to writes; name "" means lists of the kind."""
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000))
     _update_owned: dict[Any, dict[str, Any]] = attrs.field(factory=dict)
 
@@ -171,6 +172,9 @@ class ApiServer(kmock.KubernetesEmulator):
             if injected is not None:
                 code, message = injected
                 return self._status_error(code, "Injected", message)
+        if request.action == kmock.action.LIST and (kind, "") in self.failures:
+            code, message = self.failures[(kind, "")]
+            return self._status_error(code, "Injected", message)
         content_type = request.headers.get("Content-Type", "")
         async with self._lock:
             if request.method == kmock.method.PATCH and APPLY_CONTENT_TYPE in content_type:
@@ -486,7 +490,8 @@ class EmulatedCluster:
         self._call(replace)
 
     def fail(self, kind: str, name: str, *, status: int = 422, message: str) -> None:
-        """Answer every write to that object with an error Status."""
+        """Answer every write to that object with an error Status (name "": every list of
+        that kind)."""
         self._call(lambda: self.server.failures.__setitem__((kind, name), (status, message)))
 
     def set_pod_log(self, name: str, text: str) -> None:

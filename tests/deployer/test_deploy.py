@@ -12,7 +12,8 @@ Cases:
 - an apply that fails half-way: every failure listed, the rest still applied, exit 1, phase
   Failed with reason ApplyFailed;
 - a readiness timeout: exit 1 naming the object and why (pod conditions, events), phase
-  Failed with reason NotReady; a passed progress deadline fails before the timeout;
+  Failed with reason NotReady; a passed progress deadline fails before the timeout; events
+  that cannot be read do not hide the timeout;
 - delete removes everything in reverse apply order, the Application last, and is idempotent;
 - status exits 0 when everything is ready and 1 when it is not deployed;
 - verify runs the tester pod annotated for Marketplace, prints its log, cleans up, and fails
@@ -414,3 +415,14 @@ def test_an_unreachable_cluster_is_a_clear_exit_1(run: Run, emulator: EmulatedCl
     assert result.code == 1
     assert f"cannot reach the Kubernetes API at {emulator.url}" in result.err
     assert "Traceback" not in result.err
+
+
+def test_a_timeout_is_reported_even_when_events_cannot_be_read(
+    run: Run, emulator: EmulatedCluster
+) -> None:
+    emulator.set_controllers({"Deployment": deployment_stuck})
+    emulator.fail("Event", "", status=403, message="events is forbidden")
+    result = run("deploy", "--timeout", "0.2", chart=MARKETPLACE_CHART)
+    assert result.code == 1
+    assert f"Deployment/{RELEASE}: 0/1 replicas available" in result.err
+    assert "cannot list Event: 403 Forbidden: events is forbidden" in result.err
