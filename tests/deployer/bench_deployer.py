@@ -91,7 +91,8 @@ def section(helm: Path, runs: int) -> str:
             "client each run, as a Marketplace Job starts fresh). Waiting for readiness is "
             "excluded.",
             "",
-            f"Command: `make bench-deployer` ({runs} runs, medians; {date}; "
+            f"Command: `make bench-deployer` ({runs} runs, the median of each phase on its own, "
+            f"so shares need not add up to 100 %; {date}; "
             f"{platform.machine()}, Python {platform.python_version()}, "
             f"helm {helm.parent.name.removeprefix('helm-')}).",
             "",
