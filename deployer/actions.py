@@ -76,8 +76,9 @@ def _application_ref(plan: Plan) -> ObjectRef | None:
 
 
 def _set_phase(
-    cluster: Cluster, plan: Plan, phase: application.Phase, *, reason: str, message: str
+    cluster: Cluster, plan: Plan, *, phase: application.Phase, reason: str, message: str
 ) -> None:
+    """Write the Application's phase and the reason for it (nothing without an Application)."""
     ref = _application_ref(plan)
     if ref is None:
         return
@@ -112,7 +113,7 @@ def _explainer(cluster: Cluster) -> readiness.Explain:
     return explain_why
 
 
-def _prepare(cluster: Cluster, plan: Plan, report: Report) -> list[Object]:
+def _prepare(cluster: Cluster, plan: Plan, *, report: Report) -> list[Object]:
     """Apply the Application first (its uid owns the rest), then return every other object
     ready to apply."""
     namespace = plan.release.namespace
@@ -132,7 +133,7 @@ def _prepare(cluster: Cluster, plan: Plan, report: Report) -> list[Object]:
         _set_phase(
             cluster,
             plan,
-            application.Phase.PENDING,
+            phase=application.Phase.PENDING,
             reason="Deploying",
             message="applying objects",
         )
@@ -163,7 +164,7 @@ def deploy(
         f"deploying {plan.release.name} into namespace {plan.release.namespace}: "
         f"{len(plan.objects)} objects"
     )
-    prepared = _prepare(cluster, plan, report)
+    prepared = _prepare(cluster, plan, report=report)
     try:
         live = cluster.apply_all(prepared)
         for obj in live:
@@ -181,14 +182,16 @@ def deploy(
     except ClusterError as exc:
         reason = "NotReady" if isinstance(exc, ReadinessTimeout) else "ApplyFailed"
         try:
-            _set_phase(cluster, plan, application.Phase.FAILED, reason=reason, message=str(exc))
+            _set_phase(
+                cluster, plan, phase=application.Phase.FAILED, reason=reason, message=str(exc)
+            )
         except ClusterError as phase_exc:
             report(f"could not mark the Application Failed: {phase_exc}")
         raise
     _set_phase(
         cluster,
         plan,
-        application.Phase.SUCCESS,
+        phase=application.Phase.SUCCESS,
         reason="Ready",
         message=f"{len(refs)} objects ready",
     )
@@ -271,7 +274,7 @@ def _run_testers(
     """Apply the chart's test objects, annotated for Marketplace verification and owned by
     the Application, and wait until they finish. Returns the testers applied."""
     testers = [
-        objects.with_annotation(t, objects.VERIFICATION_ANNOTATION, "test") for t in plan.tests
+        objects.with_annotations(t, {objects.VERIFICATION_ANNOTATION: "test"}) for t in plan.tests
     ]
     app_ref = _application_ref(plan)
     app_live = cluster.get(app_ref) if app_ref else None

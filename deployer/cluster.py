@@ -89,6 +89,8 @@ class Cluster:
     """Where namespaced objects go."""
     field_manager: str = FIELD_MANAGER
     """The server-side apply field manager: one name for every write."""
+    request_timeout_s: float = 60.0
+    """How long one API request may take: a stalled connection fails instead of hanging."""
     _dynamic: DynamicClient | None = field(default=None, init=False, repr=False)
 
     @property
@@ -183,6 +185,7 @@ class Cluster:
                 namespace=self._namespace_of(ref),
                 field_manager=self.field_manager,
                 force_conflicts=True,
+                _request_timeout=self.request_timeout_s,
             )
         return dict(live.to_dict())
 
@@ -211,7 +214,11 @@ class Cluster:
         resource = self._resource(ref.api_version, ref.kind)
         try:
             with self._connected():
-                live = resource.get(name=ref.name, namespace=self._namespace_of(ref))
+                live = resource.get(
+                    name=ref.name,
+                    namespace=self._namespace_of(ref),
+                    _request_timeout=self.request_timeout_s,
+                )
         except DynamicApiError as exc:
             if exc.status == 404:
                 return None
@@ -235,6 +242,7 @@ class Cluster:
                     namespace=namespace,
                     label_selector=label_selector,
                     field_selector=field_selector,
+                    _request_timeout=self.request_timeout_s,
                 )
         except DynamicApiError as exc:
             raise ClusterError(f"cannot list {kind}: {api_message(exc)}") from exc
@@ -250,6 +258,7 @@ class Cluster:
                     name=ref.name,
                     namespace=self._namespace_of(ref),
                     body={"propagationPolicy": "Background"},
+                    _request_timeout=self.request_timeout_s,
                 )
         except DynamicApiError as exc:
             if exc.status == 404:
@@ -273,6 +282,7 @@ class Cluster:
                     namespace=self._namespace_of(ref),
                     content_type="application/merge-patch+json",
                     field_manager=self.field_manager,
+                    _request_timeout=self.request_timeout_s,
                 )
         except DynamicApiError as exc:
             raise ClusterError(f"cannot patch {ref}: {api_message(exc)}") from exc
@@ -295,7 +305,12 @@ class Cluster:
         core = client.CoreV1Api(self.api_client)
         try:
             with self._connected():
-                log = core.read_namespaced_pod_log(name, self.namespace, tail_lines=tail_lines)
+                log = core.read_namespaced_pod_log(
+                    name,
+                    self.namespace,
+                    tail_lines=tail_lines,
+                    _request_timeout=self.request_timeout_s,
+                )
             return str(log or "")
         except ApiException as exc:
             raise ClusterError(f"cannot read the log of Pod/{name}: {api_message(exc)}") from exc

@@ -138,10 +138,10 @@ def with_labels(obj: Mapping[str, Any], labels: Mapping[str, str]) -> Object:
     return out
 
 
-def with_annotation(obj: Mapping[str, Any], key: str, value: str) -> Object:
-    """A copy with one annotation set."""
+def with_annotations(obj: Mapping[str, Any], annotations: Mapping[str, str]) -> Object:
+    """A copy with ``annotations`` added."""
     out = copy.deepcopy(dict(obj))
-    out.setdefault("metadata", {}).setdefault("annotations", {})[key] = value
+    out.setdefault("metadata", {}).setdefault("annotations", {}).update(annotations)
     return out
 
 

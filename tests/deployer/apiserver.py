@@ -70,7 +70,7 @@ def _lookup(tree: Mapping[str, Any], path: tuple[str, ...]) -> tuple[bool, Any]:
     return True, node
 
 
-def _store(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+def _store(tree: dict[str, Any], path: tuple[str, ...], *, value: Any) -> None:
     node = tree
     for part in path[:-1]:
         node = node.setdefault(part, {})
@@ -115,7 +115,7 @@ class ApiServer(kmock.KubernetesEmulator):
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000))
     _update_owned: dict[Any, dict[str, Any]] = attrs.field(factory=dict)
 
-    def _status_error(self, status: int, reason: str, message: str) -> aiohttp.web.Response:
+    def _status_error(self, *, status: int, reason: str, message: str) -> aiohttp.web.Response:
         return aiohttp.web.json_response(
             {
                 "apiVersion": "v1",
@@ -171,10 +171,10 @@ class ApiServer(kmock.KubernetesEmulator):
             injected = self.failures.get((kind, name))
             if injected is not None:
                 code, message = injected
-                return self._status_error(code, "Injected", message)
+                return self._status_error(status=code, reason="Injected", message=message)
         if request.action == kmock.action.LIST and (kind, "") in self.failures:
             code, message = self.failures[(kind, "")]
-            return self._status_error(code, "Injected", message)
+            return self._status_error(status=code, reason="Injected", message=message)
         content_type = request.headers.get("Content-Type", "")
         async with self._lock:
             if request.method == kmock.method.PATCH and APPLY_CONTENT_TYPE in content_type:
@@ -195,7 +195,9 @@ class ApiServer(kmock.KubernetesEmulator):
         name = body.get("metadata", {}).get("name")
         key = self._key(request, name)
         if key in self._objects and not self._objects[key].deleted:
-            return self._status_error(409, "AlreadyExists", f'{kind} "{name}" already exists')
+            return self._status_error(
+                status=409, reason="AlreadyExists", message=f'{kind} "{name}" already exists'
+            )
         self._insert(key, body, kind=kind, manager="kubectl-create", operation="Update")
         return aiohttp.web.json_response(self._objects[key].raw, status=201)
 
@@ -220,7 +222,9 @@ class ApiServer(kmock.KubernetesEmulator):
     def _apply(self, request: rendering.Request, kind: str) -> aiohttp.web.StreamResponse:
         manager = request.params.get("fieldManager")
         if not manager:
-            return self._status_error(422, "Invalid", "fieldManager is required for apply requests")
+            return self._status_error(
+                status=422, reason="Invalid", message="fieldManager is required for apply requests"
+            )
         applied = copy.deepcopy(request.data or {})
         applied.pop("status", None)  # status is written through its subresource only
         key = self._key(request)
@@ -235,7 +239,7 @@ class ApiServer(kmock.KubernetesEmulator):
             given, _ = _lookup(applied, path)
             present, value = _lookup(live, path)
             if not given and present:
-                _store(updated, path, value)
+                _store(updated, path, value=value)
         meta = updated.setdefault("metadata", {})
         for field in ("uid", "creationTimestamp", "generation", "resourceVersion", "namespace"):
             if field in live["metadata"]:
@@ -255,7 +259,9 @@ class ApiServer(kmock.KubernetesEmulator):
     def _patch(self, request: rendering.Request, kind: str) -> aiohttp.web.StreamResponse:
         key = self._key(request)
         if key not in self._objects or self._objects[key].deleted:
-            return self._status_error(404, "NotFound", f'{kind} "{request.name}" not found')
+            return self._status_error(
+                status=404, reason="NotFound", message=f'{kind} "{request.name}" not found'
+            )
         live = self._objects[key].raw
         patch = dict(request.data or {})
         if request.subresource == "status":

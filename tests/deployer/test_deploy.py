@@ -172,7 +172,7 @@ def test_invalid_values_exit_2_listing_every_problem_and_send_nothing(
     assert emulator.requests() == []
 
 
-def make_chart(directory: Path, name: str, manifests: str) -> Path:
+def make_chart(directory: Path, *, name: str, manifests: str) -> Path:
     """A one-template chart holding ``manifests``."""
     chart = directory / name
     (chart / "templates").mkdir(parents=True)
@@ -209,7 +209,7 @@ def test_a_chart_the_deployer_cannot_apply_changes_nothing(
     message: str,
     reads_cluster: bool,
 ) -> None:
-    result = run("deploy", chart=make_chart(tmp_path, "odd", manifests))
+    result = run("deploy", chart=make_chart(tmp_path, name="odd", manifests=manifests))
     assert result.code == code
     assert message in result.err
     assert emulator.writes() == []
