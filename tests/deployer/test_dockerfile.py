@@ -1,7 +1,8 @@
 """Dockerfile.deployer can build and run what it says (no image is built here).
 
 Cases:
-- every COPY source from the build context exists;
+- every COPY source from the build context exists and its ignore file lets it through, while
+  the local virtual environments stay out of the context;
 - the entrypoint is the console script pyproject.toml installs, it resolves to a callable,
   and the default command and the Marketplace shims' commands parse;
 - ``python -m deployer --help`` runs;
@@ -108,3 +109,17 @@ def test_helm_is_pinned_and_is_the_tested_version() -> None:
 def test_the_image_runs_as_a_non_root_user() -> None:
     user = last("USER").split(":")[0]
     assert user not in ("root", "0")
+
+
+def test_the_build_context_holds_only_what_is_copied() -> None:
+    ignore = (ROOT / "Dockerfile.deployer.dockerignore").read_text().splitlines()
+    rules = [line.strip() for line in ignore if line.strip() and not line.startswith("#")]
+    assert rules[0] == "*", "everything is excluded unless let through"
+    allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
+    copies = [rest for word, rest in instructions() if word == "COPY" and "--from" not in rest]
+    for copy in copies:
+        *sources, _ = shlex.split(copy)
+        for source in sources:
+            top = source.rstrip("/").split("/")[0]
+            assert top in allowed, f"COPY {source} is excluded by the ignore file"
+    assert not allowed & {".venv", ".venv-checkov", ".tools", "build"}
