@@ -39,7 +39,11 @@ def find_helm(explicit: str | None = None, *, env: Mapping[str, str] | None = No
 
 def _helm_message(stderr: str) -> str:
     """Helm's own words, without its `Error: ` prefix and template position noise."""
-    lines = [line.removeprefix("Error: ") for line in stderr.strip().splitlines()]
+    lines = [
+        line.removeprefix("Error: ")
+        for line in stderr.strip().splitlines()
+        if line.strip() and "--debug flag" not in line
+    ]
     return "\n".join(lines) or "helm printed nothing"
 
 

@@ -70,15 +70,18 @@ def cluster(emulator: EmulatedCluster) -> Iterator[Cluster]:
         yield connected
 
 
+BASE_VALUES: dict[str, object] = {
+    "name": RELEASE,
+    "namespace": NAMESPACE,
+    "modelRepository": "gs://bucket/models",
+}
+"""What every test deploy is given; the schema's defaults fill in the rest."""
+
+
 def write_values(directory: Path, **values: object) -> Path:
-    """A Marketplace-style values file: name, namespace, a model repository, and ``values``."""
+    """A Marketplace-style values file: BASE_VALUES and ``values``."""
     path = directory / "values.yaml"
-    document: dict[str, object] = {
-        "name": RELEASE,
-        "namespace": NAMESPACE,
-        "modelRepository": "gs://bucket/models",
-    }
-    document.update(values)
+    document = {**BASE_VALUES, **values}
     path.write_text(yaml.safe_dump(document))
     return path
 
