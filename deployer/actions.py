@@ -223,8 +223,9 @@ def status(plan: Plan, cluster: Cluster, *, report: Report) -> bool:
     for ref in _all_refs(plan, with_tests=False):
         live = cluster.get(ref)
         if ref == _application_ref(plan):
-            report(f"{ref}: phase {application.phase_of(live)}")
-            all_ready &= live is not None
+            phase = application.phase_of(live)
+            report(f"{ref}: phase {phase}")
+            all_ready &= phase == application.Phase.SUCCESS.value
             continue
         now = readiness.readiness(live)
         report(f"{ref}: {now.message}")

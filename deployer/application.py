@@ -56,7 +56,15 @@ def status_patch(
 
 
 def phase_of(application: dict[str, Any] | None) -> str:
-    """The live Application's phase as Marketplace shows it (empty means Success)."""
+    """The live Application's phase as Marketplace shows it (empty means Success), with the
+    reason when it failed."""
     if application is None:
         return "absent"
-    return str((application.get("spec") or {}).get("assemblyPhase") or "Success")
+    phase = str((application.get("spec") or {}).get("assemblyPhase") or "Success")
+    if phase != Phase.FAILED.value:
+        return phase
+    conditions = (application.get("status") or {}).get("conditions") or []
+    ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+    if ready is None:
+        return phase
+    return f"{phase} ({ready.get('reason', '')}: {ready.get('message', '')})"

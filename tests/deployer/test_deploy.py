@@ -15,7 +15,8 @@ Cases:
   Failed with reason NotReady; a passed progress deadline fails before the timeout; events
   that cannot be read do not hide the timeout;
 - delete removes everything in reverse apply order, the Application last, and is idempotent;
-- status exits 0 when everything is ready and 1 when it is not deployed;
+- status exits 0 when everything is ready and 1 when it is not deployed, and shows why a
+  failed Application failed;
 - verify runs the tester pod annotated for Marketplace, prints its log, cleans up, and fails
   when the tester fails; with --keep-app it removes only the testers (mpdev deletes the rest);
 - render prints the objects, Secret values redacted; no command ever prints Secret data;
@@ -257,6 +258,9 @@ def test_an_apply_failing_half_way_lists_every_error_and_marks_failed(
     assert app is not None and app["spec"]["assemblyPhase"] == "Failed"
     condition = app["status"]["conditions"][0]
     assert condition["reason"] == "ApplyFailed"
+    status = run("status", chart=MARKETPLACE_CHART)
+    assert status.code == 1
+    assert f"Application/{RELEASE}: phase Failed (ApplyFailed: 2 object(s)" in status.out
     assert "admission webhook denied" in condition["message"]
     assert "secrets is forbidden" in condition["message"]
     assert SECRET_SENTINEL not in result.out + result.err
