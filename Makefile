@@ -61,6 +61,8 @@ lint: venv tools ## ruff, mypy, helm lint (Helm 3 and 4), yamllint on the render
 	mkdir -p $(BUILD)/lint
 	$(HELM4) template lint $(CHART) --set modelRepository=gs://bucket/models > $(BUILD)/lint/default.yaml
 	yamllint -c .yamllint.yaml $(BUILD)/lint/default.yaml $(CHART)/values.yaml $(wildcard schema.yaml)
+	yamllint -c .yamllint.yaml deployer/rbac.yaml
+	hadolint Dockerfile.deployer
 
 .PHONY: test
 test: lint ## Lint, then run every test (pytest)
@@ -75,3 +77,15 @@ demo: venv tools ## Render the chart with its defaults and print what it would d
 .PHONY: chart-docs
 chart-docs: venv ## Regenerate the values table of chart/README.md from chart/values.yaml
 	$(PY) scripts/chart_values_table.py chart
+
+# --- the deployer ------------------------------------------------------------------------------
+
+.PHONY: bench bench-deployer
+bench: bench-deployer ## Run the benchmarks and write docs/benchmarks.md
+
+bench-deployer: venv tools ## Deployer cost (validate, render, apply; waits excluded) -> docs/benchmarks.md
+	python -m tests.deployer.bench_deployer --helm $(HELM4) --runs 7 --write docs/benchmarks.md
+
+.PHONY: e2e
+e2e: venv tools ## Deploy, check and delete on a real cluster from KUBECONFIG with the deployer's Role (not in CI)
+	HELM=$(HELM4) tests/deployer/e2e.sh

@@ -9,3 +9,58 @@ class DeployerError(Exception):
 
 class LocalTritonError(DeployerError):
     """The local Triton server could not be found, started or made ready."""
+
+
+class BadInputError(DeployerError):
+    """The user's input (schema, values, chart) is wrong: nothing was sent to the cluster.
+
+    The command exits with code 2.
+    """
+
+
+class SchemaError(BadInputError):
+    """``schema.yaml`` cannot be read or is not a Marketplace schema the deployer understands."""
+
+
+class ValuesError(BadInputError):
+    """The values do not satisfy the schema; ``problems`` lists every one, each with its key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"{len(problems)} problem(s) in the values; fix them and deploy again:\n{lines}"
+        )
+
+
+class RenderError(BadInputError):
+    """``helm template`` failed, or rendered something the deployer refuses to apply."""
+
+
+class ClusterError(DeployerError):
+    """The cluster could not be reached or refused an operation (exit code 1)."""
+
+
+class ApplyError(ClusterError):
+    """Some objects could not be applied; ``failures`` names each object with its error."""
+
+    def __init__(self, failures: list[str]) -> None:
+        self.failures = failures
+        lines = "\n".join(f"  - {f}" for f in failures)
+        super().__init__(f"{len(failures)} object(s) could not be applied:\n{lines}")
+
+
+class ReadinessTimeout(ClusterError):  # noqa: N818 (the name the docs and style guide use)
+    """Objects were not ready in time, or failed for good (``gave_up``); ``reasons`` names
+    each object and says why."""
+
+    def __init__(self, reasons: list[str], *, timeout_s: float, gave_up: bool = False) -> None:
+        self.reasons = reasons
+        self.gave_up = gave_up
+        lines = "\n".join(f"  - {r}" for r in reasons)
+        head = "failed before it was ready" if gave_up else f"not ready after {timeout_s:.0f} s"
+        super().__init__(f"{len(reasons)} object(s) {head}:\n{lines}")
+
+
+class VerificationError(ClusterError):
+    """The Marketplace tester pod did not succeed."""

@@ -1,0 +1,343 @@
+"""What each command does, step by step: plan (offline), then deploy, status, delete, verify.
+
+A plan is everything that can be known without a cluster: checked values and rendered
+objects. It is made in full before the first request, so bad input never half-applies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deployer import application, objects, readiness, render, values
+from deployer.cluster import Cluster
+from deployer.errors import ClusterError, ReadinessTimeout, VerificationError
+from deployer.objects import Object, ObjectRef
+
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Where the deployer reads its input."""
+
+    chart: Path
+    """The chart directory (``/data/chart`` in the image)."""
+    schema: Path
+    """``schema.yaml`` (``/data/schema.yaml`` in the image)."""
+    values: Path
+    """The values file, or the Marketplace's values folder (one file per key)."""
+    helm: Path
+    """The helm binary."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A deploy worked out offline."""
+
+    release: values.DeployValues
+    """Name, namespace and chart values."""
+    objects: list[Object]
+    """Rendered objects to apply, in Helm's install order, hooks removed."""
+    tests: list[Object]
+    """The chart's ``helm test`` objects, applied only by ``verify``."""
+    application: Object | None
+    """The rendered Marketplace Application, if any (also in ``objects``)."""
+
+
+def make_plan(inputs: Inputs) -> Plan:
+    """Validate the values and render the chart. Raises BadInputError subclasses only."""
+    schema = values.load_schema(inputs.schema)
+    release = values.resolve(schema, values.load_values(inputs.values, schema))
+    rendered = render.render(
+        helm=inputs.helm,
+        chart=inputs.chart,
+        release=release.name,
+        namespace=release.namespace,
+        values=release.chart_values,
+    )
+    regular, tests = objects.split_hooks(rendered)
+    return Plan(
+        release=release,
+        objects=regular,
+        tests=tests,
+        application=objects.find_application(regular),
+    )
+
+
+def _application_ref(plan: Plan) -> ObjectRef | None:
+    if plan.application is None:
+        return None
+    ref = ObjectRef.of(plan.application)
+    return ObjectRef(ref.api_version, ref.kind, ref.name, plan.release.namespace)
+
+
+def _set_phase(
+    cluster: Cluster, plan: Plan, *, phase: application.Phase, reason: str, message: str
+) -> None:
+    """Write the Application's phase and the reason for it (nothing without an Application)."""
+    ref = _application_ref(plan)
+    if ref is None:
+        return
+    cluster.merge_patch(ref, application.phase_patch(phase))
+    cluster.merge_patch(
+        ref,
+        application.status_patch(phase, reason=reason, message=message),
+        subresource="status",
+    )
+
+
+def _explainer(cluster: Cluster) -> readiness.Explain:
+    """Why an object is not ready, from the cluster: its events, and for a Deployment its
+    pods and theirs. A failure to read them is reported, never raised: the timeout that
+    asked must still be reported."""
+
+    def explain_why(ref: ObjectRef, live: Mapping[str, Any] | None) -> list[str]:
+        pods: list[Object] = []
+        events: list[Object] = []
+        try:
+            if live is not None and ref.kind == "Deployment":
+                selector = ((live.get("spec") or {}).get("selector") or {}).get("matchLabels")
+                terms = ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items()))
+                pods = cluster.list_objects("v1", "Pod", label_selector=terms) if terms else []
+            events = cluster.events_for(ref)
+            for pod in pods[:3]:
+                events += cluster.events_for(ObjectRef.of(pod))
+        except ClusterError as exc:
+            return [*readiness.explain(live, events=events, pods=pods), f"({exc})"]
+        return readiness.explain(live, events=events, pods=pods)
+
+    return explain_why
+
+
+def _prepare(cluster: Cluster, plan: Plan, *, report: Report) -> list[Object]:
+    """Apply the Application first (its uid owns the rest), then return every other object
+    ready to apply."""
+    namespace = plan.release.namespace
+    namespaced = cluster.namespaced_kinds([*plan.objects, *plan.tests])
+    app_uid = None
+    if plan.application is not None:
+        app = objects.prepare(
+            [plan.application],
+            namespace=namespace,
+            namespaced=namespaced,
+            application=None,
+            application_uid=None,
+        )[0]
+        live = cluster.apply_all([app])[0]
+        app_uid = str(live["metadata"]["uid"])
+        report(f"applied {ObjectRef.of(app)} (uid {app_uid})")
+        _set_phase(
+            cluster,
+            plan,
+            phase=application.Phase.PENDING,
+            reason="Deploying",
+            message="applying objects",
+        )
+    rest = [o for o in plan.objects if o is not plan.application]
+    return objects.prepare(
+        rest,
+        namespace=namespace,
+        namespaced=namespaced,
+        application=plan.application,
+        application_uid=app_uid,
+    )
+
+
+def deploy(
+    plan: Plan,
+    cluster: Cluster,
+    *,
+    report: Report,
+    timeout_s: float,
+    poll_s: float = 2.0,
+) -> list[ObjectRef]:
+    """Apply the plan and wait until every object is ready; the Application ends in phase
+    Success, or Failed with the reason before the error is raised again.
+
+    Returns the refs of every object applied, the Application first.
+    """
+    report(
+        f"deploying {plan.release.name} into namespace {plan.release.namespace}: "
+        f"{len(plan.objects)} objects"
+    )
+    prepared = _prepare(cluster, plan, report=report)
+    try:
+        live = cluster.apply_all(prepared)
+        for obj in live:
+            report(f"applied {ObjectRef.of(obj)}")
+        refs = [ObjectRef.of(o) for o in live]
+        report("waiting for readiness")
+        readiness.wait_until_ready(
+            refs,
+            fetch=cluster.get,
+            explain_why=_explainer(cluster),
+            report=report,
+            timeout_s=timeout_s,
+            poll_s=poll_s,
+        )
+    except ClusterError as exc:
+        reason = "NotReady" if isinstance(exc, ReadinessTimeout) else "ApplyFailed"
+        try:
+            _set_phase(
+                cluster, plan, phase=application.Phase.FAILED, reason=reason, message=str(exc)
+            )
+        except ClusterError as phase_exc:
+            report(f"could not mark the Application Failed: {phase_exc}")
+        raise
+    _set_phase(
+        cluster,
+        plan,
+        phase=application.Phase.SUCCESS,
+        reason="Ready",
+        message=f"{len(refs)} objects ready",
+    )
+    app_ref = _application_ref(plan)
+    report(f"{plan.release.name} is ready" + (" (Application phase Success)" if app_ref else ""))
+    return ([app_ref] if app_ref else []) + refs
+
+
+def _all_refs(plan: Plan, *, with_tests: bool) -> list[ObjectRef]:
+    """Every object of the plan in apply order, namespaced ones in the release namespace
+    (cluster-scoped kinds ignore it)."""
+    listed = [*plan.objects, *(plan.tests if with_tests else [])]
+    if plan.application is not None:
+        listed.remove(plan.application)
+        listed.insert(0, plan.application)
+    refs = []
+    for obj in listed:
+        ref = ObjectRef.of(obj)
+        refs.append(
+            ObjectRef(ref.api_version, ref.kind, ref.name, ref.namespace or plan.release.namespace)
+        )
+    return refs
+
+
+def status(plan: Plan, cluster: Cluster, *, report: Report) -> bool:
+    """Report each object's readiness and the Application's phase. Returns True when every
+    object exists and is ready."""
+    all_ready = True
+    for ref in _all_refs(plan, with_tests=False):
+        live = cluster.get(ref)
+        if ref == _application_ref(plan):
+            phase = application.phase_of(live)
+            report(f"{ref}: phase {phase}")
+            all_ready &= phase == application.Phase.SUCCESS.value
+            continue
+        now = readiness.readiness(live)
+        report(f"{ref}: {now.message}")
+        all_ready &= now.ready
+    return all_ready
+
+
+def delete(
+    plan: Plan, cluster: Cluster, *, report: Report, timeout_s: float, poll_s: float = 2.0
+) -> None:
+    """Delete every object of the plan in reverse apply order (the Application last), then
+    wait until all are gone. Objects already gone are skipped."""
+    refs = list(reversed(_all_refs(plan, with_tests=True)))
+    _delete_refs(refs, cluster=cluster, report=report, timeout_s=timeout_s, poll_s=poll_s)
+
+
+def _delete_refs(
+    refs: list[ObjectRef], *, cluster: Cluster, report: Report, timeout_s: float, poll_s: float
+) -> None:
+    for ref in refs:
+        report(f"deleted {ref}" if cluster.delete(ref) else f"{ref} already gone")
+    _wait_gone(refs, cluster=cluster, report=report, timeout_s=timeout_s, poll_s=poll_s)
+
+
+def _wait_gone(
+    refs: list[ObjectRef], *, cluster: Cluster, report: Report, timeout_s: float, poll_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    remaining = list(refs)
+    while remaining:
+        remaining = [ref for ref in remaining if cluster.get(ref) is not None]
+        if not remaining:
+            break
+        if time.monotonic() >= deadline:
+            raise ReadinessTimeout(
+                [f"{ref}: still present (finalizers?)" for ref in remaining], timeout_s=timeout_s
+            )
+        names = ", ".join(map(str, remaining[:3]))
+        report(f"waiting for {len(remaining)} object(s) to go: {names}")
+        time.sleep(poll_s)
+    report(f"all {len(refs)} objects deleted")
+
+
+def _run_testers(
+    plan: Plan, cluster: Cluster, *, report: Report, timeout_s: float, poll_s: float
+) -> list[Object]:
+    """Apply the chart's test objects, annotated for Marketplace verification and owned by
+    the Application, and wait until they finish. Returns the testers applied."""
+    testers = [
+        objects.with_annotations(t, {objects.VERIFICATION_ANNOTATION: "test"}) for t in plan.tests
+    ]
+    app_ref = _application_ref(plan)
+    app_live = cluster.get(app_ref) if app_ref else None
+    prepared = objects.prepare(
+        testers,
+        namespace=plan.release.namespace,
+        namespaced=cluster.namespaced_kinds(testers),
+        application=plan.application,
+        application_uid=str(app_live["metadata"]["uid"]) if app_live else None,
+    )
+    live = cluster.apply_all(prepared)
+    report(f"running {len(live)} tester object(s)")
+    readiness.wait_until_ready(
+        [ObjectRef.of(o) for o in live],
+        fetch=cluster.get,
+        explain_why=_explainer(cluster),
+        report=report,
+        timeout_s=timeout_s,
+        poll_s=poll_s,
+    )
+    return prepared
+
+
+def verify(
+    plan: Plan,
+    cluster: Cluster,
+    *,
+    report: Report,
+    timeout_s: float,
+    poll_s: float = 2.0,
+    keep_app: bool = False,
+) -> None:
+    """``mpdev verify``'s flow: deploy and wait until ready, then run the chart's test
+    objects annotated ``marketplace.cloud.google.com/verification: test`` and wait for them
+    to finish, print the tester pods' logs, and delete the testers and (unless ``keep_app``:
+    mpdev deletes the namespace itself) the application, whatever happened.
+    Raises VerificationError if the deploy or a tester failed."""
+    if not plan.tests:
+        raise VerificationError(
+            "the chart renders no test objects (helm.sh/hook: test): nothing to verify with"
+        )
+    failure: ClusterError | None = None
+    try:
+        deploy(plan, cluster, report=report, timeout_s=timeout_s, poll_s=poll_s)
+        _run_testers(plan, cluster, report=report, timeout_s=timeout_s, poll_s=poll_s)
+    except ClusterError as exc:
+        failure = exc
+    finally:
+        for pod in (o for o in plan.tests if o["kind"] == "Pod"):
+            name = pod["metadata"]["name"]
+            try:
+                report(f"--- log of tester Pod/{name} ---\n{cluster.pod_log(name).rstrip()}")
+            except ClusterError as exc:
+                report(f"no log from tester Pod/{name}: {exc}")
+        report("cleaning up")
+        if keep_app:
+            testers = list(reversed(_all_refs(plan, with_tests=True)))[: len(plan.tests)]
+            _delete_refs(
+                testers, cluster=cluster, report=report, timeout_s=timeout_s, poll_s=poll_s
+            )
+        else:
+            delete(plan, cluster, report=report, timeout_s=timeout_s, poll_s=poll_s)
+    if failure is not None:
+        raise VerificationError(f"verification failed: {failure}") from failure
+    report("verification passed")

@@ -1,0 +1,146 @@
+"""The command line: parse arguments, run one action, map errors to exit codes.
+
+Exit codes: 0 done; 1 the cluster refused, or objects were not ready; 2 bad input (schema,
+values, chart), with nothing sent to the cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from deployer import actions, objects, render
+from deployer.cluster import Cluster, connect
+from deployer.errors import BadInputError, DeployerError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default(image_path: str, repo_path: Path) -> Path:
+    """The image's ``/data`` path when it exists, else the repository's own file."""
+    return Path(image_path) if Path(image_path).exists() else repo_path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="triton-gke-deployer",
+        description="Deploy Triton Inference Server on GKE from its chart (GKE Marketplace "
+        "deployer). Exit codes: 0 done, 1 cluster or readiness failure, 2 bad input.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    inputs = argparse.ArgumentParser(add_help=False)
+    inputs.add_argument(
+        "--values",
+        type=Path,
+        default=_default("/data/values.yaml", Path("/data/values")),
+        help="values file, or a folder of one file per key as Marketplace mounts them "
+        "(default: /data/values.yaml, else /data/values)",
+    )
+    inputs.add_argument(
+        "--schema",
+        type=Path,
+        default=_default("/data/schema.yaml", REPO_ROOT / "schema.yaml"),
+        help="Marketplace schema v2 (default: %(default)s)",
+    )
+    inputs.add_argument(
+        "--chart",
+        type=Path,
+        default=_default("/data/chart", REPO_ROOT / "chart"),
+        help="chart directory (default: %(default)s)",
+    )
+    inputs.add_argument("--helm", help="helm binary (default: $HELM, /usr/local/bin/helm, PATH)")
+    live = argparse.ArgumentParser(add_help=False)
+    live.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, $KUBECONFIG)")
+    live.add_argument("--context", help="kubeconfig context")
+    live.add_argument(
+        "--timeout",
+        type=float,
+        default=1200.0,
+        help="seconds to wait for readiness or deletion (default: %(default)s; a GPU node "
+        "and the Triton image can take 10 minutes to arrive)",
+    )
+    live.add_argument(
+        "--poll-interval", type=float, default=2.0, help="seconds between checks (default: 2)"
+    )
+
+    for name, text in (
+        ("deploy", "validate, render, apply and wait until ready"),
+        ("status", "print each object's readiness and the Application's phase"),
+        ("delete", "delete what deploy applies, in reverse order, and wait"),
+    ):
+        sub.add_parser(name, parents=[inputs, live], help=text, description=text)
+    text = "deploy, run the chart's tests as Marketplace testers, report, clean up"
+    check = sub.add_parser("verify", parents=[inputs, live], help=text, description=text)
+    check.add_argument(
+        "--keep-app",
+        action="store_true",
+        help="delete only the testers, not the application (mpdev deletes the namespace)",
+    )
+    show = sub.add_parser(
+        "render",
+        parents=[inputs],
+        help="print the objects deploy would apply (namespaces and owner references are "
+        "added at deploy time)",
+    )
+    show.add_argument("--tests", action="store_true", help="include the chart's test objects")
+    show.add_argument(
+        "--show-secrets", action="store_true", help="print Secret values instead of redacting"
+    )
+    return parser
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def _render(plan: actions.Plan, args: argparse.Namespace) -> None:
+    shown = [*plan.objects, *(plan.tests if args.tests else [])]
+    labels = objects.selector_labels(plan.application) if plan.application else {}
+    docs = [objects.with_labels(o, labels) if o is not plan.application else o for o in shown]
+    if not args.show_secrets:
+        docs = [objects.redact_secrets(d) for d in docs]
+    sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one command. Returns the exit code; DeployerError propagates to ``main``."""
+    inputs = actions.Inputs(
+        chart=args.chart, schema=args.schema, values=args.values, helm=render.find_helm(args.helm)
+    )
+    plan = actions.make_plan(inputs)
+    if args.command == "render":
+        _render(plan, args)
+        return EXIT_OK
+    api = connect(kubeconfig=args.kubeconfig, context=args.context)
+    with Cluster(api, namespace=plan.release.namespace) as cluster:
+        timing = {"timeout_s": args.timeout, "poll_s": args.poll_interval}
+        if args.command == "deploy":
+            actions.deploy(plan, cluster, report=_print, **timing)
+        elif args.command == "delete":
+            actions.delete(plan, cluster, report=_print, **timing)
+        elif args.command == "verify":
+            actions.verify(plan, cluster, report=_print, keep_app=args.keep_app, **timing)
+        elif not actions.status(plan, cluster, report=_print):
+            return EXIT_FAILED
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``triton-gke-deployer`` and ``python -m deployer``."""
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except BadInputError as exc:
+        print(f"error: {exc}\nnothing was sent to the cluster", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+    except DeployerError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,316 @@
+"""The only module that talks to the Kubernetes API, through the official ``kubernetes`` client.
+
+Objects are applied with server-side apply under one field manager, so a second deploy of the
+same objects changes nothing and a later deploy takes back only the fields it owns. Every
+other module works on plain dicts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.discovery import LazyDiscoverer
+from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+
+from deployer.errors import ApplyError, ClusterError
+from deployer.objects import Object, ObjectRef
+
+FIELD_MANAGER = "triton-gke-deployer"
+
+
+class _MemoryDiscoverer(LazyDiscoverer):
+    """The client's lazy discovery without its cache file: the stock one rewrites the whole
+    file after each API group it looks up, which costs more than the lookups themselves."""
+
+    def _write_cache(self) -> None:
+        pass
+
+
+def connect(*, kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
+    """An API client with the in-cluster service account (the Marketplace Job), or else a
+    kubeconfig (``--kubeconfig``, ``$KUBECONFIG``, ``~/.kube/config``) for ``make e2e``."""
+    try:
+        if kubeconfig is None and context is None:
+            try:
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
+                return client.ApiClient()
+            except config.ConfigException:
+                pass
+        configuration = client.Configuration()
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
+        return client.ApiClient(configuration)
+    except (config.ConfigException, OSError) as exc:
+        raise ClusterError(
+            f"no cluster credentials: not in a pod, and no usable kubeconfig ({exc}); "
+            "pass --kubeconfig FILE or set $KUBECONFIG"
+        ) from exc
+
+
+def api_message(exc: Exception) -> str:
+    """The API server's own reason for a failure, from its Status object when it sent one.
+
+    Only the status code, reason and message are kept: a request body (a Secret's data
+    included) never reaches a log through here.
+    """
+    status = getattr(exc, "status", None)
+    body = getattr(exc, "body", None)
+    message = ""
+    if isinstance(body, bytes | str) and body:
+        try:
+            parsed = json.loads(body)
+            message = str(parsed.get("message", "")) if isinstance(parsed, dict) else ""
+        except ValueError:
+            message = ""
+    reason = getattr(exc, "reason", None) or type(exc).__name__
+    text = f"{status} {reason}" if status else str(reason)
+    return f"{text}: {message}" if message else text
+
+
+@dataclass
+class Cluster:
+    """One namespace of one cluster, as the deployer sees it."""
+
+    api_client: client.ApiClient
+    """A configured client (see :func:`connect`)."""
+    namespace: str
+    """Where namespaced objects go."""
+    field_manager: str = FIELD_MANAGER
+    """The server-side apply field manager: one name for every write."""
+    request_timeout_s: float = 60.0
+    """How long one API request may take: a stalled connection fails instead of hanging."""
+    _dynamic: DynamicClient | None = field(default=None, init=False, repr=False)
+
+    @property
+    def dynamic(self) -> DynamicClient:
+        """The discovery-backed client, created on first use."""
+        if self._dynamic is None:
+            # A cache path that never exists: discovery starts fresh and stays in memory.
+            cache_file = str(Path(tempfile.gettempdir()) / f"deployer-{uuid.uuid4()}.json")
+            try:
+                self._dynamic = DynamicClient(  # type: ignore[no-untyped-call]
+                    self.api_client, cache_file=cache_file, discoverer=_MemoryDiscoverer
+                )
+            except ApiException as exc:
+                raise ClusterError(
+                    f"cannot reach the Kubernetes API at {self.api_client.configuration.host}: "
+                    f"{api_message(exc)}"
+                ) from exc
+            except urllib3.exceptions.HTTPError as exc:
+                raise ClusterError(
+                    f"cannot reach the Kubernetes API at "
+                    f"{self.api_client.configuration.host}: {exc}"
+                ) from exc
+        return self._dynamic
+
+    @contextlib.contextmanager
+    def _connected(self) -> Iterator[None]:
+        """Connection failures past the first request (reset, timeout, TLS) become a
+        ClusterError naming the API server, never a traceback."""
+        try:
+            yield
+        except urllib3.exceptions.HTTPError as exc:
+            raise ClusterError(
+                f"lost the Kubernetes API at {self.api_client.configuration.host}: {exc}"
+            ) from exc
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.api_client.close()  # type: ignore[no-untyped-call]
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        try:
+            with self._connected():
+                return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError as exc:
+            raise ClusterError(
+                f"the cluster does not serve {kind} ({api_version}): install the CRD or "
+                "API that provides it, or turn off the chart feature that renders it"
+            ) from exc
+
+    def is_namespaced(self, api_version: str, kind: str) -> bool:
+        """Whether the cluster serves this kind per namespace."""
+        return bool(self._resource(api_version, kind).namespaced)
+
+    def namespaced_kinds(self, objects: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
+        """The ``(group, kind)`` pairs among ``objects`` that are namespaced.
+
+        Raises ClusterError naming every kind the cluster does not serve, before anything
+        is applied.
+        """
+        namespaced: set[tuple[str, str]] = set()
+        unknown: list[str] = []
+        for ref in sorted({ObjectRef.of(o) for o in objects}):
+            try:
+                if self.is_namespaced(ref.api_version, ref.kind):
+                    namespaced.add((ref.group, ref.kind))
+            except ClusterError as exc:
+                unknown.append(str(exc))
+        if unknown:
+            raise ClusterError("; ".join(sorted(set(unknown))))
+        return namespaced
+
+    def _namespace_of(self, ref: ObjectRef) -> str | None:
+        if not self.is_namespaced(ref.api_version, ref.kind):
+            return None
+        return ref.namespace or self.namespace
+
+    def apply(self, obj: Mapping[str, Any]) -> Object:
+        """Server-side apply one object (created if missing). Returns the live object."""
+        ref = ObjectRef.of(obj)
+        resource = self._resource(ref.api_version, ref.kind)
+        with self._connected():
+            live = self.dynamic.server_side_apply(  # type: ignore[no-untyped-call]
+                resource,
+                body=dict(obj),
+                name=ref.name,
+                namespace=self._namespace_of(ref),
+                field_manager=self.field_manager,
+                force_conflicts=True,
+                _request_timeout=self.request_timeout_s,
+            )
+        return dict(live.to_dict())
+
+    def apply_all(self, objects: Iterable[Mapping[str, Any]]) -> list[Object]:
+        """Apply every object in order, going on past failures.
+
+        Returns the live objects. Raises ApplyError naming every object that failed, after
+        trying them all, so one run reports every problem.
+        """
+        applied: list[Object] = []
+        failures: list[str] = []
+        for obj in objects:
+            ref = ObjectRef.of(obj)
+            try:
+                applied.append(self.apply(obj))
+            except (ApiException, DynamicApiError) as exc:
+                failures.append(f"{ref}: {api_message(exc)}")
+            except ClusterError as exc:
+                failures.append(f"{ref}: {exc}")
+        if failures:
+            raise ApplyError(failures)
+        return applied
+
+    def get(self, ref: ObjectRef) -> Object | None:
+        """The live object, or None if it does not exist."""
+        resource = self._resource(ref.api_version, ref.kind)
+        try:
+            with self._connected():
+                live = resource.get(
+                    name=ref.name,
+                    namespace=self._namespace_of(ref),
+                    _request_timeout=self.request_timeout_s,
+                )
+        except DynamicApiError as exc:
+            if exc.status == 404:
+                return None
+            raise ClusterError(f"cannot read {ref}: {api_message(exc)}") from exc
+        return dict(live.to_dict())
+
+    def list_objects(
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[Object]:
+        """Objects of one kind in the namespace, filtered by the selectors."""
+        resource = self._resource(api_version, kind)
+        namespace = self.namespace if resource.namespaced else None
+        try:
+            with self._connected():
+                found = resource.get(
+                    namespace=namespace,
+                    label_selector=label_selector,
+                    field_selector=field_selector,
+                    _request_timeout=self.request_timeout_s,
+                )
+        except DynamicApiError as exc:
+            raise ClusterError(f"cannot list {kind}: {api_message(exc)}") from exc
+        return [dict(item) for item in found.to_dict().get("items") or []]
+
+    def delete(self, ref: ObjectRef) -> bool:
+        """Delete one object, its dependents in the background. Returns False if it was
+        already gone."""
+        resource = self._resource(ref.api_version, ref.kind)
+        try:
+            with self._connected():
+                resource.delete(
+                    name=ref.name,
+                    namespace=self._namespace_of(ref),
+                    body={"propagationPolicy": "Background"},
+                    _request_timeout=self.request_timeout_s,
+                )
+        except DynamicApiError as exc:
+            if exc.status == 404:
+                return False
+            raise ClusterError(f"cannot delete {ref}: {api_message(exc)}") from exc
+        return True
+
+    def merge_patch(
+        self, ref: ObjectRef, patch: Mapping[str, Any], *, subresource: str | None = None
+    ) -> Object:
+        """JSON merge patch of an object, or of its ``status`` subresource."""
+        resource = self._resource(ref.api_version, ref.kind)
+        # A kind without that subresource takes the patch on the object itself.
+        target = resource.subresources.get(subresource, resource) if subresource else resource
+        try:
+            with self._connected():
+                live = self.dynamic.patch(  # type: ignore[no-untyped-call]
+                    target,
+                    body=dict(patch),
+                    name=ref.name,
+                    namespace=self._namespace_of(ref),
+                    content_type="application/merge-patch+json",
+                    field_manager=self.field_manager,
+                    _request_timeout=self.request_timeout_s,
+                )
+        except DynamicApiError as exc:
+            raise ClusterError(f"cannot patch {ref}: {api_message(exc)}") from exc
+        return dict(live.to_dict())
+
+    def events_for(self, ref: ObjectRef) -> list[Object]:
+        """Events about one object, oldest first."""
+        selector = f"involvedObject.name={ref.name},involvedObject.kind={ref.kind}"
+        events = self.list_objects("v1", "Event", field_selector=selector)
+        mine = [
+            e
+            for e in events
+            if (e.get("involvedObject") or {}).get("name") == ref.name
+            and (e.get("involvedObject") or {}).get("kind") == ref.kind
+        ]
+        return sorted(mine, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+
+    def pod_log(self, name: str, *, tail_lines: int = 50) -> str:
+        """The end of a pod's log (its first container)."""
+        core = client.CoreV1Api(self.api_client)
+        try:
+            with self._connected():
+                log = core.read_namespaced_pod_log(
+                    name,
+                    self.namespace,
+                    tail_lines=tail_lines,
+                    _request_timeout=self.request_timeout_s,
+                )
+            return str(log or "")
+        except ApiException as exc:
+            raise ClusterError(f"cannot read the log of Pod/{name}: {api_message(exc)}") from exc

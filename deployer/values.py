@@ -1,0 +1,254 @@
+"""From the Marketplace form's values to the chart's values, checked against ``schema.yaml``.
+
+``schema.yaml`` is a Marketplace schema v2: its ``properties`` are dotted chart value keys
+(``image.tag``, ``server.logVerbose``) plus the Marketplace's own ``name`` and ``namespace``
+(typed ``NAME`` and ``NAMESPACE``), and its ``x-google-marketplace.images`` name the image
+properties the Marketplace fills in. Every function here is pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from deployer.errors import SchemaError, ValuesError
+
+# Marketplace property types that are not chart values: they name the Helm release.
+_RELEASE_TYPES = {"NAME": "name", "NAMESPACE": "namespace"}
+# Image property types the Marketplace fills in from `x-google-marketplace.images`.
+_IMAGE_TYPES = {"REGISTRY", "REPO_WITHOUT_REGISTRY", "REPO_WITH_REGISTRY", "TAG", "FULL"}
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The parts of ``schema.yaml`` the deployer uses."""
+
+    properties: dict[str, dict[str, Any]]
+    """Every key a values file may hold (image properties included), with its JSON schema."""
+    required: tuple[str, ...]
+    """Keys that must be given."""
+    release_keys: dict[str, str]
+    """``{"name": KEY, "namespace": KEY}``: the properties typed NAME and NAMESPACE."""
+    published_version: str
+    """``x-google-marketplace.publishedVersion``."""
+
+    def json_schema(self) -> dict[str, Any]:
+        """A JSON schema for a flat values mapping; unknown keys are refused."""
+        return {
+            "type": "object",
+            "properties": {key: _plain(prop) for key, prop in self.properties.items()},
+            "required": list(self.required),
+            "additionalProperties": False,
+        }
+
+
+def _plain(prop: Mapping[str, Any]) -> dict[str, Any]:
+    """A property without its ``x-google-marketplace`` block, which jsonschema ignores anyway
+    but which would otherwise clutter error messages."""
+    return {k: v for k, v in prop.items() if k != "x-google-marketplace"}
+
+
+def _marketplace_type(prop: Mapping[str, Any]) -> str | None:
+    block = prop.get("x-google-marketplace")
+    return block.get("type") if isinstance(block, Mapping) else None
+
+
+def parse_schema(document: Any, *, source: str = "schema.yaml") -> Schema:
+    """Read a parsed ``schema.yaml``; raises SchemaError saying what is missing."""
+    if not isinstance(document, Mapping):
+        raise SchemaError(f"{source} is not a YAML mapping: write a Marketplace schema v2")
+    header = document.get("x-google-marketplace")
+    if not isinstance(header, Mapping) or header.get("schemaVersion") != "v2":
+        raise SchemaError(
+            f"{source} has no `x-google-marketplace.schemaVersion: v2`: the deployer reads "
+            "Marketplace schema v2 only"
+        )
+    properties = document.get("properties")
+    if not isinstance(properties, Mapping) or not properties:
+        raise SchemaError(f"{source} has no `properties`: list the form's values there")
+    merged: dict[str, dict[str, Any]] = {str(k): dict(v or {}) for k, v in properties.items()}
+    for image_name, image in (header.get("images") or {}).items():
+        for key, prop in ((image or {}).get("properties") or {}).items():
+            if prop.get("type") not in _IMAGE_TYPES:
+                raise SchemaError(
+                    f"{source}: image {image_name!r} property {key!r} has type "
+                    f"{prop.get('type')!r}; use one of {sorted(_IMAGE_TYPES)}"
+                )
+            merged.setdefault(str(key), {"type": "string"})
+    release_keys = {
+        role: key
+        for key, prop in merged.items()
+        if (role := _RELEASE_TYPES.get(_marketplace_type(prop) or ""))
+    }
+    missing = sorted(set(_RELEASE_TYPES.values()) - set(release_keys))
+    if missing:
+        raise SchemaError(
+            f"{source} has no property typed {', '.join(m.upper() for m in missing)}: "
+            "Marketplace passes the application's name and namespace through them"
+        )
+    try:
+        jsonschema.Draft7Validator.check_schema(
+            {"type": "object", "properties": {k: _plain(p) for k, p in merged.items()}}
+        )
+    except jsonschema.SchemaError as exc:
+        raise SchemaError(f"{source} is not a valid JSON schema: {exc.message}") from exc
+    return Schema(
+        properties=merged,
+        required=tuple(str(k) for k in document.get("required") or ()),
+        release_keys=release_keys,
+        published_version=str(header.get("publishedVersion", "")),
+    )
+
+
+def load_schema(path: Path) -> Schema:
+    """Read ``schema.yaml`` from ``path``."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SchemaError(f"cannot read the schema {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise SchemaError(f"{path} is not valid YAML: {exc}") from exc
+    return parse_schema(document, source=str(path))
+
+
+def load_values_file(path: Path) -> dict[str, Any]:
+    """Read a values file (the Marketplace's ``/data/values.yaml`` or ``--values FILE``)."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ValuesError([f"cannot read the values file {path}: {exc.strerror}"]) from exc
+    except yaml.YAMLError as exc:
+        raise ValuesError([f"{path} is not valid YAML: {exc}"]) from exc
+    if document is None:
+        return {}
+    if not isinstance(document, Mapping):
+        raise ValuesError([f"{path} must be a YAML mapping of keys to values"])
+    return dict(document)
+
+
+def load_values_dir(path: Path, schema: Schema) -> dict[str, Any]:
+    """Read values the way GKE Marketplace mounts them: a ConfigMap at ``/data/values``, one
+    file per key. A string property keeps its text as is (a tag ``1.10`` stays a string);
+    other values are read as YAML scalars."""
+    found: dict[str, Any] = {}
+    for file in sorted(path.iterdir()):
+        # ConfigMap volumes hold `..data` and timestamped folders next to the key files.
+        if file.name.startswith(".") or not file.is_file():
+            continue
+        text = file.read_text()
+        if schema.properties.get(file.name, {}).get("type") == "string":
+            found[file.name] = text
+            continue
+        try:
+            found[file.name] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValuesError([f"{file.name}: not a valid value ({exc})"]) from exc
+    return found
+
+
+def load_values(path: Path, schema: Schema) -> dict[str, Any]:
+    """Values from a YAML file, or from a Marketplace values folder."""
+    if path.is_dir():
+        return load_values_dir(path, schema)
+    return load_values_file(path)
+
+
+def flatten(values: Mapping[str, Any], properties: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn nested values (``image: {tag: x}``) into the schema's dotted keys (``image.tag``).
+
+    A mapping is opened only where its key is not itself a property, so an object-valued
+    property stays whole; keys that match nothing stay as they are and are refused later.
+    """
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if prefix in properties or not isinstance(value, Mapping) or not value:
+            flat[prefix] = value
+            return
+        for key, inner in value.items():
+            walk(f"{prefix}.{key}", inner)
+
+    for key, value in values.items():
+        walk(str(key), value)
+    return flat
+
+
+def _key_of(error: jsonschema.ValidationError) -> str:
+    if error.path:
+        return ".".join(str(p) for p in error.path)
+    if error.validator == "required":
+        return str(error.message).split("'")[1]
+    return "(values)"
+
+
+def validate(schema: Schema, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check flat ``values`` against the schema and fill in defaults.
+
+    Returns the values with every defaulted property added. Raises ValuesError listing every
+    problem (type, required, enum, minimum/maximum, pattern, unknown key), each with its key.
+    """
+    validator = jsonschema.Draft7Validator(schema.json_schema())
+    problems: list[str] = []
+    for error in sorted(validator.iter_errors(dict(values)), key=lambda e: _key_of(e)):
+        key = _key_of(error)
+        if error.validator == "additionalProperties":
+            unknown = sorted(set(values) - set(schema.properties))
+            problems.extend(
+                f"{u}: unknown key; the schema allows {', '.join(sorted(schema.properties))}"
+                for u in unknown
+            )
+            continue
+        title = schema.properties.get(key, {}).get("title")
+        hint = f" ({title})" if title else ""
+        problems.append(f"{key}{hint}: {error.message}")
+    if problems:
+        raise ValuesError(problems)
+    filled = dict(values)
+    for key, prop in schema.properties.items():
+        if key not in filled and "default" in prop:
+            filled[key] = prop["default"]
+    return filled
+
+
+def expand_dotted(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1, "a.c": 2}`` → ``{"a": {"b": 1, "c": 2}}``: the nested form Helm reads."""
+    nested: dict[str, Any] = {}
+    for key in sorted(flat):
+        *parents, leaf = key.split(".")
+        node = nested
+        for i, part in enumerate(parents):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                conflict = ".".join(parents[: i + 1])
+                raise ValuesError([f"{key}: {conflict} is both a value and a parent of values"])
+            node = child
+        if isinstance(node.get(leaf), dict):
+            raise ValuesError([f"{key}: it is both a value and a parent of values"])
+        node[leaf] = flat[key]
+    return nested
+
+
+@dataclass(frozen=True)
+class DeployValues:
+    """What one deploy needs: the release and the chart's nested values."""
+
+    name: str
+    """The Helm release name, from the property typed NAME."""
+    namespace: str
+    """The namespace to deploy into, from the property typed NAMESPACE."""
+    chart_values: dict[str, Any]
+    """Nested values for ``helm template``."""
+
+
+def resolve(schema: Schema, values: Mapping[str, Any]) -> DeployValues:
+    """Validate raw (flat or nested) values, fill defaults, split off name and namespace,
+    and expand the rest into the chart's nested values."""
+    checked = validate(schema, flatten(values, schema.properties))
+    name = str(checked.pop(schema.release_keys["name"], ""))
+    namespace = str(checked.pop(schema.release_keys["namespace"], ""))
+    return DeployValues(name=name, namespace=namespace, chart_values=expand_dotted(checked))

@@ -1,0 +1,454 @@
+"""The deployer's commands end to end: real helm, the real ``kubernetes`` client, the emulator.
+
+Cases:
+- deploy of the real chart applies exactly what ``helm template`` renders, in the namespace,
+  under one field manager, and exits 0;
+- deploy of a Marketplace chart (fixture): the Application first, owner references by uid on
+  namespaced component kinds only, the Application's selector labels on every object, test
+  hooks left out, phase Success;
+- a second deploy changes no object (same resourceVersion) and ends in Success again;
+- invalid values: exit 2, every problem listed with its key, not one request sent;
+- a chart with a non-test hook, or a kind the cluster does not serve: nothing applied;
+- an apply that fails half-way: every failure listed, the rest still applied, exit 1, phase
+  Failed with reason ApplyFailed;
+- a readiness timeout: exit 1 naming the object and why (pod conditions, events), phase
+  Failed with reason NotReady; a passed progress deadline fails before the timeout; events
+  that cannot be read do not hide the timeout;
+- delete removes everything in reverse apply order, the Application last, and is idempotent;
+- status exits 0 when everything is ready and 1 when it is not deployed, and shows why a
+  failed Application failed;
+- verify runs the tester pod annotated for Marketplace, prints its log, cleans up, and fails
+  when the tester fails; with --keep-app it removes only the testers (mpdev deletes the rest);
+- render prints the objects, Secret values redacted; no command ever prints Secret data;
+- an API server that cannot be reached is a one-line error and exit 1.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deployer import values
+from deployer.cluster import FIELD_MANAGER
+from deployer.objects import VERIFICATION_ANNOTATION
+from tests.conftest import CHART_DIR
+from tests.deployer.apiserver import (
+    HEALTHY,
+    EmulatedCluster,
+    deployment_stuck,
+    load_balancer_gets_address,
+    pod_fails,
+)
+from tests.deployer.conftest import (
+    BASE_VALUES,
+    MARKETPLACE_CHART,
+    NAMESPACE,
+    RELEASE,
+    SCHEMA,
+    Run,
+    write_values,
+)
+
+SECRET_SENTINEL = f"sentinel-{RELEASE}-never-printed"
+
+
+def helm_template(helm: Path, chart: Path) -> list[dict[str, Any]]:
+    """What the chart renders, straight from helm, for BASE_VALUES as the schema resolves
+    them (its defaults override the chart's, as on Marketplace)."""
+    resolved = values.resolve(values.load_schema(SCHEMA), BASE_VALUES)
+    with tempfile.TemporaryDirectory() as workdir:
+        values_file = Path(workdir) / "values.yaml"
+        values_file.write_text(yaml.safe_dump(resolved.chart_values))
+        out = subprocess.run(
+            [str(helm), "template", RELEASE, str(chart), "-n", NAMESPACE, "-f", str(values_file)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def chart_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    """The spec as the chart wrote it: the Application's phase is the deployer's to set."""
+    return {k: v for k, v in (obj.get("spec") or {}).items() if k != "assemblyPhase"}
+
+
+def regular(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objects if "helm.sh/hook" not in (o["metadata"].get("annotations") or {})]
+
+
+def keys(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(o["kind"], o["metadata"]["name"]) for o in objects}
+
+
+def test_deploy_of_the_chart_applies_what_helm_renders(
+    run: Run, emulator: EmulatedCluster, helm4: Path
+) -> None:
+    emulator.set_controllers(HEALTHY)
+    result = run("deploy", "--timeout", "10")
+    assert result.code == 0, result.err
+    rendered = regular(helm_template(helm4, CHART_DIR))
+    live = emulator.objects()
+    assert keys(live) == keys(rendered)
+    by_key = {(o["kind"], o["metadata"]["name"]): o for o in live}
+    for obj in rendered:
+        applied = by_key[(obj["kind"], obj["metadata"]["name"])]
+        assert applied["metadata"]["namespace"] == NAMESPACE
+        assert chart_spec(applied) == chart_spec(obj)
+        assert obj["metadata"].get("labels", {}).items() <= applied["metadata"]["labels"].items()
+        managers = {m["manager"] for m in applied["metadata"]["managedFields"]}
+        assert managers == {FIELD_MANAGER}
+    applications = [o for o in live if o["kind"] == "Application"]
+    for app in applications:  # the chart renders one when Marketplace values ask for it
+        assert app["spec"]["assemblyPhase"] == "Success"
+    assert f"{RELEASE} is ready" in result.out
+    assert "all" in result.out and "objects ready" in result.out
+
+
+def test_marketplace_deploy_owns_labels_and_reports_success(
+    run: Run, emulator: EmulatedCluster, helm4: Path
+) -> None:
+    emulator.set_controllers(HEALTHY)
+    result = run("deploy", "--timeout", "10", chart=MARKETPLACE_CHART)
+    assert result.code == 0, result.err
+    rendered = helm_template(helm4, MARKETPLACE_CHART)
+    assert keys(emulator.objects()) == keys(regular(rendered))
+    app = emulator.find("Application", RELEASE)
+    assert app is not None
+    assert app["spec"]["assemblyPhase"] == "Success"
+    assert app["status"]["conditions"][0]["status"] == "True"
+    uid = app["metadata"]["uid"]
+    # The Application is applied before anything it owns.
+    first_write = emulator.writes()[0]
+    assert first_write[1].endswith(f"/applications/{RELEASE}")
+    kinds = {c["kind"] for c in app["spec"]["componentKinds"]}
+    for obj in emulator.objects():
+        if obj["kind"] == "Application":
+            continue
+        assert obj["metadata"]["labels"]["app.kubernetes.io/name"] == RELEASE
+        owners = obj["metadata"].get("ownerReferences", [])
+        namespaced = "namespace" in obj["metadata"]
+        if namespaced and obj["kind"] in kinds:
+            assert owners == [
+                {
+                    "apiVersion": "app.k8s.io/v1beta1",
+                    "kind": "Application",
+                    "name": RELEASE,
+                    "uid": uid,
+                    "blockOwnerDeletion": True,
+                }
+            ], obj["kind"]
+        else:
+            assert owners == [], f"{obj['kind']} is cluster-scoped: no namespaced owner"
+    assert emulator.find("Pod", f"{RELEASE}-test-ready") is None, "tests run only in verify"
+    assert SECRET_SENTINEL not in result.out + result.err
+
+
+def test_second_deploy_changes_nothing(run: Run, emulator: EmulatedCluster) -> None:
+    emulator.set_controllers(HEALTHY)
+    assert run("deploy", chart=MARKETPLACE_CHART).code == 0
+
+    def versions() -> dict[tuple[str, str], tuple[str, int]]:
+        return {
+            (o["kind"], o["metadata"]["name"]): (
+                o["metadata"]["resourceVersion"],
+                o["metadata"]["generation"],
+            )
+            for o in emulator.objects()
+            if o["kind"] != "Application"
+        }
+
+    before = versions()
+    second = run("deploy", chart=MARKETPLACE_CHART)
+    assert second.code == 0, second.err
+    assert versions() == before
+    app = emulator.find("Application", RELEASE)
+    assert app is not None and app["spec"]["assemblyPhase"] == "Success"
+
+
+def test_invalid_values_exit_2_listing_every_problem_and_send_nothing(
+    run: Run, emulator: EmulatedCluster, tmp_path: Path
+) -> None:
+    values = tmp_path / "bad.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "name": RELEASE,
+                "namespace": NAMESPACE,
+                "replicaCount": 0,
+                "server": {"modelControlMode": "sometimes"},
+                "gpus": 2,
+            }
+        )
+    )
+    result = run("deploy", values=values)
+    assert result.code == 2
+    for key in ("modelRepository", "replicaCount", "server.modelControlMode", "gpus"):
+        assert f"  - {key}" in result.err, key
+    assert "nothing was sent to the cluster" in result.err
+    assert emulator.requests() == []
+
+
+def make_chart(directory: Path, *, name: str, manifests: str) -> Path:
+    """A one-template chart holding ``manifests``."""
+    chart = directory / name
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text(f"apiVersion: v2\nname: {name}\nversion: 0.1.0\n")
+    (chart / "templates" / "all.yaml").write_text(manifests)
+    return chart
+
+
+HOOKED = (
+    "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n"
+    "    helm.sh/hook: pre-install,pre-upgrade\nspec:\n  template:\n    spec:\n"
+    "      restartPolicy: Never\n      containers: [{name: m, image: busybox}]\n"
+)
+UNSERVED = (
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n---\n"
+    "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("manifests", "code", "message", "reads_cluster"),
+    [
+        (HOOKED, 2, "Job/migrate (pre-install, pre-upgrade)", False),
+        (UNSERVED, 1, "does not serve Widget (example.com/v1)", True),
+    ],
+    ids=["install-hook", "unserved-kind"],
+)
+def test_a_chart_the_deployer_cannot_apply_changes_nothing(
+    run: Run,
+    emulator: EmulatedCluster,
+    tmp_path: Path,
+    manifests: str,
+    code: int,
+    message: str,
+    reads_cluster: bool,
+) -> None:
+    result = run("deploy", chart=make_chart(tmp_path, name="odd", manifests=manifests))
+    assert result.code == code
+    assert message in result.err
+    assert emulator.writes() == []
+    if not reads_cluster:
+        assert emulator.requests() == [], "a chart problem is found before any request"
+
+
+def test_an_apply_failing_half_way_lists_every_error_and_marks_failed(
+    run: Run, emulator: EmulatedCluster
+) -> None:
+    emulator.set_controllers(HEALTHY)
+    emulator.fail("Service", RELEASE, message="admission webhook denied the Service")
+    emulator.fail("Secret", f"{RELEASE}-api-key", status=403, message="secrets is forbidden")
+    result = run("deploy", chart=MARKETPLACE_CHART)
+    assert result.code == 1
+    assert "2 object(s) could not be applied" in result.err
+    assert f"Service/{RELEASE}: 422 Unprocessable Entity: admission webhook denied" in result.err
+    assert f"Secret/{RELEASE}-api-key: 403 Forbidden: secrets is forbidden" in result.err
+    # Objects after the first failure were still applied.
+    assert emulator.find("Deployment", RELEASE) is not None
+    assert emulator.find("HorizontalPodAutoscaler", RELEASE) is not None
+    app = emulator.find("Application", RELEASE)
+    assert app is not None and app["spec"]["assemblyPhase"] == "Failed"
+    condition = app["status"]["conditions"][0]
+    assert condition["reason"] == "ApplyFailed"
+    status = run("status", chart=MARKETPLACE_CHART)
+    assert status.code == 1
+    assert f"Application/{RELEASE}: phase Failed (ApplyFailed: 2 object(s)" in status.out
+    assert "admission webhook denied" in condition["message"]
+    assert "secrets is forbidden" in condition["message"]
+    assert SECRET_SENTINEL not in result.out + result.err
+
+
+def _unschedulable_pod(emulator: EmulatedCluster) -> None:
+    """A Triton pod that cannot be scheduled, and the event that says why."""
+    path = f"api/v1/namespaces/{NAMESPACE}/pods"
+    pod_name = f"{RELEASE}-7d9f-abcde"
+    emulator.add(
+        path,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod_name,
+                "labels": {"app.kubernetes.io/instance": RELEASE},
+            },
+            "status": {
+                "phase": "Pending",
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+                    }
+                ],
+            },
+        },
+    )
+    emulator.add(
+        f"api/v1/namespaces/{NAMESPACE}/events",
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{pod_name}.1"},
+            "type": "Warning",
+            "reason": "FailedScheduling",
+            "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+            "involvedObject": {"kind": "Pod", "name": pod_name},
+        },
+    )
+
+
+def test_a_readiness_timeout_names_the_object_and_why(
+    run: Run, emulator: EmulatedCluster, tmp_path: Path
+) -> None:
+    emulator.set_controllers({"Deployment": deployment_stuck})
+    _unschedulable_pod(emulator)
+    values = write_values(tmp_path, **{"service.type": "LoadBalancer"})
+    result = run("deploy", "--timeout", "0.5", chart=MARKETPLACE_CHART, values=values)
+    assert result.code == 1
+    assert "not ready after" in result.err
+    assert f"Deployment/{RELEASE}: 0/1 replicas available" in result.err
+    assert "Insufficient nvidia.com/gpu" in result.err
+    assert "FailedScheduling" in result.err
+    assert f"Service/{RELEASE}: waiting for a load balancer address" in result.err
+    assert "0/1 replicas available" in result.out, "progress lines"
+    app = emulator.find("Application", RELEASE)
+    assert app is not None and app["spec"]["assemblyPhase"] == "Failed"
+    assert app["status"]["conditions"][0]["reason"] == "NotReady"
+    assert "Insufficient nvidia.com/gpu" in app["status"]["conditions"][0]["message"]
+
+
+def test_a_passed_progress_deadline_fails_before_the_timeout(
+    run: Run, emulator: EmulatedCluster
+) -> None:
+    def deadline_passed(obj: Mapping[str, Any]) -> dict[str, Any]:
+        status = deployment_stuck(obj)
+        status["conditions"][1] = {
+            "type": "Progressing",
+            "status": "False",
+            "reason": "ProgressDeadlineExceeded",
+            "message": 'ReplicaSet "x" has timed out progressing.',
+        }
+        return status
+
+    emulator.set_controllers({"Deployment": deadline_passed, "Service": load_balancer_gets_address})
+    result = run("deploy", "--timeout", "600", chart=MARKETPLACE_CHART)
+    assert result.code == 1
+    assert "failed before it was ready" in result.err
+    assert "exceeded its progress deadline" in result.err
+
+
+def test_delete_removes_everything_in_reverse_order(run: Run, emulator: EmulatedCluster) -> None:
+    emulator.set_controllers(HEALTHY)
+    assert run("deploy", chart=MARKETPLACE_CHART).code == 0
+    applied = [p for m, p in emulator.writes() if m == "PATCH" and not p.endswith("/status")]
+    applied = list(dict.fromkeys(applied))  # the Application is patched again for its phase
+    result = run("delete", "--timeout", "5", chart=MARKETPLACE_CHART)
+    assert result.code == 0, result.err
+    assert emulator.objects() == []
+    deleted = [p for m, p in emulator.writes() if m == "DELETE"]
+    test_pod = f"/api/v1/namespaces/{NAMESPACE}/pods/{RELEASE}-test-ready"
+    assert [p for p in deleted if p != test_pod] == list(reversed(applied))
+    assert deleted[-1].endswith(f"/applications/{RELEASE}")
+    again = run("delete", "--timeout", "5", chart=MARKETPLACE_CHART)
+    assert again.code == 0
+    assert "already gone" in again.out
+
+
+def test_status_reports_readiness(run: Run, emulator: EmulatedCluster) -> None:
+    missing = run("status", chart=MARKETPLACE_CHART)
+    assert missing.code == 1
+    assert f"Deployment/{RELEASE}: not found" in missing.out
+    emulator.set_controllers(HEALTHY)
+    assert run("deploy", chart=MARKETPLACE_CHART).code == 0
+    ready = run("status", chart=MARKETPLACE_CHART)
+    assert ready.code == 0, ready.out
+    assert f"Application/{RELEASE}: phase Success" in ready.out
+    assert f"Deployment/{RELEASE}: 1/1 replicas available" in ready.out
+
+
+def test_verify_runs_the_tester_reports_and_cleans_up(run: Run, emulator: EmulatedCluster) -> None:
+    emulator.set_controllers(HEALTHY)
+    tester = f"{RELEASE}-test-ready"
+    emulator.set_pod_log(tester, "ready: 200 OK")
+    result = run("verify", "--timeout", "10", chart=MARKETPLACE_CHART)
+    assert result.code == 0, result.err
+    assert "ready: 200 OK" in result.out
+    assert "verification passed" in result.out
+    last = emulator.last_seen("Pod", tester)
+    assert last is not None
+    assert last["metadata"]["annotations"][VERIFICATION_ANNOTATION] == "test"
+    assert last["metadata"]["ownerReferences"][0]["kind"] == "Application"
+    assert emulator.objects() == [], "verify cleans up after itself"
+
+
+def test_verify_fails_when_the_tester_fails(run: Run, emulator: EmulatedCluster) -> None:
+    emulator.set_controllers({**HEALTHY, "Pod": pod_fails})
+    emulator.set_pod_log(f"{RELEASE}-test-ready", "curl: (7) Failed to connect")
+    result = run("verify", "--timeout", "10", chart=MARKETPLACE_CHART)
+    assert result.code == 1
+    assert "verification failed" in result.err
+    assert "curl: (7) Failed to connect" in result.out
+    assert emulator.objects() == []
+
+
+def test_render_prints_objects_with_secrets_redacted(run: Run, helm4: Path) -> None:
+    result = run("render", chart=MARKETPLACE_CHART)
+    assert result.code == 0, result.err
+    printed = [d for d in yaml.safe_load_all(result.out) if d]
+    assert keys(printed) == keys(regular(helm_template(helm4, MARKETPLACE_CHART)))
+    secret = next(d for d in printed if d["kind"] == "Secret")
+    assert secret["stringData"]["key"].startswith("<redacted")
+    assert SECRET_SENTINEL not in result.out
+    with_tests = run("render", "--tests", "--show-secrets", chart=MARKETPLACE_CHART)
+    assert (("Pod", f"{RELEASE}-test-ready")) in keys(list(yaml.safe_load_all(with_tests.out)))
+    assert SECRET_SENTINEL in with_tests.out
+
+
+def test_values_may_be_nested_or_dotted(run: Run, tmp_path: Path) -> None:
+    nested = write_values(tmp_path, server={"logVerbose": 2})
+    dotted = tmp_path / "dotted.yaml"
+    dotted.write_text(
+        nested.read_text().replace("server:\n  logVerbose: 2", "server.logVerbose: 2")
+    )
+    assert "server.logVerbose" in dotted.read_text()
+    outputs = [run("render", values=v).out for v in (nested, dotted)]
+    assert outputs[0] == outputs[1]
+    assert "--log-verbose=2" in outputs[0]
+
+
+def test_verify_can_leave_the_app_for_mpdev(run: Run, emulator: EmulatedCluster) -> None:
+    emulator.set_controllers(HEALTHY)
+    result = run("verify", "--keep-app", "--timeout", "10", chart=MARKETPLACE_CHART)
+    assert result.code == 0, result.err
+    assert emulator.find("Pod", f"{RELEASE}-test-ready") is None, "testers are removed"
+    app = emulator.find("Application", RELEASE)
+    assert app is not None and app["spec"]["assemblyPhase"] == "Success"
+    assert emulator.find("Deployment", RELEASE) is not None
+
+
+def test_an_unreachable_cluster_is_a_clear_exit_1(run: Run, emulator: EmulatedCluster) -> None:
+    emulator.stop()
+    result = run("deploy")
+    assert result.code == 1
+    assert f"cannot reach the Kubernetes API at {emulator.url}" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_a_timeout_is_reported_even_when_events_cannot_be_read(
+    run: Run, emulator: EmulatedCluster
+) -> None:
+    emulator.set_controllers({"Deployment": deployment_stuck})
+    emulator.fail("Event", "", status=403, message="events is forbidden")
+    result = run("deploy", "--timeout", "0.2", chart=MARKETPLACE_CHART)
+    assert result.code == 1
+    assert f"Deployment/{RELEASE}: 0/1 replicas available" in result.err
+    assert "cannot list Event: 403 Forbidden: events is forbidden" in result.err

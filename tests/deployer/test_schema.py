@@ -1,0 +1,224 @@
+"""schema.yaml holds together with the chart and with the deployer's RBAC.
+
+Cases (all read chart/ and schema.yaml, so they follow the chart as it grows):
+- every form property except name and namespace lands on a value in chart/values.yaml;
+- the image properties land on the values the chart really puts in the Triton container;
+- the schema's defaults render with real helm, and so does every enum choice;
+- publishedVersion equals the chart's version;
+- the deployer's rights are Roles only (no ClusterRole, no wildcards), deployer/rbac.yaml
+  grants exactly those rules, and they cover every kind the chart renders (with each
+  chart/ci values file, and the Marketplace fixture chart) plus what readiness reads;
+- `make e2e`'s values pass this schema and its script authenticates as rbac.yaml's account;
+- docs/marketplace.md describes every property.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kmock
+import pytest
+import yaml
+
+from deployer import render, values
+from tests.conftest import CHART_DIR, CRDS_DIR, ROOT
+from tests.deployer.apiserver import EXTRA_RESOURCES, crd_resources
+from tests.deployer.conftest import MARKETPLACE_CHART, SCHEMA
+
+RBAC = ROOT / "deployer" / "rbac.yaml"
+APPLY_VERBS = {"get", "create", "patch", "delete"}
+
+
+@pytest.fixture(scope="module")
+def schema_doc() -> dict[str, Any]:
+    return dict(yaml.safe_load(SCHEMA.read_text()))
+
+
+@pytest.fixture(scope="module")
+def schema() -> values.Schema:
+    return values.load_schema(SCHEMA)
+
+
+def chart_value_paths(tree: Any, prefix: str = "") -> Iterator[str]:
+    """Every dotted key in values.yaml, parents included."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            yield path
+            yield from chart_value_paths(value, path)
+
+
+def test_every_property_lands_on_a_chart_value(schema: values.Schema) -> None:
+    chart_values = set(chart_value_paths(yaml.safe_load((CHART_DIR / "values.yaml").read_text())))
+    release_keys = set(schema.release_keys.values())
+    missing = sorted(set(schema.properties) - release_keys - chart_values)
+    assert missing == [], f"schema properties with no chart value: {missing}"
+
+
+def _resolve(schema: values.Schema, **extra: Any) -> values.DeployValues:
+    given = {"name": "t", "namespace": "ns", "modelRepository": "gs://bucket/models"}
+    return values.resolve(schema, {**given, **extra})
+
+
+def _render(helm: Path, release: values.DeployValues) -> list[dict[str, Any]]:
+    return render.render(
+        helm=helm,
+        chart=CHART_DIR,
+        release=release.name,
+        namespace=release.namespace,
+        values=release.chart_values,
+    )
+
+
+def _containers(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        c
+        for o in objects
+        if o["kind"] == "Deployment"
+        for c in o["spec"]["template"]["spec"]["containers"]
+    ]
+
+
+def test_image_properties_reach_the_container(schema: values.Schema, helm4: Path) -> None:
+    marked = {
+        "image.registry": "registry.example",
+        "image.repository": "team/triton-marked",
+        "image.tag": "9.9.9",
+    }
+    assert set(marked) <= set(schema.properties)
+    images = [c["image"] for c in _containers(_render(helm4, _resolve(schema, **marked)))]
+    assert "registry.example/team/triton-marked:9.9.9" in images
+
+
+def test_the_defaults_render(schema: values.Schema, helm4: Path) -> None:
+    objects = _render(helm4, _resolve(schema))
+    assert any(o["kind"] == "Deployment" for o in objects)
+
+
+def _enum_choices() -> list[tuple[str, Any]]:
+    document = yaml.safe_load(SCHEMA.read_text())
+    return [
+        (key, choice)
+        for key, prop in document["properties"].items()
+        for choice in prop.get("enum", [])
+    ]
+
+
+@pytest.mark.parametrize(("key", "choice"), _enum_choices())
+def test_every_enum_choice_renders(
+    schema: values.Schema, helm4: Path, key: str, choice: Any
+) -> None:
+    assert _render(helm4, _resolve(schema, **{key: choice}))
+
+
+def test_published_version_is_the_chart_version(schema_doc: dict[str, Any]) -> None:
+    chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
+    assert schema_doc["x-google-marketplace"]["publishedVersion"] == chart["version"]
+
+
+def _role_rules(schema_doc: dict[str, Any]) -> list[dict[str, Any]]:
+    roles = schema_doc["x-google-marketplace"]["deployerServiceAccount"]["roles"]
+    assert [r["type"] for r in roles] == ["Role"], "namespaced rights only"
+    assert all(r["rulesType"] == "CUSTOM" for r in roles)
+    return list(roles[0]["rules"])
+
+
+def test_the_deployer_has_least_privilege(schema_doc: dict[str, Any]) -> None:
+    rules = _role_rules(schema_doc)
+    for rule in rules:
+        for field in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule[field], rule
+    manifests = list(yaml.safe_load_all(RBAC.read_text()))
+    assert {m["kind"] for m in manifests} == {"ServiceAccount", "Role", "RoleBinding"}
+    role = next(m for m in manifests if m["kind"] == "Role")
+    assert role["rules"] == rules
+    binding = next(m for m in manifests if m["kind"] == "RoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+
+
+def _granted(rules: list[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
+    return granted
+
+
+def _plurals() -> dict[tuple[str, str], str]:
+    """(group, kind) → resource name, from the same discovery data the emulator serves."""
+    resources = kmock.ResourcesArray()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # inside kmock
+        resources.load_bundled()
+    plurals = {
+        (str(r.group), str(resources[r].kind)): str(r.plural)
+        for r in resources
+        if resources[r].kind
+    }
+    extra = dict(EXTRA_RESOURCES)
+    if CRDS_DIR.is_dir():
+        extra.update(crd_resources(CRDS_DIR))
+    plurals.update({(g, info["kind"]): p for (g, _, p), info in extra.items()})
+    return plurals
+
+
+def _rendered_kinds(helm: Path) -> set[tuple[str, str]]:
+    charts = [(CHART_DIR, f) for f in sorted((CHART_DIR / "ci").glob("*-values.yaml"))]
+    fixture_values = CHART_DIR / "ci" / "00-default-values.yaml"
+    charts.append((MARKETPLACE_CHART, fixture_values))
+    kinds: set[tuple[str, str]] = set()
+    for chart, values_file in charts:
+        rendered = render.render(
+            helm=helm,
+            chart=chart,
+            release="t",
+            namespace="ns",
+            values=yaml.safe_load(values_file.read_text()),
+        )
+        kinds |= {(o["apiVersion"].rpartition("/")[0], o["kind"]) for o in rendered}
+    return kinds
+
+
+def test_the_role_covers_every_kind_the_chart_renders(
+    schema_doc: dict[str, Any], helm4: Path
+) -> None:
+    granted = _granted(_role_rules(schema_doc))
+    plurals = _plurals()
+    kinds = _rendered_kinds(helm4)
+    # The Marketplace fixture renders a cluster-scoped kind on purpose; a namespaced Role
+    # cannot grant it, and the deployer reports the API's refusal.
+    kinds.discard(("scheduling.k8s.io", "PriorityClass"))
+    lacking = []
+    for group, kind in sorted(kinds):
+        missing = APPLY_VERBS - granted.get((group, plurals[(group, kind)]), set())
+        if missing:
+            lacking.append(f"{kind} ({group or 'core'}): needs {sorted(missing)}")
+    assert lacking == [], "add these to schema.yaml's deployerServiceAccount and deployer/rbac.yaml"
+    # What readiness, verify and the Application phase need besides applying.
+    assert {"get", "list"} <= granted[("", "pods")]
+    assert "get" in granted[("", "pods/log")]
+    assert "list" in granted[("", "events")]
+    assert "patch" in granted[("app.k8s.io", "applications/status")]
+
+
+def test_the_e2e_path_uses_this_schema_and_role(schema: values.Schema) -> None:
+    e2e_values = Path(__file__).parent / "e2e-values.yaml"
+    values.resolve(schema, values.load_values_file(e2e_values))
+    script = (Path(__file__).parent / "e2e.sh").read_text()
+    account = next(m for m in yaml.safe_load_all(RBAC.read_text()) if m["kind"] == "ServiceAccount")
+    assert f"kubectl create token {account['metadata']['name']}" in script
+    assert "deployer/rbac.yaml" in script
+
+
+def test_the_marketplace_doc_lists_every_property(schema: values.Schema) -> None:
+    doc = (ROOT / "docs" / "marketplace.md").read_text()
+    missing = [key for key in schema.properties if f"`{key}`" not in doc]
+    assert missing == [], f"docs/marketplace.md does not describe {missing}"
