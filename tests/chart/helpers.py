@@ -34,6 +34,9 @@ CI_VALUES_FILES = tuple(sorted((CHART_DIR / "ci").glob("*-values.yaml")))
 
 Manifest = dict[str, Any]
 
+# libyaml's loader where PyYAML was built with it: the CRD files are megabytes of YAML.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 class HelmFailedError(Exception):
     """``helm template`` refused the values; ``stderr`` holds its message."""
@@ -66,20 +69,27 @@ def _strict_crd_schema(schema: Any) -> Any:
 
 
 @functools.cache
-def crd_schemas() -> dict[tuple[str, str], Any]:
-    """(apiVersion, kind) -> strict JSON schema, from every CRD in ``CRDS_DIR``; empty when
-    the folder is absent."""
-    schemas: dict[tuple[str, str], Any] = {}
+def crd_schemas() -> dict[tuple[str, str], jsonschema.Draft7Validator]:
+    """(apiVersion, kind) -> validator of its strict schema, from every CRD in ``CRDS_DIR``;
+    empty when the folder is absent."""
+    schemas: dict[tuple[str, str], jsonschema.Draft7Validator] = {}
     if not CRDS_DIR.is_dir():
         return schemas
     for path in sorted(CRDS_DIR.glob("*.yaml")):
-        for crd in yaml.safe_load_all(path.read_text()):
+        for crd in yaml.load_all(path.read_text(), Loader=_LOADER):
             if not crd or crd.get("kind") != "CustomResourceDefinition":
                 continue
             group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
             for version in crd["spec"]["versions"]:
-                schema = version["schema"]["openAPIV3Schema"]
-                schemas[(f"{group}/{version['name']}", kind)] = _strict_crd_schema(schema)
+                schema = _strict_crd_schema(version["schema"]["openAPIV3Schema"])
+                # The API server handles these itself; CRD schemas often leave them out.
+                schema["properties"] |= {
+                    "apiVersion": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "metadata": {"type": "object"},
+                }
+                key = (f"{group}/{version['name']}", kind)
+                schemas[key] = jsonschema.Draft7Validator(schema)
     return schemas
 
 
@@ -106,15 +116,15 @@ def _validate_once(manifest_json: str) -> None:
                     f"{name} is invalid for Kubernetes {version} at {path}: {exc.message}"
                 ) from exc
         return
-    schema = crd_schemas().get((manifest["apiVersion"], manifest["kind"]))
-    if schema is None:
+    validator = crd_schemas().get((manifest["apiVersion"], manifest["kind"]))
+    if validator is None:
         if not CRDS_DIR.is_dir():
             return  # reported by test_custom_resources_have_crds, which skips with the reason
         raise ManifestInvalidError(
             f"{name}: no CRD for {manifest['apiVersion']} {manifest['kind']} in {CRDS_DIR}"
         )
     try:
-        jsonschema.validate(manifest, schema)
+        validator.validate(manifest)
     except jsonschema.ValidationError as exc:
         path = ".".join(map(str, exc.absolute_path))
         message = f"{name} is invalid against its CRD at {path}: {exc.message}"
@@ -146,7 +156,7 @@ def _render(
         result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise HelmFailedError(result.stderr)
-    manifests = tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+    manifests = tuple(doc for doc in yaml.load_all(result.stdout, Loader=_LOADER) if doc)
     for manifest in manifests:
         validate_manifest(manifest)
     return manifests
