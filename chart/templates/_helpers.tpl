@@ -78,6 +78,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - --metrics-config={{ $key }}={{ $value }}
 {{- end }}
 - --exit-timeout-secs={{ .Values.server.exitTimeoutSeconds }}
+{{- with .Values.security.restrictedApi }}
+{{- if .enabled }}
+{{- /* $(TRITON_ADMIN_KEY) is expanded by the kubelet from the Secret-backed variable. */}}
+{{- $rule := printf "%s:%s=$(%s)" (join "," .apis) .header (include "triton.adminKeyEnv" $) }}
+- --http-restricted-api={{ $rule }}
+- --grpc-restricted-protocol={{ $rule }}
+{{- end }}
+{{- end }}
 {{- range .Values.server.extraArgs }}
 - {{ . }}
 {{- end }}
@@ -142,6 +150,34 @@ the condition of its template, and a test holds the two together. */}}
 {{- if .Values.metrics.grafanaDashboard.enabled }}
 - {group: v1, kind: ConfigMap}
 {{- end }}
+{{- if and .Values.security.restrictedApi.enabled (not .Values.security.restrictedApi.existingSecret) }}
+- {group: v1, kind: Secret}
+{{- end }}
+{{- if .Values.networkPolicy.enabled }}
+- {group: networking.k8s.io/v1, kind: NetworkPolicy}
+{{- end }}
+{{- if .Values.security.jwt.enabled }}
+- {group: security.istio.io/v1, kind: RequestAuthentication}
+- {group: security.istio.io/v1, kind: AuthorizationPolicy}
+{{- end }}
+{{- if include "triton.gkeHealthCheck.enabled" . }}
+- {group: networking.gke.io/v1, kind: HealthCheckPolicy}
+{{- end }}
+{{- if .Values.security.iap.enabled }}
+- {group: networking.gke.io/v1, kind: GCPBackendPolicy}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the GKE HealthCheckPolicy is rendered: Gateway API mode on a GKE class, or
+attached to an existing Gateway (assumed GKE unless gkeHealthCheck is turned off). */}}
+{{- define "triton.gkeHealthCheck.enabled" -}}
+{{- $gw := .Values.ingress.gatewayApi }}
+{{- if and (eq .Values.ingress.mode "gatewayApi") $gw.gkeHealthCheck (or (not $gw.createGateway) (hasPrefix "gke-" $gw.className)) }}true{{ end }}
+{{- end }}
+
+{{/* The Secret holding the restricted-API key: the one named, or the chart's own. */}}
+{{- define "triton.adminKeySecretName" -}}
+{{- default (printf "%s-admin-key" (include "triton.fullname" .)) .Values.security.restrictedApi.existingSecret }}
 {{- end }}
 
 {{/* Selector labels of the warm-standby placeholders: a name of their own, so Triton's
@@ -206,6 +242,18 @@ triton_release
 {{- end }}
 {{- if and $v.ingress.canary.enabled (eq $v.ingress.canary.serviceName (include "triton.fullname" .)) }}
 {{- fail "ingress.canary.serviceName names this release's own Service: name the second release's Service" }}
+{{- end }}
+{{- if and $v.security.jwt.enabled (ne $v.ingress.mode "istio") }}
+{{- fail "security.jwt is enforced by Istio sidecars: set ingress.mode=istio (with sidecar injection in the namespace), or security.jwt.enabled=false" }}
+{{- end }}
+{{- if and $v.security.jwt.enabled (not $v.security.jwt.issuer) }}
+{{- fail "security.jwt.enabled needs security.jwt.issuer (the `iss` of accepted tokens)" }}
+{{- end }}
+{{- if and $v.security.iap.enabled (ne $v.ingress.mode "gatewayApi") }}
+{{- fail "security.iap configures GKE's Gateway load balancer: set ingress.mode=gatewayApi, or security.iap.enabled=false" }}
+{{- end }}
+{{- if and $v.security.iap.enabled (or (not $v.security.iap.clientId) (not $v.security.iap.clientSecretName)) }}
+{{- fail "security.iap.enabled needs security.iap.clientId and security.iap.clientSecretName (a Secret whose `key` holds the OAuth client secret)" }}
 {{- end }}
 {{- if and $v.standby.enabled (eq (int $v.gpu.count) 0) }}
 {{- fail "standby keeps GPU nodes warm, but gpu.count is 0: set gpu.count, or standby.enabled=false" }}
@@ -286,4 +334,18 @@ existing Gateway named in values. Called with (dict "root" $ "listeners" (list .
   sectionName: {{ . }}
   {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* The environment variable that carries the restricted-API key into Triton's arguments. */}}
+{{- define "triton.adminKeyEnv" -}}
+TRITON_ADMIN_KEY
+{{- end }}
+
+{{/* Labels of the `helm test` pod: a name of its own, so that no Service, PodDisruptionBudget
+or NetworkPolicy of the release selects it. */}}
+{{- define "triton.testLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "triton.name" . | trunc 58 | trimSuffix "-" }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
