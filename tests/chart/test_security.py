@@ -6,9 +6,10 @@ Cases: the key is drawn into a Secret and reaches Triton only through `$(TRITON_
 never appears in clear (or base64) in arguments, ConfigMaps, annotations or any other object;
 an existing Secret is used as named; the restriction can be turned off; NetworkPolicy selects
 only this release's Triton pods and admits 8000/8001 per ingress mode (gateway namespace, Google
-load-balancer ranges, listed namespaces) and 8002 from the scraper only; placeholders and the
-test pod admit nothing; Istio JWT authentication and GKE IAP and health-check policies target
-this release; every pod of every ci file meets Pod Security "restricted".
+load-balancer ranges, listed namespaces, a LoadBalancer's source ranges, the `helm test` pod)
+and 8002 from the scraper only; placeholders and the test pod admit nothing; Istio JWT
+authentication and GKE IAP and health-check policies target this release; every pod of every
+ci file meets Pod Security "restricted".
 """
 
 from __future__ import annotations
@@ -104,18 +105,35 @@ class TestNetworkPolicy:
 
     @staticmethod
     def sources(policy: Manifest, port: str) -> set[str]:
+        """Namespaces and address ranges admitted on ``port`` (pod selectors left out)."""
         found = set()
         for rule in policy["spec"]["ingress"]:
             if port in {p["port"] for p in rule["ports"]}:
                 for peer in rule["from"]:
-                    found.add(
-                        field(peer, "namespaceSelector.matchLabels").get(
-                            "kubernetes.io/metadata.name"
-                        )
-                        if "namespaceSelector" in peer
-                        else peer["ipBlock"]["cidr"]
-                    )
+                    if "namespaceSelector" in peer:
+                        labels = peer["namespaceSelector"]["matchLabels"]
+                        found.add(labels["kubernetes.io/metadata.name"])
+                    elif "ipBlock" in peer:
+                        found.add(peer["ipBlock"]["cidr"])
         return found
+
+    def test_helm_test_pod_may_check_readiness(self, helm: Path) -> None:
+        values = {**REPO, "networkPolicy": {"allowSameNamespace": False}}
+        policy, manifests = self.policy(helm, values)
+        test_pod = only([m for m in manifests if is_hook(m)], "Pod")["metadata"]["labels"]
+        peers = [
+            p["podSelector"]["matchLabels"]
+            for r in policy["spec"]["ingress"]
+            for p in r["from"]
+            if "podSelector" in p
+        ]
+        assert peers and all(p.items() <= test_pod.items() for p in peers)
+
+    def test_exposed_service_admits_its_source_ranges(self, helm: Path) -> None:
+        values = {**REPO, "service": {"type": "LoadBalancer", "sourceRanges": ["203.0.113.0/24"]}}
+        policy, _ = self.policy(helm, values)
+        assert self.sources(policy, "http") == {"serving", "203.0.113.0/24"}
+        assert self.sources(policy, "metrics") == {"gmp-system"}
 
     def test_selects_only_this_release_triton_pods(self, helm: Path) -> None:
         policy, manifests = self.policy(helm, REPO)
