@@ -129,7 +129,8 @@ class TestStandby:
     TEMPLATE_FILE = "templates/standby.yaml"
 
     def test_placeholders_hold_a_triton_pods_room_below_its_priority(self, helm: Path) -> None:
-        manifests = render_chart(helm, {**REPO, "standby": {"enabled": True, "replicas": 2}})
+        values = {**REPO, "imagePullSecrets": ["ngc"], "standby": {"enabled": True, "replicas": 2}}
+        manifests = render_chart(helm, values)
         priority = only(manifests, "PriorityClass")
         assert priority["value"] < 0
         assert priority["preemptionPolicy"] == "Never"
@@ -147,6 +148,7 @@ class TestStandby:
         prepull = pod["initContainers"][0]
         assert prepull["image"] == triton_pod["containers"][0]["image"]
         assert prepull["command"] == ["true"]
+        assert pod["imagePullSecrets"] == triton_pod["imagePullSecrets"] == [{"name": "ngc"}]
 
     def test_no_triton_selector_matches_placeholders(self, helm: Path) -> None:
         values = {**REPO, **SCRAPED, "replicaCount": 2, "standby": {"enabled": True}}
