@@ -2,7 +2,8 @@
 
 Cases: a mistyped key, a wrong type, replicas out of range, a bad enum, no model repository,
 an existing ServiceAccount without a name, a grace period shorter than the drain, MIG with a
-sharing strategy GKE does not combine with it, an extra argument not written `--flag=value`.
+sharing strategy GKE does not combine with it, an extra argument not written `--flag=value`,
+bad ingress, autoscaling, standby and security combinations, Kubernetes older than 1.30.
 """
 
 from __future__ import annotations
@@ -144,3 +145,9 @@ def test_refused_with_a_clear_message(helm: Path, values: dict[str, Any], messag
     with pytest.raises(HelmFailedError) as failure:
         render_chart(helm, values)
     assert message in failure.value.stderr
+
+
+def test_refuses_kubernetes_older_than_tested(helm: Path) -> None:
+    with pytest.raises(HelmFailedError) as failure:
+        render_chart(helm, REPO, extra_args=["--kube-version", "1.29.0"])
+    assert "chart requires kubeVersion: >=1.30.0-0" in failure.value.stderr
