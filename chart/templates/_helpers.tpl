@@ -138,7 +138,7 @@ the condition of its template, and a test holds the two together. */}}
 - {group: gateway.networking.k8s.io/v1, kind: GRPCRoute}
 {{- end }}
 {{- end }}
-{{- if .Values.standby.enabled }}
+{{- if and .Values.standby.enabled (not .Values.standby.existingPriorityClass) }}
 - {group: scheduling.k8s.io/v1, kind: PriorityClass}
 {{- end }}
 {{- if .Values.metrics.podMonitoring.enabled }}

@@ -150,6 +150,13 @@ class TestStandby:
         assert prepull["command"] == ["true"]
         assert pod["imagePullSecrets"] == triton_pod["imagePullSecrets"] == [{"name": "ngc"}]
 
+    def test_existing_priority_class(self, helm: Path) -> None:
+        values = {**REPO, "standby": {"enabled": True, "existingPriorityClass": "gpu-standby"}}
+        manifests = render_chart(helm, values)
+        assert not [m for m in manifests if m["kind"] == "PriorityClass"]
+        pod = only(manifests, "Deployment", "-standby")["spec"]["template"]["spec"]
+        assert pod["priorityClassName"] == "gpu-standby"
+
     def test_no_triton_selector_matches_placeholders(self, helm: Path) -> None:
         values = {**REPO, **SCRAPED, "replicaCount": 2, "standby": {"enabled": True}}
         manifests = render_chart(helm, values)
