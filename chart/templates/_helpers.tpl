@@ -53,7 +53,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* The most Triton pods this release can run: what a PodDisruptionBudget is worth against. */}}
 {{- define "triton.maxReplicas" -}}
-{{- int .Values.replicaCount }}
+{{- if .Values.autoscaling.enabled }}{{ int .Values.autoscaling.maxReplicas }}{{ else }}{{ int .Values.replicaCount }}{{ end }}
 {{- end }}
 
 {{/* "true" when the PodDisruptionBudget is rendered (only useful with more than one pod). */}}
@@ -78,6 +78,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - --metrics-config={{ $key }}={{ $value }}
 {{- end }}
 - --exit-timeout-secs={{ .Values.server.exitTimeoutSeconds }}
+{{- with .Values.security.restrictedApi }}
+{{- if .enabled }}
+{{- /* $(TRITON_ADMIN_KEY) is expanded by the kubelet from the Secret-backed variable. */}}
+{{- $rule := printf "%s:%s=$(%s)" (join "," .apis) .header (include "triton.adminKeyEnv" $) }}
+- --http-restricted-api={{ $rule }}
+- --grpc-restricted-protocol={{ $rule }}
+{{- end }}
+{{- end }}
 {{- range .Values.server.extraArgs }}
 - {{ . }}
 {{- end }}
@@ -112,4 +120,232 @@ the condition of its template, and a test holds the two together. */}}
 {{- if include "triton.pdb.enabled" . }}
 - {group: policy/v1, kind: PodDisruptionBudget}
 {{- end }}
+{{- if .Values.autoscaling.enabled }}
+- {group: autoscaling/v2, kind: HorizontalPodAutoscaler}
+{{- end }}
+{{- if eq .Values.ingress.mode "istio" }}
+{{- if .Values.ingress.istio.createGateway }}
+- {group: networking.istio.io/v1, kind: Gateway}
+{{- end }}
+- {group: networking.istio.io/v1, kind: VirtualService}
+{{- end }}
+{{- if eq .Values.ingress.mode "gatewayApi" }}
+{{- if .Values.ingress.gatewayApi.createGateway }}
+- {group: gateway.networking.k8s.io/v1, kind: Gateway}
+{{- end }}
+- {group: gateway.networking.k8s.io/v1, kind: HTTPRoute}
+{{- if .Values.ingress.grpc.enabled }}
+- {group: gateway.networking.k8s.io/v1, kind: GRPCRoute}
+{{- end }}
+{{- end }}
+{{- if and .Values.standby.enabled (not .Values.standby.existingPriorityClass) }}
+- {group: scheduling.k8s.io/v1, kind: PriorityClass}
+{{- end }}
+{{- if .Values.metrics.podMonitoring.enabled }}
+- {group: monitoring.googleapis.com/v1, kind: PodMonitoring}
+{{- end }}
+{{- if .Values.metrics.serviceMonitor.enabled }}
+- {group: monitoring.coreos.com/v1, kind: ServiceMonitor}
+{{- end }}
+{{- if .Values.metrics.grafanaDashboard.enabled }}
+- {group: v1, kind: ConfigMap}
+{{- end }}
+{{- if and .Values.security.restrictedApi.enabled (not .Values.security.restrictedApi.existingSecret) }}
+- {group: v1, kind: Secret}
+{{- end }}
+{{- if .Values.networkPolicy.enabled }}
+- {group: networking.k8s.io/v1, kind: NetworkPolicy}
+{{- end }}
+{{- if .Values.security.jwt.enabled }}
+- {group: security.istio.io/v1, kind: RequestAuthentication}
+- {group: security.istio.io/v1, kind: AuthorizationPolicy}
+{{- end }}
+{{- if include "triton.gkeHealthCheck.enabled" . }}
+- {group: networking.gke.io/v1, kind: HealthCheckPolicy}
+{{- end }}
+{{- if .Values.security.iap.enabled }}
+- {group: networking.gke.io/v1, kind: GCPBackendPolicy}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the GKE HealthCheckPolicy is rendered: Gateway API mode on a GKE class, or
+attached to an existing Gateway (assumed GKE unless gkeHealthCheck is turned off). */}}
+{{- define "triton.gkeHealthCheck.enabled" -}}
+{{- $gw := .Values.ingress.gatewayApi }}
+{{- if and (eq .Values.ingress.mode "gatewayApi") $gw.gkeHealthCheck (or (not $gw.createGateway) (hasPrefix "gke-" $gw.className)) }}true{{ end }}
+{{- end }}
+
+{{/* The Secret holding the restricted-API key: the one named, or the chart's own. */}}
+{{- define "triton.adminKeySecretName" -}}
+{{- default (printf "%s-admin-key" (include "triton.fullname" .)) .Values.security.restrictedApi.existingSecret }}
+{{- end }}
+
+{{/* Selector labels of the warm-standby placeholders: a name of their own, so Triton's
+Service, PodDisruptionBudget and NetworkPolicy never select them. */}}
+{{- define "triton.standbySelectorLabels" -}}
+app.kubernetes.io/name: {{ include "triton.name" . | trunc 55 | trimSuffix "-" }}-standby
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The cluster-scoped PriorityClass of the placeholders: the namespace is part of the name,
+since releases of the same name in two namespaces would otherwise share it. */}}
+{{- define "triton.standbyPriorityClassName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "triton.fullname" .) | trunc 55 | trimSuffix "-" }}-standby
+{{- end }}
+
+{{/* The pod label that scopes the GPU duty-cycle metric to this release: Cloud Monitoring
+exposes pod labels as metadata.user_labels, and HPA selector keys may not hold a `/` there. */}}
+{{- define "triton.metricReleaseLabel" -}}
+triton_release
+{{- end }}
+
+{{/* Bad combinations of values, refused before anything is rendered. */}}
+{{- define "triton.validate" -}}
+{{- $v := .Values }}
+{{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
+{{- fail (printf "autoscaling.minReplicas (%d) is above autoscaling.maxReplicas (%d): lower minReplicas or raise maxReplicas" (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
+{{- end }}
+{{- if and $v.autoscaling.enabled (ne $v.autoscaling.metric "gpuDutyCycle") (not $v.metrics.podMonitoring.enabled) }}
+{{- fail (printf "autoscaling.metric=%s reads Triton's metrics through Managed Prometheus: set metrics.podMonitoring.enabled=true, or use autoscaling.metric=gpuDutyCycle" $v.autoscaling.metric) }}
+{{- end }}
+{{- if and $v.autoscaling.enabled (eq $v.autoscaling.metric "gpuDutyCycle") (eq (int $v.gpu.count) 0) }}
+{{- fail "autoscaling.metric=gpuDutyCycle needs GPUs: set gpu.count above 0, or scale on queueTime or pendingRequests" }}
+{{- end }}
+{{- if eq $v.ingress.mode "gatewayApi" }}
+{{- if and $v.ingress.gatewayApi.createGateway (not $v.ingress.gatewayApi.className) }}
+{{- fail "ingress.mode=gatewayApi creates a Gateway but ingress.gatewayApi.className is empty: set a GatewayClass (e.g. gke-l7-regional-external-managed), or set ingress.gatewayApi.createGateway=false and ingress.gatewayApi.parentRef.name" }}
+{{- end }}
+{{- if and (not $v.ingress.gatewayApi.createGateway) (not $v.ingress.gatewayApi.parentRef.name) }}
+{{- fail "ingress.mode=gatewayApi with createGateway=false needs a parent: set ingress.gatewayApi.parentRef.name to an existing Gateway" }}
+{{- end }}
+{{- if and $v.ingress.grpc.enabled (or (not $v.ingress.grpc.host) (eq $v.ingress.grpc.host $v.ingress.host)) }}
+{{- fail "ingress.mode=gatewayApi routes gRPC with a GRPCRoute, which may not share a hostname with the HTTPRoute: set ingress.grpc.host to its own name (e.g. grpc.example.com), or ingress.grpc.enabled=false" }}
+{{- end }}
+{{- end }}
+{{- if and (ne $v.ingress.mode "none") $v.ingress.tls.enabled (not $v.ingress.tls.secretName) }}
+{{- fail "ingress.tls.enabled needs ingress.tls.secretName: the Secret holding the certificate (Istio: in the ingress gateway's namespace; Gateway API: in the release namespace)" }}
+{{- end }}
+{{- if and $v.ingress.tls.httpsRedirect (not $v.ingress.tls.enabled) }}
+{{- fail "ingress.tls.httpsRedirect redirects to HTTPS, which is off: set ingress.tls.enabled=true and ingress.tls.secretName" }}
+{{- end }}
+{{- if and (eq $v.ingress.mode "gatewayApi") $v.ingress.tls.enabled (not $v.ingress.gatewayApi.createGateway) }}
+{{- fail "ingress.tls configures listeners of the Gateway this chart creates; with an existing Gateway (createGateway=false), configure TLS on that Gateway and leave ingress.tls.enabled=false" }}
+{{- end }}
+{{- if and (eq $v.ingress.mode "istio") (not $v.ingress.istio.createGateway) (not $v.ingress.istio.existingGateway) }}
+{{- fail "ingress.mode=istio with createGateway=false needs ingress.istio.existingGateway (namespace/name)" }}
+{{- end }}
+{{- if and $v.ingress.canary.enabled (eq $v.ingress.mode "none") }}
+{{- fail "ingress.canary splits traffic at the ingress: set ingress.mode to istio or gatewayApi, or ingress.canary.enabled=false" }}
+{{- end }}
+{{- if and $v.ingress.canary.enabled (not $v.ingress.canary.serviceName) }}
+{{- fail "ingress.canary.enabled needs ingress.canary.serviceName: the Service of the second Triton release in this namespace" }}
+{{- end }}
+{{- if and $v.ingress.canary.enabled (eq $v.ingress.canary.serviceName (include "triton.fullname" .)) }}
+{{- fail "ingress.canary.serviceName names this release's own Service: name the second release's Service" }}
+{{- end }}
+{{- if and $v.security.jwt.enabled (ne $v.ingress.mode "istio") }}
+{{- fail "security.jwt is enforced by Istio sidecars: set ingress.mode=istio (with sidecar injection in the namespace), or security.jwt.enabled=false" }}
+{{- end }}
+{{- if and $v.security.jwt.enabled (not $v.security.jwt.issuer) }}
+{{- fail "security.jwt.enabled needs security.jwt.issuer (the `iss` of accepted tokens)" }}
+{{- end }}
+{{- if and $v.security.iap.enabled (ne $v.ingress.mode "gatewayApi") }}
+{{- fail "security.iap configures GKE's Gateway load balancer: set ingress.mode=gatewayApi, or security.iap.enabled=false" }}
+{{- end }}
+{{- if and $v.security.iap.enabled (or (not $v.security.iap.clientId) (not $v.security.iap.clientSecretName)) }}
+{{- fail "security.iap.enabled needs security.iap.clientId and security.iap.clientSecretName (a Secret whose `key` holds the OAuth client secret)" }}
+{{- end }}
+{{- if and $v.standby.enabled (eq (int $v.gpu.count) 0) }}
+{{- fail "standby keeps GPU nodes warm, but gpu.count is 0: set gpu.count, or standby.enabled=false" }}
+{{- end }}
+{{- end }}
+
+{{/* The Service a route sends to, with weights: this release, and the canary when on.
+Rendered as a YAML list of {name, weight}. */}}
+{{- define "triton.backends" -}}
+{{- $canary := ternary (int .Values.ingress.canary.weight) 0 .Values.ingress.canary.enabled }}
+- name: {{ include "triton.fullname" . }}
+  weight: {{ sub 100 $canary }}
+{{- if .Values.ingress.canary.enabled }}
+- name: {{ .Values.ingress.canary.serviceName }}
+  weight: {{ $canary }}
+{{- end }}
+{{- end }}
+
+{{/* The Istio Gateway the VirtualService binds to, as namespace/name. */}}
+{{- define "triton.istioGateway" -}}
+{{- if .Values.ingress.istio.createGateway }}
+{{- printf "%s/%s" .Release.Namespace (include "triton.fullname" .) }}
+{{- else }}
+{{- .Values.ingress.istio.existingGateway }}
+{{- end }}
+{{- end }}
+
+{{/* The HTTP requests the edge lets through, as {type, value, method}: health, server and
+model metadata, model readiness, inference. Everything else (model repository, shared memory,
+statistics, trace, logging, model config) gets 404 at the edge. With regexes, a model name is
+any path segment except `stats` (GET /v2/models/stats is the statistics API), said without
+look-ahead, which RE2 does not have. Without (Gateway API implementations such as GKE's that
+only match Exact and PathPrefix), /v2/models/ is one prefix and Triton's restricted APIs guard
+the statistics, config and trace endpoints under it; methods are matched only with regexes
+(method matching is an extended Gateway API feature too). Called with (dict "regex" bool). */}}
+{{- define "triton.httpRoutes" -}}
+{{- $get := ternary "GET" "" .regex }}
+- {type: Exact, value: /v2/health/live, method: {{ $get | quote }}}
+- {type: Exact, value: /v2/health/ready, method: {{ $get | quote }}}
+- {type: Exact, value: /v2, method: {{ $get | quote }}}
+{{- if .regex }}
+{{- $model := "/v2/models/([^/s][^/]*|s|s[^/t][^/]*|st|st[^/a][^/]*|sta|sta[^/t][^/]*|stat|stat[^/s][^/]*|stats[^/]+)(/versions/[0-9]+)?" }}
+- {type: RegularExpression, value: {{ printf "%s(/ready)?" $model | quote }}, method: GET}
+- {type: RegularExpression, value: {{ printf "%s/infer" $model | quote }}, method: POST}
+{{- else }}
+- {type: PathPrefix, value: /v2/models/, method: ""}
+{{- end }}
+{{- end }}
+
+{{/* The gRPC methods of inference.GRPCInferenceService the edge lets through: the
+counterparts of triton.httpRoutes (no repository, shared-memory, statistics, trace or log
+methods, no ModelConfig). */}}
+{{- define "triton.grpcMethods" -}}
+- ServerLive
+- ServerReady
+- ServerMetadata
+- ModelReady
+- ModelMetadata
+- ModelInfer
+- ModelStreamInfer
+{{- end }}
+
+{{/* parentRefs of a Gateway API route: listeners of the Gateway this chart creates, or the
+existing Gateway named in values. Called with (dict "root" $ "listeners" (list ...)). */}}
+{{- define "triton.parentRefs" -}}
+{{- if .root.Values.ingress.gatewayApi.createGateway }}
+{{- range .listeners }}
+- name: {{ include "triton.fullname" $.root }}
+  sectionName: {{ . }}
+{{- end }}
+{{- else }}
+{{- $ref := .root.Values.ingress.gatewayApi.parentRef }}
+- name: {{ $ref.name }}
+  {{- with $ref.namespace }}
+  namespace: {{ . }}
+  {{- end }}
+  {{- with $ref.sectionName }}
+  sectionName: {{ . }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The environment variable that carries the restricted-API key into Triton's arguments. */}}
+{{- define "triton.adminKeyEnv" -}}
+TRITON_ADMIN_KEY
+{{- end }}
+
+{{/* Labels of the `helm test` pod: a name of its own, so that no Service, PodDisruptionBudget
+or NetworkPolicy of the release selects it. */}}
+{{- define "triton.testLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "triton.name" . | trunc 58 | trimSuffix "-" }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}

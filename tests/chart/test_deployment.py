@@ -36,6 +36,10 @@ class TestDeployment:
             "--log-verbose=0",
             "--allow-gpu-metrics=true",
             "--exit-timeout-secs=30",
+            "--http-restricted-api=model-repository,shared-memory,statistics,trace,logging,"
+            "model-config:triton-admin-key=$(TRITON_ADMIN_KEY)",
+            "--grpc-restricted-protocol=model-repository,shared-memory,statistics,trace,logging,"
+            "model-config:triton-admin-key=$(TRITON_ADMIN_KEY)",
         ]
 
     def test_every_valued_argument_is_written_flag_equals_value(
@@ -193,8 +197,12 @@ class TestDeployment:
             "priorityClassName": "inference-high",
         }
         template = deployment(helm, values)["spec"]["template"]
-        env = {e["name"]: e["value"] for e in template["spec"]["containers"][0]["env"]}
-        assert env == {"LD_PRELOAD": "/opt/libcustom.so", "A_SETTING": "1"}
+        env = {e["name"]: e.get("value") for e in template["spec"]["containers"][0]["env"]}
+        assert env == {
+            "TRITON_ADMIN_KEY": None,
+            "LD_PRELOAD": "/opt/libcustom.so",
+            "A_SETTING": "1",
+        }
         assert template["metadata"]["labels"]["team"] == "ml"
         assert template["metadata"]["annotations"]["example.com/owner"] == "ml"
         assert template["spec"]["priorityClassName"] == "inference-high"

@@ -2,7 +2,8 @@
 
 Cases: a mistyped key, a wrong type, replicas out of range, a bad enum, no model repository,
 an existing ServiceAccount without a name, a grace period shorter than the drain, MIG with a
-sharing strategy GKE does not combine with it, an extra argument not written `--flag=value`.
+sharing strategy GKE does not combine with it, an extra argument not written `--flag=value`,
+bad ingress, autoscaling, standby and security combinations, Kubernetes older than 1.30.
 """
 
 from __future__ import annotations
@@ -40,6 +41,102 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "gpu.partitionSize (MIG) combines only with gpu.sharing.strategy=time-sharing",
     ),
     ("extra-arg-not-a-flag", {**REPO, "server": {"extraArgs": ["load bert"]}}, "extraArgs/0"),
+    (
+        "min-above-max",
+        {
+            **REPO,
+            "autoscaling": {
+                "enabled": True,
+                "metric": "gpuDutyCycle",
+                "minReplicas": 5,
+                "maxReplicas": 2,
+            },
+        },
+        "autoscaling.minReplicas (5) is above autoscaling.maxReplicas (2)",
+    ),
+    (
+        "queue-metric-without-scraping",
+        {**REPO, "autoscaling": {"enabled": True, "metric": "queueTime"}},
+        "set metrics.podMonitoring.enabled=true",
+    ),
+    (
+        "duty-cycle-without-gpu",
+        {**REPO, "gpu": {"count": 0}, "autoscaling": {"enabled": True, "metric": "gpuDutyCycle"}},
+        "autoscaling.metric=gpuDutyCycle needs GPUs",
+    ),
+    ("unknown-ingress-mode", {**REPO, "ingress": {"mode": "nginx"}}, "/ingress/mode"),
+    (
+        "gateway-api-without-class",
+        {
+            **REPO,
+            "ingress": {
+                "mode": "gatewayApi",
+                "grpc": {"enabled": False},
+                "gatewayApi": {"className": ""},
+            },
+        },
+        "ingress.gatewayApi.className is empty",
+    ),
+    (
+        "gateway-api-without-parent",
+        {
+            **REPO,
+            "ingress": {
+                "mode": "gatewayApi",
+                "grpc": {"enabled": False},
+                "gatewayApi": {"createGateway": False},
+            },
+        },
+        "set ingress.gatewayApi.parentRef.name",
+    ),
+    (
+        "gateway-api-grpc-sharing-the-http-host",
+        {**REPO, "ingress": {"mode": "gatewayApi", "host": "a.example.com"}},
+        "set ingress.grpc.host to its own name",
+    ),
+    (
+        "istio-without-gateway",
+        {**REPO, "ingress": {"mode": "istio", "istio": {"createGateway": False}}},
+        "needs ingress.istio.existingGateway",
+    ),
+    (
+        "canary-without-ingress",
+        {**REPO, "ingress": {"canary": {"enabled": True, "serviceName": "next"}}},
+        "ingress.canary splits traffic at the ingress",
+    ),
+    (
+        "canary-without-service",
+        {**REPO, "ingress": {"mode": "istio", "canary": {"enabled": True}}},
+        "needs ingress.canary.serviceName",
+    ),
+    (
+        "canary-is-itself",
+        {
+            **REPO,
+            "ingress": {
+                "mode": "istio",
+                "canary": {"enabled": True, "serviceName": "triton-triton-inference-server"},
+            },
+        },
+        "names this release's own Service",
+    ),
+    ("canary-weight-over-100", {**REPO, "ingress": {"canary": {"weight": 101}}}, "weight"),
+    (
+        "tls-without-secret",
+        {**REPO, "ingress": {"mode": "istio", "tls": {"enabled": True}}},
+        "ingress.tls.enabled needs ingress.tls.secretName",
+    ),
+    (
+        "redirect-without-tls",
+        {**REPO, "ingress": {"mode": "istio", "tls": {"httpsRedirect": True}}},
+        "set ingress.tls.enabled=true",
+    ),
+    (
+        "standby-without-gpu",
+        {**REPO, "gpu": {"count": 0}, "standby": {"enabled": True}},
+        "standby keeps GPU nodes warm, but gpu.count is 0",
+    ),
+    ("standby-priority-not-below-zero", {**REPO, "standby": {"priority": 10}}, "priority"),
 ]
 
 
@@ -48,3 +145,9 @@ def test_refused_with_a_clear_message(helm: Path, values: dict[str, Any], messag
     with pytest.raises(HelmFailedError) as failure:
         render_chart(helm, values)
     assert message in failure.value.stderr
+
+
+def test_refuses_kubernetes_older_than_tested(helm: Path) -> None:
+    with pytest.raises(HelmFailedError) as failure:
+        render_chart(helm, REPO, extra_args=["--kube-version", "1.29.0"])
+    assert "chart requires kubeVersion: >=1.30.0-0" in failure.value.stderr

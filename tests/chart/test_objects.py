@@ -1,6 +1,8 @@
 """The smaller templates: Service, ServiceAccount, PodDisruptionBudget, Application, test pod.
 
-Cases: Service type, ports with appProtocol (gRPC as h2c), NEG annotation; ServiceAccount
+Cases: Service ports with appProtocol (gRPC as h2c); LoadBalancer and NodePort Services
+carry only HTTP and gRPC (with source ranges), metrics stay on a ClusterIP Service; NEG
+annotation; ServiceAccount
 created with the Workload Identity annotation, or an existing one named; PodDisruptionBudget
 only when more than one pod can run; Application componentKinds exactly the rendered kinds in
 every ci file; the `helm test` pod curls /v2/health/ready of this release's Service.
@@ -31,12 +33,22 @@ class TestService:
         }
 
     @pytest.mark.parametrize("service_type", ["LoadBalancer", "NodePort"])
-    def test_type_is_selectable(self, helm: Path, service_type: str) -> None:
-        values = {**REPO, "service": {"type": service_type}}
-        assert only(render_chart(helm, values), "Service")["spec"]["type"] == service_type
+    def test_exposed_type_keeps_metrics_inside(self, helm: Path, service_type: str) -> None:
+        values = {**REPO, "service": {"type": service_type, "sourceRanges": ["10.0.0.0/8"]}}
+        manifests = render_chart(helm, values)
+        exposed = only(manifests, "Service", "-server")
+        assert exposed["spec"]["type"] == service_type
+        assert [p["name"] for p in exposed["spec"]["ports"]] == ["http", "grpc"]
+        if service_type == "LoadBalancer":
+            assert exposed["spec"]["loadBalancerSourceRanges"] == ["10.0.0.0/8"]
+        metrics = only(manifests, "Service", "-metrics")
+        assert metrics["spec"]["type"] == "ClusterIP"
+        assert [p["port"] for p in metrics["spec"]["ports"]] == [8002]
+        assert metrics["spec"]["selector"] == exposed["spec"]["selector"]
 
     def test_neg_annotation(self, helm: Path) -> None:
         service = only(render_chart(helm, {**REPO, "service": {"neg": True}}), "Service")
+        assert service["spec"]["type"] == "ClusterIP"
         assert "cloud.google.com/neg" in service["metadata"]["annotations"]
 
 

@@ -3,8 +3,8 @@
 Cases: values.yaml and every ci file validate against values.schema.json, and the schema is
 strict (no object without additionalProperties: false or a declared value type); every value is
 documented with a `# --` comment; chart/README.md's values table is up to date; Chart.yaml's
-appVersion matches the default image; NOTES.txt prints a readiness curl and the Locust command
-for this release.
+appVersion matches the default image; NOTES.txt prints a readiness curl, the Locust command,
+how to read the admin key, the address for each ingress mode and the autoscaler watch.
 """
 
 from __future__ import annotations
@@ -78,29 +78,57 @@ def test_app_version_matches_default_image() -> None:
     assert chart["appVersion"] == f"2.{year * 12 + month - 247}.0"
 
 
-def test_notes_print_ready_to_paste_commands(tmp_path: Path) -> None:
-    # Helm 4 only: Helm 3's `install --dry-run=client` still asks a cluster for its version.
+def notes(tmp_path: Path, *settings: str) -> str:
+    """NOTES.txt as `helm install` prints it for release `demo` in namespace `serving`.
+
+    Helm 4 only: Helm 3's `install --dry-run=client` still asks a cluster for its version."""
     helm = ROOT / ".tools" / "helm-v4.1.4" / "helm"
-    result = subprocess.run(
-        [
-            str(helm),
-            "install",
-            "demo",
-            str(CHART_DIR),
-            "--dry-run=client",
-            "-n",
-            "serving",
-            "--set",
-            "modelRepository=gs://bucket/models",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tmp_path,
-    )
-    notes = result.stdout.split("NOTES:", 1)[1]
-    assert "rollout status deployment/demo-triton-inference-server" in notes
-    assert "curl -sf http://${INGRESS_HOST}:${INGRESS_PORT}/v2/health/ready" in notes
+    command = [
+        str(helm),
+        "install",
+        "demo",
+        str(CHART_DIR),
+        "--dry-run=client",
+        "-n",
+        "serving",
+        "--set",
+        "modelRepository=gs://bucket/models",
+    ]
+    for setting in settings:
+        command += ["--set", setting]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=tmp_path)
+    return result.stdout.split("NOTES:", 1)[1]
+
+
+def test_notes_print_ready_to_paste_commands(tmp_path: Path) -> None:
+    text = notes(tmp_path)
+    assert "rollout status deployment/demo-triton-inference-server" in text
+    assert "curl -sf http://${INGRESS_HOST}:${INGRESS_PORT}/v2/health/ready" in text
     locust = "locust -f locust/locustfile-bert-large.py -H http://${INGRESS_HOST}:${INGRESS_PORT}"
-    assert locust in notes
-    assert "helm test demo -n serving" in notes
+    assert locust in text
+    assert "helm test demo -n serving" in text
+    assert "get secret demo-triton-inference-server-admin-key" in text
+
+
+@pytest.mark.parametrize(
+    ("settings", "address"),
+    [
+        (["ingress.mode=istio"], "-n istio-system get service istio-ingressgateway"),
+        (
+            ["ingress.mode=gatewayApi", "ingress.grpc.host=grpc.example.com"],
+            "get gateway demo-triton-inference-server -o jsonpath='{.status.addresses[0].value}'",
+        ),
+        (["service.type=LoadBalancer"], "get service demo-triton-inference-server -o jsonpath"),
+        ([], "port-forward service/demo-triton-inference-server 8000:8000 8001:8001"),
+    ],
+    ids=["istio", "gateway-api", "load-balancer", "none"],
+)
+def test_notes_print_the_address_for_each_mode(
+    tmp_path: Path, settings: list[str], address: str
+) -> None:
+    assert address in notes(tmp_path, *settings)
+
+
+def test_notes_show_the_autoscaler(tmp_path: Path) -> None:
+    text = notes(tmp_path, "autoscaling.enabled=true", "metrics.podMonitoring.enabled=true")
+    assert "get hpa demo-triton-inference-server --watch" in text

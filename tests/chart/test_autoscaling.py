@@ -1,0 +1,213 @@
+"""Autoscaling, standby capacity and metrics (hpa.yaml, standby.yaml, podmonitoring.yaml,
+servicemonitor.yaml, dashboard-configmap.yaml).
+
+Cases: the HPA targets this release's Deployment, which then has no fixed replica count; each
+metric (queue time and pending requests as Pods metrics from Managed Prometheus, GPU duty cycle
+as an External metric whose selector names this release's namespace, container and pod label);
+two releases' duty-cycle selectors never overlap; behaviour defaults scale up fast and down
+slowly, and can be replaced; the PodDisruptionBudget follows maxReplicas; standby placeholders
+request the same GPU, CPU and memory on the same nodes at a lower, non-preempting priority, and
+no Triton Service selects them; PodMonitoring and ServiceMonitor scrape port `metrics` of this
+release's pods; the Grafana dashboard is valid JSON that plots the metrics the HPA uses.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.chart.helpers import field, only, render_chart
+
+REPO = {"modelRepository": "gs://bucket/models"}
+SCRAPED = {"metrics": {"podMonitoring": {"enabled": True}}}
+
+
+def autoscaled(metric: str, **extra: Any) -> dict[str, Any]:
+    return {**REPO, **SCRAPED, "autoscaling": {"enabled": True, "metric": metric, **extra}}
+
+
+class TestHorizontalPodAutoscaler:
+    TEMPLATE_FILE = "templates/hpa.yaml"
+
+    def test_targets_this_release_deployment(self, helm: Path) -> None:
+        manifests = render_chart(helm, autoscaled("queueTime"), release="blue")
+        hpa = only(manifests, "HorizontalPodAutoscaler")
+        deployment = only(manifests, "Deployment")
+        assert hpa["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": deployment["metadata"]["name"],
+        }
+        assert "replicas" not in deployment["spec"]
+        assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 4)
+
+    @pytest.mark.parametrize(
+        ("metric", "name", "target"),
+        [
+            (
+                "queueTime",
+                "prometheus.googleapis.com|nv_inference_queue_duration_us|counter",
+                "500000",
+            ),
+            (
+                "pendingRequests",
+                "prometheus.googleapis.com|nv_inference_pending_request_count|gauge",
+                "8",
+            ),
+        ],
+    )
+    def test_triton_metrics_are_pods_metrics(
+        self, helm: Path, metric: str, name: str, target: str
+    ) -> None:
+        hpa = only(render_chart(helm, autoscaled(metric)), "HorizontalPodAutoscaler")
+        (spec,) = hpa["spec"]["metrics"]
+        assert spec["type"] == "Pods"
+        assert spec["pods"]["metric"]["name"] == name
+        assert spec["pods"]["target"] == {"type": "AverageValue", "averageValue": target}
+
+    def test_gpu_duty_cycle_selects_only_this_release(self, helm: Path) -> None:
+        values = autoscaled("gpuDutyCycle", gpuDutyCycle={"target": 70, "clusterName": "c1"})
+        manifests = render_chart(helm, values, release="blue", namespace="ml")
+        (spec,) = only(manifests, "HorizontalPodAutoscaler")["spec"]["metrics"]
+        assert spec["type"] == "External"
+        assert (
+            spec["external"]["metric"]["name"] == "kubernetes.io|container|accelerator|duty_cycle"
+        )
+        selector = spec["external"]["metric"]["selector"]["matchLabels"]
+        assert selector == {
+            "resource.labels.namespace_name": "ml",
+            "resource.labels.container_name": "triton",
+            "metadata.user_labels.triton_release": "blue",
+            "resource.labels.cluster_name": "c1",
+        }
+        assert spec["external"]["target"] == {"type": "AverageValue", "averageValue": "70"}
+        # The label the selector reads is on the Triton pods.
+        labels = only(manifests, "Deployment")["spec"]["template"]["metadata"]["labels"]
+        assert labels["triton_release"] == "blue"
+
+    def test_two_releases_duty_cycle_selectors_do_not_overlap(self, helm: Path) -> None:
+        selectors = [
+            field(
+                only(
+                    render_chart(helm, autoscaled("gpuDutyCycle"), release=r),
+                    "HorizontalPodAutoscaler",
+                ),
+                "spec.metrics[0].external.metric.selector.matchLabels",
+            )
+            for r in ("blue", "green")
+        ]
+        shared_keys = set(selectors[0]) & set(selectors[1])
+        assert any(selectors[0][k] != selectors[1][k] for k in shared_keys)
+
+    def test_behavior_defaults_scale_up_fast_and_down_slowly(self, helm: Path) -> None:
+        behavior = only(render_chart(helm, autoscaled("queueTime")), "HorizontalPodAutoscaler")[
+            "spec"
+        ]["behavior"]
+        assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0
+        assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 300
+        assert max(p["value"] for p in behavior["scaleUp"]["policies"] if p["type"] == "Pods") >= 2
+
+    def test_behavior_can_be_replaced(self, helm: Path) -> None:
+        scale_down = {
+            "stabilizationWindowSeconds": 60,
+            "selectPolicy": "Max",
+            "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}],
+        }
+        values = autoscaled("queueTime", behavior={"scaleDown": scale_down})
+        hpa = only(render_chart(helm, values), "HorizontalPodAutoscaler")
+        assert hpa["spec"]["behavior"]["scaleDown"] == scale_down
+
+    def test_pdb_follows_max_replicas(self, helm: Path) -> None:
+        manifests = render_chart(helm, autoscaled("queueTime", minReplicas=1, maxReplicas=3))
+        assert only(manifests, "PodDisruptionBudget")
+
+
+class TestStandby:
+    TEMPLATE_FILE = "templates/standby.yaml"
+
+    def test_placeholders_hold_a_triton_pods_room_below_its_priority(self, helm: Path) -> None:
+        values = {**REPO, "imagePullSecrets": ["ngc"], "standby": {"enabled": True, "replicas": 2}}
+        manifests = render_chart(helm, values)
+        priority = only(manifests, "PriorityClass")
+        assert priority["value"] < 0
+        assert priority["preemptionPolicy"] == "Never"
+        assert priority["globalDefault"] is False
+        assert priority["metadata"]["name"].startswith("serving-")
+        standby = only(manifests, "Deployment", "-standby")
+        triton = only(manifests, "Deployment", "-server")
+        assert standby["spec"]["replicas"] == 2
+        pod, triton_pod = standby["spec"]["template"]["spec"], triton["spec"]["template"]["spec"]
+        assert pod["priorityClassName"] == priority["metadata"]["name"]
+        assert pod["nodeSelector"] == triton_pod["nodeSelector"]
+        assert pod["containers"][0]["resources"] == triton_pod["containers"][0]["resources"]
+        assert "priorityClassName" not in triton_pod  # default priority 0, above the placeholders
+        # The warm node already holds Triton's image when Triton lands there.
+        prepull = pod["initContainers"][0]
+        assert prepull["image"] == triton_pod["containers"][0]["image"]
+        assert prepull["command"] == ["true"]
+        assert pod["imagePullSecrets"] == triton_pod["imagePullSecrets"] == [{"name": "ngc"}]
+
+    def test_existing_priority_class(self, helm: Path) -> None:
+        values = {**REPO, "standby": {"enabled": True, "existingPriorityClass": "gpu-standby"}}
+        manifests = render_chart(helm, values)
+        assert not [m for m in manifests if m["kind"] == "PriorityClass"]
+        pod = only(manifests, "Deployment", "-standby")["spec"]["template"]["spec"]
+        assert pod["priorityClassName"] == "gpu-standby"
+
+    def test_no_triton_selector_matches_placeholders(self, helm: Path) -> None:
+        values = {**REPO, **SCRAPED, "replicaCount": 2, "standby": {"enabled": True}}
+        manifests = render_chart(helm, values)
+        placeholder_labels = only(manifests, "Deployment", "-standby")["spec"]["template"][
+            "metadata"
+        ]["labels"]
+        for manifest in manifests:
+            selector = field(manifest, "spec.selector.matchLabels") or (
+                field(manifest, "spec.selector") if manifest["kind"] == "Service" else None
+            )
+            if selector and not manifest["metadata"]["name"].endswith("-standby"):
+                assert not selector.items() <= placeholder_labels.items(), manifest["kind"]
+
+
+class TestMetrics:
+    def test_pod_monitoring_scrapes_this_release(self, helm: Path) -> None:
+        manifests = render_chart(helm, {**REPO, **SCRAPED})
+        monitoring = only(manifests, "PodMonitoring")
+        assert (
+            monitoring["spec"]["selector"]["matchLabels"]
+            == only(manifests, "Deployment")["spec"]["selector"]["matchLabels"]
+        )
+        assert monitoring["spec"]["endpoints"] == [
+            {"port": "metrics", "path": "/metrics", "interval": "15s"}
+        ]
+
+    def test_service_monitor(self, helm: Path) -> None:
+        values = {
+            **REPO,
+            "metrics": {
+                "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}
+            },
+        }
+        monitor = only(render_chart(helm, values), "ServiceMonitor")
+        assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        assert field(monitor, "spec.endpoints[0].port") == "metrics"
+        assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["serving"]}
+
+    def test_grafana_dashboard_plots_the_scaling_signals(self, helm: Path) -> None:
+        values = {**REPO, "metrics": {"grafanaDashboard": {"enabled": True}}}
+        config_map = only(render_chart(helm, values), "ConfigMap", "-dashboard")
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+        (text,) = config_map["data"].values()
+        dashboard = json.loads(text)
+        queries = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+        for metric in (
+            "nv_inference_request_success",
+            "nv_inference_queue_duration_us",
+            "nv_inference_compute_infer_duration_us",
+            "nv_gpu_utilization",
+            "nv_inference_exec_count",
+            "nv_inference_pending_request_count",
+        ):
+            assert metric in queries

@@ -1,0 +1,268 @@
+"""Ingress modes (templates/istio.yaml, templates/gateway-api.yaml).
+
+Cases: `none` renders no route; Istio Gateway and VirtualService send HTTP to 8000 and gRPC to
+8001 with timeout and retries; an existing Istio Gateway is used as named; TLS credentialName
+and the HTTPS redirect; Gateway API Gateway with its class, HTTPRoute and GRPCRoute on separate
+hostnames, attached to the created Gateway or an existing parent; the HTTPS listener with
+certificateRefs and the redirect route; the weighted canary split in both modes; the route
+matchers let through only health, metadata, readiness and inference (checked by matching
+real Triton paths against the rendered regexes).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.chart.helpers import Manifest, field, only, render_chart
+
+REPO = {"modelRepository": "gs://bucket/models"}
+SERVICE = "triton-triton-inference-server"
+ISTIO: dict[str, Any] = {**REPO, "ingress": {"mode": "istio"}}
+GATEWAY_API: dict[str, Any] = {
+    **REPO,
+    "ingress": {"mode": "gatewayApi", "host": "t.example.com", "grpc": {"host": "g.example.com"}},
+}
+CANARY = {"enabled": True, "serviceName": "triton-next-triton-inference-server", "weight": 20}
+
+ALLOWED_HTTP = [
+    ("GET", "/v2/health/live"),
+    ("GET", "/v2/health/ready"),
+    ("GET", "/v2"),
+    ("GET", "/v2/models/bert"),
+    ("GET", "/v2/models/bert/ready"),
+    ("GET", "/v2/models/bert/versions/1"),
+    ("GET", "/v2/models/bert/versions/1/ready"),
+    ("POST", "/v2/models/bert/infer"),
+    ("POST", "/v2/models/bert/versions/3/infer"),
+    ("POST", "/v2/models/stats_model/infer"),
+    ("POST", "/v2/models/s/infer"),
+    ("GET", "/v2/models/statistics"),
+]
+REFUSED_HTTP = [
+    ("POST", "/v2/repository/index"),
+    ("POST", "/v2/repository/models/bert/load"),
+    ("POST", "/v2/repository/models/bert/unload"),
+    ("GET", "/v2/models/stats"),
+    ("GET", "/v2/models/bert/stats"),
+    ("GET", "/v2/models/bert/versions/1/stats"),
+    ("GET", "/v2/models/bert/config"),
+    ("GET", "/v2/models/bert/trace/setting"),
+    ("POST", "/v2/trace/setting"),
+    ("POST", "/v2/logging"),
+    ("GET", "/v2/systemsharedmemory/status"),
+    ("POST", "/v2/cudasharedmemory/region/r/register"),
+    ("GET", "/metrics"),
+    ("GET", "/"),
+    ("DELETE", "/v2/models/bert/infer"),
+    ("GET", "/v2/models/bert/infer"),
+]
+
+
+def istio_routes_allow(virtual_service: Manifest, method: str, path: str) -> int | None:
+    """The destination port an Istio VirtualService sends (method, path) to, or None (404)."""
+    for route in virtual_service["spec"]["http"]:
+        for match in route["match"]:
+            uri, wanted = match["uri"], field(match, "method.exact")
+            hit = path == uri["exact"] if "exact" in uri else re.fullmatch(uri["regex"], path)
+            if hit and wanted in (None, method):
+                return int(route["route"][0]["destination"]["port"]["number"])
+    return None
+
+
+class TestNone:
+    def test_no_route_objects(self, defaults: list[Manifest]) -> None:
+        routed = {"Gateway", "VirtualService", "HTTPRoute", "GRPCRoute"}
+        assert not [m for m in defaults if m["kind"] in routed]
+
+
+class TestIstio:
+    TEMPLATE_FILE = "templates/istio.yaml"
+
+    def test_gateway_and_routes(self, helm: Path) -> None:
+        manifests = render_chart(helm, ISTIO)
+        gateway = only(manifests, "Gateway")
+        assert gateway["apiVersion"] == "networking.istio.io/v1"
+        assert gateway["spec"]["selector"] == {"istio": "ingressgateway"}
+        vs = only(manifests, "VirtualService")
+        assert vs["spec"]["gateways"] == [f"serving/{SERVICE}"]
+        assert istio_routes_allow(vs, "POST", "/v2/models/bert/infer") == 8000
+        assert istio_routes_allow(vs, "POST", "/inference.GRPCInferenceService/ModelInfer") == 8001
+        for route in vs["spec"]["http"]:
+            assert route["timeout"] == "60s"
+            assert route["retries"]["attempts"] == 2
+            destination = route["route"][0]["destination"]["host"]
+            assert destination == f"{SERVICE}.serving.svc.cluster.local"
+
+    @pytest.mark.parametrize(("method", "path"), ALLOWED_HTTP)
+    def test_allowed_paths_reach_triton(self, helm: Path, method: str, path: str) -> None:
+        vs = only(render_chart(helm, ISTIO), "VirtualService")
+        assert istio_routes_allow(vs, method, path) == 8000
+
+    @pytest.mark.parametrize(("method", "path"), REFUSED_HTTP)
+    def test_admin_paths_get_404(self, helm: Path, method: str, path: str) -> None:
+        vs = only(render_chart(helm, ISTIO), "VirtualService")
+        assert istio_routes_allow(vs, method, path) is None
+
+    def test_only_inference_grpc_methods(self, helm: Path) -> None:
+        vs = only(render_chart(helm, ISTIO), "VirtualService")
+        prefix = "/inference.GRPCInferenceService/"
+        for method in ("ModelInfer", "ModelStreamInfer", "ModelMetadata", "ServerReady"):
+            assert istio_routes_allow(vs, "POST", prefix + method) == 8001
+        for method in (
+            "RepositoryModelLoad",
+            "RepositoryIndex",
+            "ModelStatistics",
+            "SystemSharedMemoryRegister",
+            "TraceSetting",
+            "LogSettings",
+            "ModelConfig",
+        ):
+            assert istio_routes_allow(vs, "POST", prefix + method) is None
+
+    def test_existing_gateway(self, helm: Path) -> None:
+        values = {
+            **REPO,
+            "ingress": {
+                "mode": "istio",
+                "istio": {"createGateway": False, "existingGateway": "istio-ingress/shared"},
+            },
+        }
+        manifests = render_chart(helm, values)
+        assert not [m for m in manifests if m["kind"] == "Gateway"]
+        assert only(manifests, "VirtualService")["spec"]["gateways"] == ["istio-ingress/shared"]
+
+    def test_tls_and_redirect(self, helm: Path) -> None:
+        tls = {"enabled": True, "secretName": "cert", "httpsRedirect": True}
+        values = {**REPO, "ingress": {"mode": "istio", "host": "t.example.com", "tls": tls}}
+        servers = only(render_chart(helm, values), "Gateway")["spec"]["servers"]
+        http, https = servers
+        assert http["tls"] == {"httpsRedirect": True}
+        assert https["tls"] == {"mode": "SIMPLE", "credentialName": "cert"}
+        assert https["hosts"] == ["t.example.com"]
+
+    def test_grpc_on_its_own_host(self, helm: Path) -> None:
+        values = {
+            **REPO,
+            "ingress": {
+                "mode": "istio",
+                "host": "t.example.com",
+                "grpc": {"host": "g.example.com"},
+            },
+        }
+        vs = only(render_chart(helm, values), "VirtualService")
+        assert vs["spec"]["hosts"] == ["t.example.com", "g.example.com"]
+        grpc = field(vs, "spec.http[name=grpc-inference]")
+        assert {m["authority"]["exact"] for m in grpc["match"]} == {"g.example.com"}
+
+    def test_canary_split(self, helm: Path) -> None:
+        values = {**REPO, "ingress": {"mode": "istio", "canary": CANARY}}
+        vs = only(render_chart(helm, values), "VirtualService")
+        for route in vs["spec"]["http"]:
+            weights = {r["destination"]["host"].split(".")[0]: r["weight"] for r in route["route"]}
+            assert weights == {SERVICE: 80, CANARY["serviceName"]: 20}
+
+
+class TestGatewayApi:
+    TEMPLATE_FILE = "templates/gateway-api.yaml"
+
+    def test_gateway_http_and_grpc_routes(self, helm: Path) -> None:
+        manifests = render_chart(helm, GATEWAY_API)
+        gateway = only(manifests, "Gateway")
+        assert gateway["spec"]["gatewayClassName"] == "gke-l7-regional-external-managed"
+        assert [listener["name"] for listener in gateway["spec"]["listeners"]] == ["http"]
+        http = only(manifests, "HTTPRoute")
+        assert http["spec"]["hostnames"] == ["t.example.com"]
+        assert http["spec"]["parentRefs"] == [{"name": SERVICE, "sectionName": "http"}]
+        assert field(http, "spec.rules[0].backendRefs") == [
+            {"name": SERVICE, "port": 8000, "weight": 100}
+        ]
+        assert field(http, "spec.rules[0].timeouts.request") == "60s"
+        grpc = only(manifests, "GRPCRoute")
+        assert grpc["spec"]["hostnames"] == ["g.example.com"]
+        methods = {m["method"]["method"] for m in grpc["spec"]["rules"][0]["matches"]}
+        assert methods == {
+            "ServerLive",
+            "ServerReady",
+            "ServerMetadata",
+            "ModelReady",
+            "ModelMetadata",
+            "ModelInfer",
+            "ModelStreamInfer",
+        }
+        assert field(grpc, "spec.rules[0].backendRefs[0].port") == 8001
+
+    def test_portable_matching_uses_exact_and_prefix_only(self, helm: Path) -> None:
+        http = only(render_chart(helm, GATEWAY_API), "HTTPRoute")
+        matches = http["spec"]["rules"][0]["matches"]
+        assert {m["path"]["type"] for m in matches} == {"Exact", "PathPrefix"}
+        assert {m["path"]["value"] for m in matches if m["path"]["type"] == "PathPrefix"} == {
+            "/v2/models/"
+        }
+        assert all("method" not in m for m in matches)
+
+    @pytest.mark.parametrize(("method", "path"), REFUSED_HTTP + ALLOWED_HTTP)
+    def test_regex_matching_is_the_same_surface_as_istio(
+        self, helm: Path, method: str, path: str
+    ) -> None:
+        values = {
+            **GATEWAY_API,
+            "ingress": {**GATEWAY_API["ingress"], "gatewayApi": {"regexPathMatch": True}},
+        }
+        http = only(render_chart(helm, values), "HTTPRoute")
+        allowed = any(
+            (
+                m["path"]["value"] == path
+                if m["path"]["type"] == "Exact"
+                else re.fullmatch(m["path"]["value"], path)
+            )
+            and m.get("method") in (None, method)
+            for m in http["spec"]["rules"][0]["matches"]
+        )
+        assert allowed == ((method, path) in ALLOWED_HTTP)
+
+    def test_existing_parent(self, helm: Path) -> None:
+        ingress = {
+            "mode": "gatewayApi",
+            "grpc": {"enabled": False},
+            "gatewayApi": {
+                "createGateway": False,
+                "parentRef": {"name": "shared", "namespace": "gateways", "sectionName": "https"},
+            },
+        }
+        manifests = render_chart(helm, {**REPO, "ingress": ingress})
+        assert {m["kind"] for m in manifests} & {"Gateway", "GRPCRoute"} == set()
+        assert only(manifests, "HTTPRoute")["spec"]["parentRefs"] == [
+            {"name": "shared", "namespace": "gateways", "sectionName": "https"}
+        ]
+
+    def test_tls_listener_and_redirect(self, helm: Path) -> None:
+        tls = {"enabled": True, "secretName": "cert", "httpsRedirect": True}
+        values = {**GATEWAY_API, "ingress": {**GATEWAY_API["ingress"], "tls": tls}}
+        manifests = render_chart(helm, values)
+        https = field(only(manifests, "Gateway"), "spec.listeners[name=https]")
+        assert https["tls"]["certificateRefs"] == [{"kind": "Secret", "name": "cert"}]
+        main = only(manifests, "HTTPRoute", SERVICE)
+        assert main["spec"]["parentRefs"] == [{"name": SERVICE, "sectionName": "https"}]
+        redirect = only(manifests, "HTTPRoute", "-redirect")
+        assert redirect["spec"]["parentRefs"] == [{"name": SERVICE, "sectionName": "http"}]
+        assert field(redirect, "spec.rules[0].filters[0].requestRedirect.scheme") == "https"
+
+    def test_tls_without_redirect_serves_both_listeners(self, helm: Path) -> None:
+        tls = {"enabled": True, "secretName": "cert"}
+        values = {**GATEWAY_API, "ingress": {**GATEWAY_API["ingress"], "tls": tls}}
+        http = only(render_chart(helm, values), "HTTPRoute")
+        assert [p["sectionName"] for p in http["spec"]["parentRefs"]] == ["http", "https"]
+
+    def test_canary_split(self, helm: Path) -> None:
+        values = {**GATEWAY_API, "ingress": {**GATEWAY_API["ingress"], "canary": CANARY}}
+        manifests = render_chart(helm, values)
+        for kind, port in (("HTTPRoute", 8000), ("GRPCRoute", 8001)):
+            refs = field(only(manifests, kind), "spec.rules[0].backendRefs")
+            assert refs == [
+                {"name": SERVICE, "port": port, "weight": 80},
+                {"name": CANARY["serviceName"], "port": port, "weight": 20},
+            ]
