@@ -28,6 +28,9 @@ from tests.conftest import CHART_DIR, CRDS_DIR, ROOT
 from tests.deployer.apiserver import EXTRA_RESOURCES, crd_resources
 from tests.deployer.conftest import MARKETPLACE_CHART, SCHEMA
 
+# GKE Gateway policy CRDs, kept with the chart tests (they are not in ../shared/crds).
+GKE_POLICY_CRDS_DIR = ROOT / "tests" / "chart" / "crds"
+
 RBAC = ROOT / "deployer" / "rbac.yaml"
 APPLY_VERBS = {"get", "create", "patch", "delete"}
 
@@ -166,6 +169,7 @@ def _plurals() -> dict[tuple[str, str], str]:
     extra = dict(EXTRA_RESOURCES)
     if CRDS_DIR.is_dir():
         extra.update(crd_resources(CRDS_DIR))
+    extra.update(crd_resources(GKE_POLICY_CRDS_DIR))
     plurals.update({(g, info["kind"]): p for (g, _, p), info in extra.items()})
     return plurals
 
