@@ -71,3 +71,24 @@ test: lint ## Lint, then run every test (pytest)
 .PHONY: demo
 demo: venv tools ## Render the chart with its defaults and print what it would deploy
 	$(HELM4) template triton $(CHART) --set modelRepository=gs://bucket/models
+
+# --- BERT sample -----------------------------------------------------------------------------
+# make model-repository VARIANT=python|onnx|tensorrt SIZE=large|base|tiny OUT=build/models
+#   optional: CHECKPOINT=folder (instead of SIZE), DEVICE=cpu|gpu, GPU=t4|l4|a100|h100
+#   (tensorrt), REPLACE=1 (replace an existing model), BUILD_ARGS="--max-batch-size 16 ..."
+# make upload OUT=build/models DEST=gs://BUCKET/PREFIX [UPLOAD_ARGS=--delete]
+VARIANT ?= python
+SIZE ?= large
+OUT ?= $(BUILD)/models
+
+.PHONY: model-repository
+model-repository: venv ## Write the BERT model repository (VARIANT, SIZE or CHECKPOINT, OUT)
+	$(PY) -m samples.bert build --variant $(VARIANT) --output $(OUT) \
+	  $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),--size $(SIZE)) \
+	  $(if $(DEVICE),--device $(DEVICE)) $(if $(GPU),--gpu $(GPU)) \
+	  $(if $(filter 1,$(REPLACE)),--replace) $(BUILD_ARGS)
+
+.PHONY: upload
+upload: venv ## Copy the model repository OUT to DEST=gs://BUCKET/PREFIX (unchanged files skipped)
+	@test -n "$(DEST)" || { echo "error: set DEST=gs://BUCKET/PREFIX" >&2; exit 2; }
+	$(PY) -m samples.bert upload $(OUT) $(DEST) $(UPLOAD_ARGS)
