@@ -87,9 +87,11 @@ class Destination:
         return cls(bucket=bucket, prefix=prefix.strip("/"))
 
     def object_name(self, relative: str) -> str:
+        """The object name of a file at ``relative`` (posix) in the repository."""
         return f"{self.prefix}/{relative}" if self.prefix else relative
 
     def __str__(self) -> str:
+        """The ``gs://`` URL."""
         return f"gs://{self.bucket}/{self.prefix}" if self.prefix else f"gs://{self.bucket}"
 
 
