@@ -6,7 +6,7 @@ Cases:
   leftover remote object is reported, and removed with ``delete``;
 - a file larger than the chunk size goes up in resumable chunks, a line each, intact;
 - a missing bucket, missing credentials, a URL that is not gs:// and a missing folder each
-  raise UploadError saying what to do (the CLI exits 2);
+  raise UploadError saying what to do (the CLI exits 2, and 0 with the helm command on success);
 - the real Triton loads the uploaded repository from ``gs://`` through
   ``CLOUD_STORAGE_EMULATOR_ENDPOINT`` (bounded wait) and answers with torch's values.
 """
@@ -124,8 +124,16 @@ def test_missing_credentials(
 
 
 def test_cli_exit_codes(
-    emulator_env: str, repository: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    emulator_env: str,
+    bucket: str,
+    repository: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    assert main(["upload", str(repository), f"gs://{bucket}/cli"]) == 0
+    out = capsys.readouterr().out
+    assert "[5/5] uploading bert/config.pbtxt" in out
+    assert f"next: helm install triton chart --set modelRepository=gs://{bucket}/cli" in out
     assert main(["upload", str(tmp_path / "absent"), "gs://models/x"]) == 2
     assert "is not a folder: build it first" in capsys.readouterr().err
     assert main(["upload", str(repository), "gs://no-such-bucket"]) == 2
