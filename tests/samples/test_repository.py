@@ -28,7 +28,7 @@ from samples.bert.cli import main
 from samples.bert.errors import BuildError
 from samples.bert.network import SquadLogits, load_network, save_network
 from samples.bert.repository import MANIFEST, BuildSettings, render_config, write_repository
-from tests.samples.conftest import SEED, expected_logits, quiet, sample_inputs
+from tests.samples.helpers import SEED, expected_logits, quiet, sample_inputs
 
 
 def parse_config(text: str) -> model_config_pb2.ModelConfig:

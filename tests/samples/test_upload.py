@@ -27,7 +27,7 @@ from samples.bert.cli import main
 from samples.bert.errors import UploadError
 from samples.bert.network import SquadLogits
 from samples.bert.upload import Destination, upload_repository
-from tests.samples.conftest import expected_logits, sample_inputs
+from tests.samples.helpers import expected_logits, sample_inputs
 
 BUCKET = "models"
 
