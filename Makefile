@@ -89,3 +89,29 @@ bench-deployer: venv tools ## Deployer cost (validate, render, apply; waits excl
 .PHONY: e2e
 e2e: venv tools ## Deploy, check and delete on a real cluster from KUBECONFIG with the deployer's Role (not in CI)
 	HELM=$(HELM4) tests/deployer/e2e.sh
+
+# --- BERT sample -----------------------------------------------------------------------------
+# make model-repository VARIANT=python|onnx|tensorrt SIZE=large|base|tiny OUT=build/models
+#   optional: CHECKPOINT=folder (instead of SIZE), DEVICE=cpu|gpu, GPU=t4|l4|a100|h100
+#   (tensorrt), REPLACE=1 (replace an existing model), BUILD_ARGS="--max-batch-size 16 ..."
+# make upload OUT=build/models DEST=gs://BUCKET/PREFIX [UPLOAD_ARGS=--delete]
+VARIANT ?=
+SIZE ?= large
+OUT ?= $(BUILD)/models
+
+.PHONY: model-repository
+model-repository: venv ## Write the BERT model repository (VARIANT, SIZE or CHECKPOINT, OUT)
+	@test -n "$(VARIANT)" || { echo "error: set VARIANT=python, onnx or tensorrt" >&2; exit 2; }
+	$(PY) -m samples.bert build --variant $(VARIANT) --output $(OUT) \
+	  $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),--size $(SIZE)) \
+	  $(if $(DEVICE),--device $(DEVICE)) $(if $(GPU),--gpu $(GPU)) \
+	  $(if $(filter 1,$(REPLACE)),--replace) $(BUILD_ARGS)
+
+.PHONY: upload
+upload: venv ## Copy the model repository OUT to DEST=gs://BUCKET/PREFIX (unchanged files skipped)
+	@test -n "$(DEST)" || { echo "error: set DEST=gs://BUCKET/PREFIX" >&2; exit 2; }
+	$(PY) -m samples.bert upload $(OUT) $(DEST) $(UPLOAD_ARGS)
+
+.PHONY: bench-cpu-runtime
+bench-cpu-runtime: venv ## Serve the tiny python variant on each CPU runtime, side by side (~2 min)
+	$(PY) -m samples.bert.cpu_benchmark --seconds 12 --concurrency 16

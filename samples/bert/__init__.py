@@ -1,0 +1,1 @@
+"""BERT question answering for Triton: I/O contract, model repository writer, upload."""
