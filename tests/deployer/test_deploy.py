@@ -20,6 +20,8 @@ Cases:
 - verify runs the tester pod annotated for Marketplace, prints its log, cleans up, and fails
   when the tester fails; with --keep-app it removes only the testers (mpdev deletes the rest);
 - render prints the objects, Secret values redacted; no command ever prints Secret data;
+  for the real chart it prints the Application named after the release and the key's
+  Secret marked create-only;
 - an API server that cannot be reached is a one-line error and exit 1;
 - the real chart over Marketplace's placeholder Application: one Application, filled in,
   owning the rest, phase Success;
@@ -420,6 +422,18 @@ def test_render_prints_objects_with_secrets_redacted(run: Run, helm4: Path) -> N
     with_tests = run("render", "--tests", "--show-secrets", chart=MARKETPLACE_CHART)
     assert (("Pod", f"{RELEASE}-test-ready")) in keys(list(yaml.safe_load_all(with_tests.out)))
     assert SECRET_SENTINEL in with_tests.out
+
+
+def test_render_of_the_chart_shows_what_a_marketplace_deploy_applies(run: Run, helm4: Path) -> None:
+    result = run("render")
+    assert result.code == 0, result.err
+    printed = [d for d in yaml.safe_load_all(result.out) if d]
+    assert keys(printed) == keys(regular(helm_template(helm4, CHART_DIR)))
+    (application,) = [d for d in printed if d["kind"] == "Application"]
+    assert application["metadata"]["name"] == RELEASE
+    secret = next(d for d in printed if d["metadata"]["name"] == ADMIN_KEY_SECRET)
+    assert secret["data"]["admin-key"].startswith("<redacted")
+    assert secret["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/ssa"] == "IfNotPresent"
 
 
 def test_values_may_be_nested_or_dotted(run: Run, tmp_path: Path) -> None:
