@@ -127,7 +127,7 @@ def _prepare(cluster: Cluster, plan: Plan, *, report: Report) -> list[Object]:
             application=None,
             application_uid=None,
         )[0]
-        live = cluster.apply_all([app])[0]
+        live = cluster.apply_all([app])[0].live
         app_uid = str(live["metadata"]["uid"])
         report(f"applied {ObjectRef.of(app)} (uid {app_uid})")
         _set_phase(
@@ -166,10 +166,13 @@ def deploy(
     )
     prepared = _prepare(cluster, plan, report=report)
     try:
-        live = cluster.apply_all(prepared)
-        for obj in live:
-            report(f"applied {ObjectRef.of(obj)}")
-        refs = [ObjectRef.of(o) for o in live]
+        applied = cluster.apply_all(prepared)
+        for done in applied:
+            if done.kept:
+                report(f"kept {done.ref}: it exists and is created once, never overwritten")
+            else:
+                report(f"applied {done.ref}")
+        refs = [done.ref for done in applied]
         report("waiting for readiness")
         readiness.wait_until_ready(
             refs,
@@ -286,10 +289,10 @@ def _run_testers(
         application=plan.application,
         application_uid=str(app_live["metadata"]["uid"]) if app_live else None,
     )
-    live = cluster.apply_all(prepared)
-    report(f"running {len(live)} tester object(s)")
+    applied = cluster.apply_all(prepared)
+    report(f"running {len(applied)} tester object(s)")
     readiness.wait_until_ready(
-        [ObjectRef.of(o) for o in live],
+        [done.ref for done in applied],
         fetch=cluster.get,
         explain_why=_explainer(cluster),
         report=report,

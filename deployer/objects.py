@@ -17,6 +17,10 @@ HOOK_ANNOTATION = "helm.sh/hook"
 TEST_HOOKS = frozenset({"test", "test-success"})
 VERIFICATION_ANNOTATION = "marketplace.cloud.google.com/verification"
 APPLICATION_API_VERSION = "app.k8s.io/v1beta1"
+# "Create only": apply when missing, never overwrite. Flux's annotation for it, so that one
+# mark serves the deployer and GitOps tools alike.
+CREATE_ONLY_ANNOTATION = "kustomize.toolkit.fluxcd.io/ssa"
+CREATE_ONLY_VALUE = "IfNotPresent"
 
 Object = dict[str, Any]
 
@@ -59,6 +63,24 @@ def hook_types(obj: Mapping[str, Any]) -> set[str]:
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     raw = str(annotations.get(HOOK_ANNOTATION, ""))
     return {h.strip() for h in raw.split(",") if h.strip()}
+
+
+def is_create_only(obj: Mapping[str, Any]) -> bool:
+    """Whether the chart marks an object to be created once and never overwritten (a
+    generated key: applying a fresh render would replace it under running pods)."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(CREATE_ONLY_ANNOTATION) == CREATE_ONLY_VALUE
+
+
+def _data_keys(obj: Mapping[str, Any]) -> set[str]:
+    return {str(k) for f in ("data", "stringData") for k in (obj.get(f) or {})}
+
+
+def keeps_existing(rendered: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
+    """Whether a create-only object is left as the cluster holds it: it exists and holds
+    every data key the chart renders (only key names are compared, never values). A key
+    the live object lacks would leave pods referring to nothing, so then it is applied."""
+    return live is not None and _data_keys(rendered) <= _data_keys(live)
 
 
 def split_hooks(objects: Iterable[Object]) -> tuple[list[Object], list[Object]]:

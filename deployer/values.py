@@ -23,6 +23,12 @@ _RELEASE_TYPES = {"NAME": "name", "NAMESPACE": "namespace"}
 # Image property types the Marketplace fills in from `x-google-marketplace.images`.
 _IMAGE_TYPES = {"REGISTRY", "REPO_WITHOUT_REGISTRY", "REPO_WITH_REGISTRY", "TAG", "FULL"}
 
+FIXED_VALUES: dict[str, Any] = {"marketplace.enabled": True}
+"""Chart values every deploy sets, never a form choice. ``marketplace.enabled`` renders the
+Application: Marketplace shows the app through it, the deployer reports its phase there, and
+the objects it owns go with it when it is deleted. Without it a one-click deploy would leave
+Marketplace's placeholder Application pending for ever and orphan what it applied."""
+
 
 @dataclass(frozen=True)
 class Schema:
@@ -85,6 +91,12 @@ def parse_schema(document: Any, *, source: str = "schema.yaml") -> Schema:
         for key, prop in merged.items()
         if (role := _RELEASE_TYPES.get(_marketplace_type(prop) or ""))
     }
+    fixed = sorted(set(merged) & set(FIXED_VALUES))
+    if fixed:
+        raise SchemaError(
+            f"{source} offers {', '.join(fixed)} on the form, but the deployer always sets "
+            "it: remove the property"
+        )
     missing = sorted(set(_RELEASE_TYPES.values()) - set(release_keys))
     if missing:
         raise SchemaError(
@@ -247,8 +259,9 @@ class DeployValues:
 
 def resolve(schema: Schema, values: Mapping[str, Any]) -> DeployValues:
     """Validate raw (flat or nested) values, fill defaults, split off name and namespace,
-    and expand the rest into the chart's nested values."""
+    add the FIXED_VALUES, and expand the rest into the chart's nested values."""
     checked = validate(schema, flatten(values, schema.properties))
     name = str(checked.pop(schema.release_keys["name"], ""))
     namespace = str(checked.pop(schema.release_keys["namespace"], ""))
-    return DeployValues(name=name, namespace=namespace, chart_values=expand_dotted(checked))
+    chart_values = expand_dotted({**checked, **FIXED_VALUES})
+    return DeployValues(name=name, namespace=namespace, chart_values=chart_values)

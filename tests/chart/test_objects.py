@@ -5,7 +5,8 @@ carry only HTTP and gRPC (with source ranges), metrics stay on a ClusterIP Servi
 annotation; ServiceAccount
 created with the Workload Identity annotation, or an existing one named; PodDisruptionBudget
 only when more than one pod can run; Application componentKinds exactly the rendered kinds in
-every ci file; the `helm test` pod curls /v2/health/ready of this release's Service.
+every ci file, the Application named after the release; the `helm test` pod curls
+/v2/health/ready of this release's Service.
 """
 
 from __future__ import annotations
@@ -110,6 +111,8 @@ class TestApplication:
     def test_selects_the_release(self, helm: Path) -> None:
         values = {**REPO, "marketplace": {"enabled": True, "icon": "https://x/icon.png"}}
         application = only(render_chart(helm, values, release="demo"), "Application")
+        # Named after the release: Marketplace's placeholder Application carries that name.
+        assert application["metadata"]["name"] == "demo"
         assert application["spec"]["selector"]["matchLabels"] == {
             "app.kubernetes.io/instance": "demo"
         }

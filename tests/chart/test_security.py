@@ -4,7 +4,8 @@ gke-policies.yaml).
 
 Cases: the key is drawn into a Secret and reaches Triton only through `$(TRITON_ADMIN_KEY)`; it
 never appears in clear (or base64) in arguments, ConfigMaps, annotations or any other object;
-an existing Secret is used as named; the restriction can be turned off; NetworkPolicy selects
+its Secret is marked create-only (Flux's `ssa: IfNotPresent`, which the deployer honours); an
+existing Secret is used as named; the restriction can be turned off; NetworkPolicy selects
 only this release's Triton pods and admits 8000/8001 per ingress mode (gateway namespace, Google
 load-balancer ranges, listed namespaces, a LoadBalancer's source ranges, the `helm test` pod)
 and 8002 from the scraper only; placeholders and the test pod admit nothing; Istio JWT
@@ -75,6 +76,13 @@ class TestRestrictedApi:
                 continue
             text = json.dumps(manifest)
             assert not any(form in text for form in forms), manifest["kind"]
+
+    def test_key_secret_is_created_only_once(self, helm: Path) -> None:
+        """Tools that apply rendered manifests (the deployer, Flux) must not overwrite the
+        key a running Triton holds: the Secret is marked create-only."""
+        secret = only(render_chart(helm, REPO), "Secret", "-admin-key")
+        annotations = secret["metadata"]["annotations"]
+        assert annotations == {"kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent"}
 
     def test_existing_secret(self, helm: Path) -> None:
         restricted = {"existingSecret": "triton-admin", "secretKey": "token", "header": "x-admin"}

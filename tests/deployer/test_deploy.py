@@ -20,7 +20,17 @@ Cases:
 - verify runs the tester pod annotated for Marketplace, prints its log, cleans up, and fails
   when the tester fails; with --keep-app it removes only the testers (mpdev deletes the rest);
 - render prints the objects, Secret values redacted; no command ever prints Secret data;
-- an API server that cannot be reached is a one-line error and exit 1.
+  for the real chart it prints the Application named after the release and the key's
+  Secret marked create-only;
+- an API server that cannot be reached is a one-line error and exit 1;
+- the real chart over Marketplace's placeholder Application: one Application, filled in,
+  owning the rest, phase Success;
+- the restricted-API key (a create-only Secret): the first deploy creates it, a second
+  deploy keeps it (same data, same resourceVersion) although every render draws a new one,
+  delete removes it; a live Secret without the chart's key is applied over; its value is
+  never printed;
+- with autoscaling on, the Deployment carries no replicas and a redeploy leaves the
+  autoscaler's count alone.
 """
 
 from __future__ import annotations
@@ -33,10 +43,11 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
 from deployer import values
-from deployer.cluster import FIELD_MANAGER
-from deployer.objects import VERIFICATION_ANNOTATION
+from deployer.cluster import FIELD_MANAGER, Cluster
+from deployer.objects import VERIFICATION_ANNOTATION, ObjectRef
 from tests.conftest import CHART_DIR
 from tests.deployer.apiserver import (
     HEALTHY,
@@ -413,6 +424,18 @@ def test_render_prints_objects_with_secrets_redacted(run: Run, helm4: Path) -> N
     assert SECRET_SENTINEL in with_tests.out
 
 
+def test_render_of_the_chart_shows_what_a_marketplace_deploy_applies(run: Run, helm4: Path) -> None:
+    result = run("render")
+    assert result.code == 0, result.err
+    printed = [d for d in yaml.safe_load_all(result.out) if d]
+    assert keys(printed) == keys(regular(helm_template(helm4, CHART_DIR)))
+    (application,) = [d for d in printed if d["kind"] == "Application"]
+    assert application["metadata"]["name"] == RELEASE
+    secret = next(d for d in printed if d["metadata"]["name"] == ADMIN_KEY_SECRET)
+    assert secret["data"]["admin-key"].startswith("<redacted")
+    assert secret["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/ssa"] == "IfNotPresent"
+
+
 def test_values_may_be_nested_or_dotted(run: Run, tmp_path: Path) -> None:
     nested = write_values(tmp_path, server={"logVerbose": 2})
     dotted = tmp_path / "dotted.yaml"
@@ -452,3 +475,121 @@ def test_a_timeout_is_reported_even_when_events_cannot_be_read(
     assert result.code == 1
     assert f"Deployment/{RELEASE}: 0/1 replicas available" in result.err
     assert "cannot list Event: 403 Forbidden: events is forbidden" in result.err
+
+
+def _placeholder_application(emulator: EmulatedCluster) -> str:
+    """What Marketplace creates before the deployer runs. Returns its uid."""
+    emulator.add(
+        f"apis/app.k8s.io/v1beta1/namespaces/{NAMESPACE}/applications",
+        {
+            "apiVersion": "app.k8s.io/v1beta1",
+            "kind": "Application",
+            "metadata": {"name": RELEASE},
+            "spec": {"assemblyPhase": "Pending", "selector": {"matchLabels": {}}},
+        },
+    )
+    placeholder = emulator.find("Application", RELEASE)
+    assert placeholder is not None
+    return str(placeholder["metadata"]["uid"])
+
+
+def test_the_chart_fills_in_the_marketplace_placeholder(
+    run: Run, emulator: EmulatedCluster
+) -> None:
+    emulator.set_controllers(HEALTHY)
+    uid = _placeholder_application(emulator)
+    result = run("deploy", "--timeout", "10")
+    assert result.code == 0, result.err
+    applications = [o for o in emulator.objects() if o["kind"] == "Application"]
+    assert [a["metadata"]["name"] for a in applications] == [RELEASE]
+    app = applications[0]
+    assert app["metadata"]["uid"] == uid
+    assert app["spec"]["assemblyPhase"] == "Success"
+    assert app["spec"]["descriptor"]["type"] == "Triton Inference Server"
+    deployment = emulator.find("Deployment", f"{RELEASE}-triton-inference-server")
+    assert deployment is not None
+    assert [r["uid"] for r in deployment["metadata"]["ownerReferences"]] == [uid]
+
+
+ADMIN_KEY_SECRET = f"{RELEASE}-triton-inference-server-admin-key"
+
+
+def _rendered_key(run: Run) -> str:
+    printed = run("render", "--show-secrets").out
+    secret = next(
+        d
+        for d in yaml.safe_load_all(printed)
+        if d and d["kind"] == "Secret" and d["metadata"]["name"] == ADMIN_KEY_SECRET
+    )
+    return str(secret["data"]["admin-key"])
+
+
+def test_the_restricted_api_key_is_created_once_and_kept(
+    run: Run, emulator: EmulatedCluster
+) -> None:
+    emulator.set_controllers(HEALTHY)
+    assert _rendered_key(run) != _rendered_key(run), "each render draws a new key"
+    first = run("deploy", "--timeout", "10")
+    assert first.code == 0, first.err
+    assert f"applied Secret/{ADMIN_KEY_SECRET}" in first.out
+    created = emulator.find("Secret", ADMIN_KEY_SECRET)
+    assert created is not None
+    key = created["data"]["admin-key"]
+    second = run("deploy", "--timeout", "10")
+    assert second.code == 0, second.err
+    assert f"kept Secret/{ADMIN_KEY_SECRET}" in second.out
+    kept = emulator.find("Secret", ADMIN_KEY_SECRET)
+    assert kept is not None
+    assert kept["data"]["admin-key"] == key
+    assert kept["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+    for printed in (first.out + first.err, second.out + second.err):
+        assert key not in printed
+    deleted = run("delete", "--timeout", "5")
+    assert deleted.code == 0, deleted.err
+    assert emulator.find("Secret", ADMIN_KEY_SECRET) is None
+
+
+def test_a_live_key_secret_without_the_charts_key_is_applied_over(
+    run: Run, emulator: EmulatedCluster
+) -> None:
+    emulator.set_controllers(HEALTHY)
+    emulator.add(
+        f"api/v1/namespaces/{NAMESPACE}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": ADMIN_KEY_SECRET},
+            "data": {"old-key": "b2xk"},
+        },
+    )
+    result = run("deploy", "--timeout", "10")
+    assert result.code == 0, result.err
+    assert f"applied Secret/{ADMIN_KEY_SECRET}" in result.out
+    live = emulator.find("Secret", ADMIN_KEY_SECRET)
+    assert live is not None and live["data"].get("admin-key")
+
+
+def test_a_redeploy_leaves_the_autoscalers_replicas_alone(
+    run: Run, emulator: EmulatedCluster, tmp_path: Path
+) -> None:
+    emulator.set_controllers(HEALTHY)
+    autoscaled = write_values(
+        tmp_path, **{"autoscaling.enabled": True, "autoscaling.metric": "gpuDutyCycle"}
+    )
+    assert run("deploy", "--timeout", "10", values=autoscaled).code == 0
+    name = f"{RELEASE}-triton-inference-server"
+    deployment = emulator.find("Deployment", name)
+    assert deployment is not None and "replicas" not in deployment["spec"]
+    assert emulator.find("HorizontalPodAutoscaler", name) is not None
+    # The autoscaler scales to 3 under its own field manager.
+    configuration = client.Configuration()
+    configuration.host = emulator.url
+    with Cluster(
+        client.ApiClient(configuration), namespace=NAMESPACE, field_manager="autoscaler"
+    ) as hpa:
+        hpa.merge_patch(ObjectRef("apps/v1", "Deployment", name), {"spec": {"replicas": 3}})
+    again = run("deploy", "--timeout", "10", values=autoscaled)
+    assert again.code == 0, again.err
+    deployment = emulator.find("Deployment", name)
+    assert deployment is not None and deployment["spec"]["replicas"] == 3
+    assert f"Deployment/{name}: 3/3 replicas available" in again.out

@@ -9,7 +9,10 @@ Cases:
   selector labels go on metadata only (never pod templates), owner references only on
   namespaced component kinds in the same namespace, the Application itself untouched, the
   input never mutated; without an Application nothing is added;
-- redaction: Secret data and stringData are replaced by sizes, other kinds untouched.
+- redaction: Secret data and stringData are replaced by sizes, other kinds untouched;
+- create-only: only Flux's `ssa: IfNotPresent` marks an object; a marked object is kept when
+  it exists and holds every data key the chart renders (by name), applied when it is
+  missing or lacks one.
 """
 
 from __future__ import annotations
@@ -159,3 +162,45 @@ def test_redaction() -> None:
     assert redacted["stringData"] == {"token": "<redacted: 3 chars>"}
     assert secret["data"]["key"] == "c2VjcmV0"
     assert objects.redact_secrets(CONFIGMAP) == CONFIGMAP
+
+
+KEY_SECRET: dict[str, Any] = {
+    "apiVersion": "v1",
+    "kind": "Secret",
+    "metadata": {
+        "name": "k",
+        "annotations": {objects.CREATE_ONLY_ANNOTATION: objects.CREATE_ONLY_VALUE},
+    },
+    "data": {"admin-key": "bmV3"},
+}
+
+
+@pytest.mark.parametrize(
+    ("annotations", "create_only"),
+    [
+        ({objects.CREATE_ONLY_ANNOTATION: "IfNotPresent"}, True),
+        ({objects.CREATE_ONLY_ANNOTATION: "Override"}, False),
+        ({}, False),
+        (None, False),
+    ],
+)
+def test_create_only_mark(annotations: dict[str, str] | None, create_only: bool) -> None:
+    obj = {"kind": "Secret", "metadata": {"name": "k", "annotations": annotations}}
+    assert objects.is_create_only(obj) is create_only
+
+
+@pytest.mark.parametrize(
+    ("live", "kept"),
+    [
+        (None, False),
+        ({"data": {"admin-key": "b2xk"}}, True),
+        ({"data": {"admin-key": "b2xk", "extra": "eA=="}}, True),
+        ({"data": {"other": "b2xk"}}, False),
+        ({"metadata": {"name": "k"}}, False),
+    ],
+    ids=["missing", "same-keys", "more-keys", "other-key", "no-data"],
+)
+def test_a_create_only_object_is_kept_when_it_holds_the_rendered_keys(
+    live: dict[str, Any] | None, kept: bool
+) -> None:
+    assert objects.keeps_existing(KEY_SECRET, live) is kept

@@ -2,8 +2,15 @@
 
 Cases (all read chart/ and schema.yaml, so they follow the chart as it grows):
 - every form property except name and namespace lands on a value in chart/values.yaml;
-- the image properties land on the values the chart really puts in the Triton container;
-- the schema's defaults render with real helm, and so does every enum choice;
+- the image properties land on the values the chart really puts in the Triton container
+  and the helm test (Marketplace tester) pod;
+- the schema's defaults render with real helm, and so does every enum choice (with the
+  companion values it needs; without them the chart says what to set); each default, choice
+  and bound passes the chart's values.schema.json;
+- the GPU constraint lists exactly the accelerator choices;
+- Triton's account: no SERVICE_ACCOUNT property, the chart's own account mounts no token and
+  carries the Workload Identity annotation from the form; a bad GSA email is refused;
+- every deploy renders the Application, named after the release (Marketplace's placeholder);
 - publishedVersion equals the chart's version;
 - the deployer's rights are Roles only (no ClusterRole, no wildcards), deployer/rbac.yaml
   grants exactly those rules, and they cover every kind the chart renders (with each
@@ -14,16 +21,19 @@ Cases (all read chart/ and schema.yaml, so they follow the chart as it grows):
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kmock
 import pytest
 import yaml
 
 from deployer import render, values
+from deployer.errors import RenderError, ValuesError
 from tests.conftest import CHART_DIR, CRDS_DIR, ROOT
 from tests.deployer.apiserver import EXTRA_RESOURCES, crd_resources
 from tests.deployer.conftest import MARKETPLACE_CHART, SCHEMA
@@ -90,15 +100,46 @@ def test_image_properties_reach_the_container(schema: values.Schema, helm4: Path
         "image.registry": "registry.example",
         "image.repository": "team/triton-marked",
         "image.tag": "9.9.9",
+        "helmTest.image.registry": "registry.example",
+        "helmTest.image.repository": "team/tester-marked",
+        "helmTest.image.tag": "8.8.8",
     }
     assert set(marked) <= set(schema.properties)
-    images = [c["image"] for c in _containers(_render(helm4, _resolve(schema, **marked)))]
+    objects = _render(helm4, _resolve(schema, **marked))
+    images = [c["image"] for c in _containers(objects)]
     assert "registry.example/team/triton-marked:9.9.9" in images
+    tester = next(o for o in objects if o["kind"] == "Pod")
+    assert tester["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert tester["spec"]["containers"][0]["image"] == "registry.example/team/tester-marked:8.8.8"
 
 
 def test_the_defaults_render(schema: values.Schema, helm4: Path) -> None:
     objects = _render(helm4, _resolve(schema))
     assert any(o["kind"] == "Deployment" for o in objects)
+
+
+# What a choice needs besides itself to mean something and render: a form cannot make one
+# field depend on another, so the chart refuses the rest with a message saying what to set.
+COMPANIONS: dict[tuple[str, Any], dict[str, Any]] = {
+    ("ingress.mode", "gatewayApi"): {"ingress.grpc.host": "grpc.example.com"},
+    ("autoscaling.metric", "queueTime"): {
+        "autoscaling.enabled": True,
+        "metrics.podMonitoring.enabled": True,
+    },
+    ("autoscaling.metric", "pendingRequests"): {
+        "autoscaling.enabled": True,
+        "metrics.podMonitoring.enabled": True,
+    },
+    ("autoscaling.metric", "gpuDutyCycle"): {"autoscaling.enabled": True},
+    ("ingress.gatewayApi.className", "gke-l7-global-external-managed"): {
+        "ingress.mode": "gatewayApi",
+        "ingress.grpc.enabled": False,
+    },
+    ("ingress.gatewayApi.className", "gke-l7-gxlb"): {
+        "ingress.mode": "gatewayApi",
+        "ingress.grpc.enabled": False,
+    },
+}
 
 
 def _enum_choices() -> list[tuple[str, Any]]:
@@ -114,7 +155,87 @@ def _enum_choices() -> list[tuple[str, Any]]:
 def test_every_enum_choice_renders(
     schema: values.Schema, helm4: Path, key: str, choice: Any
 ) -> None:
-    assert _render(helm4, _resolve(schema, **{key: choice}))
+    given = {key: choice, **COMPANIONS.get((key, choice), {})}
+    objects = _render(helm4, _resolve(schema, **given))
+    if key == "gpu.accelerator":
+        deployment = next(o for o in objects if o["kind"] == "Deployment")
+        selector = deployment["spec"]["template"]["spec"]["nodeSelector"]
+        assert selector["cloud.google.com/gke-accelerator"] == choice
+    if key == "autoscaling.metric":
+        assert any(o["kind"] == "HorizontalPodAutoscaler" for o in objects)
+    if key == "ingress.gatewayApi.className":
+        gateway = next(o for o in objects if o["kind"] == "Gateway")
+        assert gateway["spec"]["gatewayClassName"] == choice
+
+
+def test_a_choice_without_its_companion_is_refused_by_the_chart(
+    schema: values.Schema, helm4: Path
+) -> None:
+    with pytest.raises(RenderError, match=r"set ingress\.grpc\.host to its own name"):
+        _render(helm4, _resolve(schema, **{"ingress.mode": "gatewayApi"}))
+    with pytest.raises(RenderError, match=r"set metrics\.podMonitoring\.enabled=true"):
+        _render(helm4, _resolve(schema, **{"autoscaling.enabled": True}))
+
+
+def _chart_schema_of(chart_schema: dict[str, Any], dotted: str) -> dict[str, Any]:
+    node = chart_schema
+    for part in dotted.split("."):
+        node = node["properties"][part]
+    return node
+
+
+def test_every_default_and_choice_passes_the_chart_schema(
+    schema_doc: dict[str, Any], schema: values.Schema
+) -> None:
+    chart_schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    release_keys = set(schema.release_keys.values())
+    for key, prop in schema_doc["properties"].items():
+        if key in release_keys:
+            continue
+        accepts = jsonschema.Draft7Validator(_chart_schema_of(chart_schema, key))
+        offered = [*prop.get("enum", []), *[prop[b] for b in ("minimum", "maximum") if b in prop]]
+        if "default" in prop:
+            offered.append(prop["default"])
+        for value in offered:
+            problems = [e.message for e in accepts.iter_errors(value)]
+            assert problems == [], f"{key}={value!r}: the chart refuses it: {problems}"
+
+
+def test_the_gpu_constraint_lists_the_accelerator_choices(schema_doc: dict[str, Any]) -> None:
+    requests = schema_doc["x-google-marketplace"]["clusterConstraints"]["resources"][0]
+    platforms = requests["requests"]["gpu"]["nvidia.com/gpu"]["platforms"]
+    assert platforms == schema_doc["properties"]["gpu.accelerator"]["enum"]
+
+
+def test_triton_runs_as_its_own_account_with_no_api_access(
+    schema_doc: dict[str, Any], schema: values.Schema, helm4: Path
+) -> None:
+    """No SERVICE_ACCOUNT property (schema.yaml says why): the chart creates the account,
+    mounts no token, and carries the Workload Identity choice from the form."""
+    types = {
+        (prop.get("x-google-marketplace") or {}).get("type")
+        for prop in schema_doc["properties"].values()
+    }
+    assert "SERVICE_ACCOUNT" not in types
+    gsa = "triton-reader@my-project.iam.gserviceaccount.com"
+    objects = _render(helm4, _resolve(schema, **{"serviceAccount.gcpServiceAccount": gsa}))
+    account = next(o for o in objects if o["kind"] == "ServiceAccount")
+    assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == gsa
+    assert account["automountServiceAccountToken"] is False
+    pod = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    assert pod["automountServiceAccountToken"] is False
+    with pytest.raises(ValuesError, match=r"serviceAccount\.gcpServiceAccount"):
+        _resolve(schema, **{"serviceAccount.gcpServiceAccount": "reader@gmail.com"})
+
+
+def test_the_deploy_always_renders_the_application_named_after_the_release(
+    schema: values.Schema, helm4: Path
+) -> None:
+    """Marketplace creates a placeholder Application named after the app instance."""
+    objects = _render(helm4, _resolve(schema))
+    applications = [o for o in objects if o["kind"] == "Application"]
+    assert [a["metadata"]["name"] for a in applications] == ["t"]
 
 
 def test_published_version_is_the_chart_version(schema_doc: dict[str, Any]) -> None:

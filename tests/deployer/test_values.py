@@ -2,8 +2,10 @@
 
 Cases:
 - the project's schema.yaml parses: name/namespace roles found, image properties merged in;
-- schemas without schemaVersion v2, without NAME/NAMESPACE, with an unknown image type, or
-  not valid JSON schema are refused with what to fix;
+- schemas without schemaVersion v2, without NAME/NAMESPACE, with an unknown image type,
+  not valid JSON schema, or offering a value the deployer fixes are refused with what to fix;
+- every resolved deploy renders the Application (marketplace.enabled), which values cannot
+  turn off;
 - validation lists every problem with its key at once (type, required, enum, minimum,
   maximum, pattern, unknown key) and adds the property's title; release name and namespace
   must be DNS labels;
@@ -69,6 +71,10 @@ def test_the_project_schema_parses(schema: values.Schema) -> None:
         (
             lambda s: s["properties"]["replicas"].update(minimum="one"),
             "not a valid JSON schema",
+        ),
+        (
+            lambda s: s["properties"].update({"marketplace.enabled": {"type": "boolean"}}),
+            "offers marketplace.enabled on the form, but the deployer always sets it",
         ),
     ],
 )
@@ -171,6 +177,13 @@ def test_resolve_splits_release_and_nests_values(schema: values.Schema) -> None:
     assert resolved.chart_values["server"] == {"logVerbose": 1, "modelControlMode": "none"}
     assert resolved.chart_values["image"] == {"tag": "24.10-py3"}
     assert "name" not in resolved.chart_values
+    # Every deploy renders the Application, whatever the form holds.
+    assert resolved.chart_values["marketplace"] == {"enabled": True}
+
+
+def test_the_application_switch_is_not_a_form_value(schema: values.Schema) -> None:
+    with pytest.raises(ValuesError, match=r"marketplace\.enabled: unknown key"):
+        values.resolve(schema, {**RELEASE_VALUES, "marketplace": {"enabled": False}})
 
 
 def test_flatten_stops_at_properties() -> None:
