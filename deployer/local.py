@@ -8,9 +8,11 @@ the repository path, GPU metrics) is replaced.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from deployer.errors import LocalTritonError
 
@@ -160,6 +163,84 @@ def local_arguments(
     ]
 
 
+# `$(NAME)` references in container args, and `$$` which escapes a literal `$`.
+_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand_references(arg: str, env: Mapping[str, str]) -> str:
+    """Expand ``$(NAME)`` in a container argument the way the kubelet does: a defined
+    variable is replaced, an undefined one is left as written, ``$$`` becomes ``$``."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "$"
+        return env.get(name, match.group(0))
+
+    return _REFERENCE.sub(replace, arg)
+
+
+def _secret_values(objects: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
+    values: dict[tuple[str, str], str] = {}
+    for obj in objects:
+        if obj.get("kind") != "Secret":
+            continue
+        name = obj["metadata"]["name"]
+        for key, encoded in (obj.get("data") or {}).items():
+            values[(name, key)] = base64.b64decode(encoded).decode()
+        for key, plain in (obj.get("stringData") or {}).items():
+            values[(name, key)] = str(plain)
+    return values
+
+
+@dataclass(frozen=True)
+class ContainerLaunch:
+    """What the kubelet would start for the Triton container: its arguments with ``$(VAR)``
+    references expanded, and the environment they were expanded from."""
+
+    args: list[str]
+    """``tritonserver`` arguments as the process sees them."""
+    env: dict[str, str]
+    """The container's environment variables (literal values and rendered Secret keys)."""
+
+
+def triton_container_launch(
+    objects: Sequence[Mapping[str, Any]], *, container: str = "triton"
+) -> ContainerLaunch:
+    """The Triton container of the rendered chart's Deployment, resolved like the kubelet:
+    ``value`` and ``valueFrom.secretKeyRef`` (from Secrets in the same rendering) become the
+    environment, then ``$(VAR)`` in the arguments is expanded from it. Other ``valueFrom``
+    sources (field and resource references) do not exist off-cluster and are left out."""
+    deployments = [o for o in objects if o.get("kind") == "Deployment"]
+    if len(deployments) != 1:
+        raise LocalTritonError(
+            f"the rendered chart has {len(deployments)} Deployments, expected one Triton Deployment"
+        )
+    containers = deployments[0]["spec"]["template"]["spec"]["containers"]
+    found = [c for c in containers if c.get("name") == container]
+    if not found:
+        names = [c.get("name") for c in containers]
+        raise LocalTritonError(f"the Deployment has no container {container!r} (it has {names})")
+    secrets = _secret_values(objects)
+    env: dict[str, str] = {}
+    for entry in found[0].get("env") or []:
+        if "value" in entry:
+            env[entry["name"]] = expand_references(str(entry["value"]), env)
+            continue
+        ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
+        if ref is None:
+            continue
+        key = (ref["name"], ref["key"])
+        if key not in secrets:
+            raise LocalTritonError(
+                f"env {entry['name']} reads Secret {ref['name']} key {ref['key']}, which the "
+                "rendering does not hold: render with the values that create it"
+            )
+        env[entry["name"]] = secrets[key]
+    args = [expand_references(str(a), env) for a in found[0].get("args") or []]
+    return ContainerLaunch(args=args, env=env)
+
+
 @dataclass
 class LocalTriton:
     """A ``tritonserver`` process on loopback, started and stopped as a context manager.
@@ -193,6 +274,11 @@ class LocalTriton:
     @property
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.ports.metrics}/metrics"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (started and not stopped), else None."""
+        return None if self._process is None else self._process.pid
 
     @property
     def log_path(self) -> Path:

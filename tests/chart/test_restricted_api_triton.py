@@ -1,10 +1,11 @@
 """The chart's restricted-API arguments on the real Triton server (2.51 from nvidia-pytriton).
 
 The container's arguments and environment come from the rendered chart; the key comes from the
-rendered Secret and is substituted into `$(TRITON_ADMIN_KEY)` the way the kubelet does. One
+rendered Secret and is substituted into `$(TRITON_ADMIN_KEY)` the way the kubelet does
+(`deployer.local.triton_container_launch`, the local runner's own resolution). One
 server (a tiny python-backend identity model) serves the whole module.
 
-Cases: Kubernetes' `$(VAR)` expansion rules; inference works without the header over HTTP and
+Cases: inference works without the header over HTTP and
 gRPC; the model-repository API (`POST /v2/repository/index`, gRPC RepositoryIndex) and
 statistics are refused without the header or with a wrong key, and accepted with the key (on
 gRPC under Triton's `triton-grpc-protocol-` prefix, and refused under the bare name);
@@ -25,8 +26,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from deployer.local import LocalTriton
-from tests.chart.helpers import only, render_chart, triton_container
+from deployer.local import LocalTriton, triton_container_launch
+from tests.chart.helpers import only, render_chart
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -53,25 +54,6 @@ class TritonPythonModel:
         return outputs
 """
 
-_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
-
-
-def expand_references(text: str, env: Mapping[str, str]) -> str:
-    """Kubernetes' expansion of container arguments: `$(VAR)` becomes the variable's value when
-    it is defined (left as written otherwise), and `$$` is a literal `$`."""
-
-    def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        return env.get(match.group(1), match.group(0))
-
-    return _REFERENCE.sub(replace, text)
-
-
-def test_expand_references_follows_kubernetes() -> None:
-    expanded = expand_references("a=$(KEY),b=$(MISSING),c=$$(KEY)", {"KEY": "k1"})
-    assert expanded == "a=k1,b=$(MISSING),c=$(KEY)"
-
 
 @pytest.fixture(scope="module")
 def chart_key_and_args() -> tuple[str, list[str]]:
@@ -79,10 +61,9 @@ def chart_key_and_args() -> tuple[str, list[str]]:
     manifests = render_chart(ROOT / ".tools" / "helm-v4.1.4" / "helm")
     (encoded,) = only(manifests, "Secret", "-admin-key")["data"].values()
     key = base64.b64decode(encoded).decode()
-    container = triton_container(manifests)
-    assert {e["name"] for e in container["env"]} == {"TRITON_ADMIN_KEY"}
-    args = [expand_references(a, {"TRITON_ADMIN_KEY": key}) for a in container["args"]]
-    return key, args
+    launch = triton_container_launch(manifests)
+    assert launch.env == {"TRITON_ADMIN_KEY": key}
+    return key, launch.args
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,220 @@
+"""The local runner: the chart's Triton container resolved like the kubelet, and the real
+``tritonserver`` from nvidia-pytriton started, made ready and stopped on loopback.
+
+Cases: ``$(VAR)`` expansion rules (defined, undefined, ``$$``, chained env values); the rendered
+chart's container resolved with the key from its own Secret and no reference left; a rendering
+with no Deployment, no such container, or a Secret reference it does not hold; local arguments
+replace only ports, addresses, repository and GPU metrics; a server that starts and answers;
+a server that exits at start (missing repository) and one that never becomes ready (a model
+stuck in ``initialize``) both fail with the log's tail, within the bound, leaving no process.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deployer.errors import LocalTritonError
+from deployer.local import (
+    LocalTriton,
+    Ports,
+    expand_references,
+    local_arguments,
+    triton_container_launch,
+)
+from deployer.render import render
+from tests.conftest import CHART_DIR
+
+ECHO_CONFIG = """backend: "python"
+max_batch_size: 8
+input [ { name: "x", data_type: TYPE_FP32, dims: [ 4 ] } ]
+output [ { name: "y", data_type: TYPE_FP32, dims: [ 4 ] } ]
+instance_group [ { kind: KIND_CPU, count: 1 } ]
+"""
+
+ECHO_MODEL = """import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            x = pb_utils.get_input_tensor_by_name(request, "x").as_numpy()
+            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("y", x * 2)]))
+        return responses
+"""
+
+STUCK_MODEL = """import time
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        time.sleep(600)
+
+    def execute(self, requests):
+        return []
+"""
+
+
+def _repository(root: Path, model_code: str) -> Path:
+    model = root / "models" / "echo"
+    (model / "1").mkdir(parents=True)
+    (model / "config.pbtxt").write_text(ECHO_CONFIG)
+    (model / "1" / "model.py").write_text(model_code)
+    return root / "models"
+
+
+@pytest.mark.parametrize(
+    ("arg", "expected"),
+    [
+        ("--key=$(KEY)", "--key=k1"),
+        ("--a=$(KEY),b=$(KEY)", "--a=k1,b=k1"),
+        ("--missing=$(MISSING)", "--missing=$(MISSING)"),
+        ("--escaped=$$(KEY)", "--escaped=$(KEY)"),
+        ("--dollar=$5", "--dollar=$5"),
+    ],
+)
+def test_expand_references_follows_the_kubelet(arg: str, expected: str) -> None:
+    assert expand_references(arg, {"KEY": "k1"}) == expected
+
+
+def _deployment(env: list[dict[str, Any]], args: list[str]) -> dict[str, Any]:
+    container = {"name": "triton", "env": env, "args": args}
+    return {"kind": "Deployment", "spec": {"template": {"spec": {"containers": [container]}}}}
+
+
+def test_env_values_may_refer_to_earlier_ones() -> None:
+    objects = [
+        _deployment(
+            [{"name": "A", "value": "one"}, {"name": "B", "value": "$(A)-two"}], ["--x=$(B)"]
+        )
+    ]
+    launch = triton_container_launch(objects)
+    assert launch.env == {"A": "one", "B": "one-two"}
+    assert launch.args == ["--x=one-two"]
+
+
+def test_the_rendered_chart_resolves_with_its_own_secret(helm: Path) -> None:
+    objects = render(
+        helm=helm,
+        chart=CHART_DIR,
+        release="t",
+        namespace="ns",
+        values={"modelRepository": "gs://bucket/models"},
+    )
+    secret = next(o for o in objects if o["kind"] == "Secret" and "admin-key" in o["data"])
+    key = base64.b64decode(secret["data"]["admin-key"]).decode()
+    launch = triton_container_launch(objects)
+    assert launch.env["TRITON_ADMIN_KEY"] == key
+    assert not [a for a in launch.args if "$(" in a]
+    assert sum(a.endswith(f"={key}") for a in launch.args) == 2  # the HTTP and gRPC flags
+
+
+@pytest.mark.parametrize(
+    ("objects", "message"),
+    [
+        ([], "0 Deployments"),
+        (
+            [
+                {
+                    "kind": "Deployment",
+                    "spec": {"template": {"spec": {"containers": [{"name": "other"}]}}},
+                }
+            ],
+            "no container 'triton'",
+        ),
+        (
+            [
+                _deployment(
+                    [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+                    [],
+                )
+            ],
+            "reads Secret s key k",
+        ),
+    ],
+)
+def test_a_rendering_that_cannot_run_locally_is_refused(
+    objects: list[dict[str, Any]], message: str
+) -> None:
+    with pytest.raises(LocalTritonError, match=message):
+        triton_container_launch(objects)
+
+
+def test_local_arguments_replace_only_what_is_the_pods() -> None:
+    chart_args = [
+        "--model-repository=gs://bucket/models",
+        "--model-control-mode=none",
+        "--disable-auto-complete-config",
+        "--allow-gpu-metrics=true",
+        "--http-port=9000",
+        "--exit-timeout-secs=30",
+    ]
+    args = local_arguments(
+        chart_args, model_repository="/tmp/models", ports=Ports(http=1, grpc=2, metrics=3)
+    )
+    assert "--model-repository=/tmp/models" in args
+    assert {"--http-port=1", "--grpc-port=2", "--metrics-port=3"} <= set(args)
+    assert "--allow-gpu-metrics=false" in args
+    assert {"--http-address=127.0.0.1", "--grpc-address=127.0.0.1"} <= set(args)
+    kept = {"--model-control-mode=none", "--disable-auto-complete-config", "--exit-timeout-secs=30"}
+    assert kept <= set(args)
+    assert not {"--model-repository=gs://bucket/models", "--http-port=9000"} & set(args)
+
+
+@pytest.mark.slow
+def test_a_local_server_answers_and_stops(tmp_path: Path) -> None:
+    server = LocalTriton(
+        model_repository=str(_repository(tmp_path, ECHO_MODEL)),
+        workdir=tmp_path / "work",
+        chart_args=["--model-control-mode=none", "--exit-timeout-secs=5"],
+        ready_timeout_s=60,
+    )
+    with server:
+        body = json.dumps(
+            {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
+        ).encode()
+        request = urllib.request.Request(f"{server.http_url}/v2/models/echo/infer", data=body)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            outputs = json.loads(response.read())["outputs"]
+        pid = server.pid
+    assert pid is not None
+    assert outputs[0]["data"] == [2.0, 4.0, 6.0, 8.0]
+    assert server.pid is None
+    assert not server.is_ready()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+@pytest.mark.slow
+def test_a_server_that_exits_at_start_is_reported(tmp_path: Path) -> None:
+    server = LocalTriton(
+        model_repository=str(tmp_path / "no-such-repository"),
+        workdir=tmp_path / "work",
+        ready_timeout_s=60,
+    )
+    with pytest.raises(LocalTritonError, match="exited with code") as error:
+        server.start()
+    assert "no-such-repository" in str(error.value)  # the log's tail names the cause
+
+
+@pytest.mark.slow
+def test_a_server_that_never_becomes_ready_is_stopped_within_the_bound(tmp_path: Path) -> None:
+    server = LocalTriton(
+        model_repository=str(_repository(tmp_path, STUCK_MODEL)),
+        workdir=tmp_path / "work",
+        chart_args=["--exit-timeout-secs=1"],
+        ready_timeout_s=4,
+    )
+    started = time.monotonic()
+    with pytest.raises(LocalTritonError, match="not ready within 4 s"):
+        server.start()
+    assert time.monotonic() - started < 60
+    assert server.pid is None  # stopped, its process group killed
