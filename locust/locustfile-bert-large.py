@@ -1,0 +1,554 @@
+"""Load test for the BERT question-answering sample on Triton Inference Server.
+
+    locust -f locust/locustfile-bert-large.py -H http://$INGRESS_HOST:$INGRESS_PORT
+
+By default the rate steps up to 200 requests a second (50, 100, 150, 200, one step a minute)
+and holds there until the test is stopped (Ctrl-C, the web UI, or Locust's ``--run-time``).
+Each request carries one tokenized question/context pair; inputs are built once, before the
+first request. Every answer is checked: a 200 whose output has the wrong name, type, shape or
+size, or holds NaN, counts as a failure.
+
+Options (each also read from the environment variable named after it, or from locust.conf):
+
+    --protocol binary|json|grpc   LOCUST_PROTOCOL   v2 binary tensors (default), JSON, or gRPC
+    --model-name NAME             LOCUST_MODEL_NAME
+    --model-version N             LOCUST_MODEL_VERSION  (default: the server's latest)
+    --seq-len N                   LOCUST_SEQ_LEN    tokens per sequence (default 128)
+    --batch-size N                LOCUST_BATCH_SIZE sequences per request (default 1)
+    --load-shape steps|constant|users  LOCUST_LOAD_SHAPE
+                                  steps up to the target, the target from the start, or
+                                  Locust's own --users/--spawn-rate (for maximum-rate runs)
+    --target-qps Q                LOCUST_TARGET_QPS (default 200)
+    --step-seconds S              LOCUST_STEP_SECONDS (default 60)
+    --user-qps Q                  LOCUST_USER_QPS   requests a second per user (0: no wait)
+    --grpc-url HOST:PORT          LOCUST_GRPC_URL   (default: the -H host, port 8001)
+    --ready-timeout S             LOCUST_READY_TIMEOUT
+
+The duration is Locust's ``-t/--run-time`` (``LOCUST_RUN_TIME``), counted from the moment the
+server and the model are ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import random
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Final
+from urllib.parse import urlsplit
+
+import gevent
+from locust import FastHttpUser, LoadTestShape, User, events, task
+from locust.env import Environment
+from locust.exception import StopUser
+from locust.runners import WorkerRunner
+
+# Locust puts this folder on sys.path when it loads the file; importing it by path (tests,
+# run_single_user) needs the same.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bert_payload import (
+    MIN_SEQUENCE_LENGTH,
+    BertBatch,
+    EncodedRequest,
+    UnexpectedResponseError,
+    check_logits,
+    check_response,
+    encode,
+    make_batches,
+)
+from load_plan import Stage, constant_stages, stage_at, stepped_stages, users_for
+from load_summary import summarize
+
+from samples.bert.contract import DEFAULT_MODEL_NAME, OUTPUT_LOGITS, SEQUENCE_LENGTH
+
+logger = logging.getLogger("bert_load")
+
+DISTINCT_REQUESTS: Final = 64
+"""Different inputs cycled through, so no cache or branch predictor sees one request."""
+PROTOCOLS: Final = ("binary", "json", "grpc")
+LOAD_SHAPES: Final = ("steps", "constant", "users")
+LAGGING_SHARE: Final = 0.9
+"""Below this share of the target rate, the summary warns that the rate was not reached."""
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
+def _seq_len(text: str) -> int:
+    value = int(text)
+    if value < MIN_SEQUENCE_LENGTH:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_SEQUENCE_LENGTH}, got {text}")
+    return value
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """This test's options, read once from Locust's parsed options."""
+
+    protocol: str = "binary"
+    """``binary`` (v2 binary tensor extension), ``json``, or ``grpc``."""
+    model_name: str = DEFAULT_MODEL_NAME
+    """The model's name in the repository."""
+    model_version: str = ""
+    """A version number, or empty for the server's choice (the latest)."""
+    seq_len: int = SEQUENCE_LENGTH
+    """Tokens per sequence."""
+    batch_size: int = 1
+    """Sequences per request."""
+    load_shape: str = "steps"
+    """``steps``, ``constant`` or ``users`` (Locust's ``--users`` and ``--spawn-rate``)."""
+    target_qps: float = 200.0
+    """Requests per second the steps end at, or the constant rate."""
+    step_seconds: float = 60.0
+    """Length of each step of the ``steps`` shape."""
+    user_qps: float = 1.0
+    """Requests per second of each user; 0 sends the next request as soon as one returns."""
+    grpc_url: str = ""
+    """``host:port`` of Triton's gRPC endpoint; empty: the ``-H`` host on port 8001."""
+    ready_timeout_s: float = 300.0
+    """How long to wait for the server and the model to be ready before giving up."""
+
+    @classmethod
+    def from_options(cls, options: argparse.Namespace | None) -> RunSettings:
+        """Settings from Locust's options; defaults where an option is absent (library use)."""
+        defaults = cls()
+        names = {
+            "protocol": "protocol",
+            "model_name": "model_name",
+            "model_version": "model_version",
+            "seq_len": "seq_len",
+            "batch_size": "batch_size",
+            "load_shape": "load_shape",
+            "target_qps": "target_qps",
+            "step_seconds": "step_seconds",
+            "user_qps": "user_qps",
+            "grpc_url": "grpc_url",
+            "ready_timeout_s": "ready_timeout",
+        }
+        values = {
+            attr: getattr(options, option, getattr(defaults, attr))
+            for attr, option in names.items()
+        }
+        return cls(**values)
+
+    def model_path(self) -> str:
+        """``/v2/models/NAME`` with ``/versions/N`` when a version is pinned."""
+        version = f"/versions/{self.model_version}" if self.model_version else ""
+        return f"/v2/models/{self.model_name}{version}"
+
+    def stages(self) -> tuple[Stage, ...]:
+        """The rate over time for the ``steps`` and ``constant`` shapes."""
+        if self.load_shape == "constant":
+            return constant_stages(target_qps=self.target_qps)
+        return stepped_stages(target_qps=self.target_qps, step_s=self.step_seconds)
+
+
+@events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]
+def add_options(parser: Any) -> None:
+    """Register this test's options; each also reads the environment variable it names."""
+    d = RunSettings()
+    group = parser.add_argument_group("BERT on Triton")
+    group.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=d.protocol,
+        env_var="LOCUST_PROTOCOL",
+        help="Request encoding (default binary)",
+    )
+    group.add_argument(
+        "--model-name",
+        default=d.model_name,
+        env_var="LOCUST_MODEL_NAME",
+        help=f"Model to query (default {d.model_name})",
+    )
+    group.add_argument(
+        "--model-version",
+        default=d.model_version,
+        env_var="LOCUST_MODEL_VERSION",
+        help="Model version (default: latest)",
+    )
+    group.add_argument(
+        "--seq-len",
+        type=_seq_len,
+        default=d.seq_len,
+        env_var="LOCUST_SEQ_LEN",
+        help=f"Tokens per sequence (default {d.seq_len})",
+    )
+    group.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=d.batch_size,
+        env_var="LOCUST_BATCH_SIZE",
+        help="Sequences per request (default 1)",
+    )
+    group.add_argument(
+        "--load-shape",
+        choices=LOAD_SHAPES,
+        default=d.load_shape,
+        env_var="LOCUST_LOAD_SHAPE",
+        help="steps up to --target-qps, constant --target-qps, or --users",
+    )
+    group.add_argument(
+        "--target-qps",
+        type=_positive_float,
+        default=d.target_qps,
+        env_var="LOCUST_TARGET_QPS",
+        help="Target requests/s (default 200)",
+    )
+    group.add_argument(
+        "--step-seconds",
+        type=_positive_float,
+        default=d.step_seconds,
+        env_var="LOCUST_STEP_SECONDS",
+        help="Length of each step (default 60)",
+    )
+    group.add_argument(
+        "--user-qps",
+        type=_non_negative_float,
+        default=d.user_qps,
+        env_var="LOCUST_USER_QPS",
+        help="Requests/s per user (default 1; 0: no wait, with --load-shape users)",
+    )
+    group.add_argument(
+        "--grpc-url",
+        default=d.grpc_url,
+        env_var="LOCUST_GRPC_URL",
+        help="Triton gRPC host:port (default: the -H host, port 8001)",
+    )
+    group.add_argument(
+        "--ready-timeout",
+        type=_positive_float,
+        default=d.ready_timeout_s,
+        env_var="LOCUST_READY_TIMEOUT",
+        help="Seconds to wait for server and model readiness (default 300)",
+    )
+
+
+@dataclass
+class _Run:
+    """What every user of this process shares, built once per test."""
+
+    settings: RunSettings = field(default_factory=RunSettings)
+    stages: tuple[Stage, ...] = ()
+    batches: list[BertBatch] = field(default_factory=list)
+    requests: list[EncodedRequest] = field(default_factory=list)
+    interval_s: float = 0.0
+    """Seconds between two requests of one user (0: none)."""
+    unavailable: str = ""
+    """Why the server could not be used; users stop at once when set."""
+
+    def configure(self, options: argparse.Namespace | None) -> None:
+        settings = RunSettings.from_options(options)
+        if settings.user_qps == 0 and settings.load_shape != "users":
+            raise SystemExit(
+                "--user-qps 0 (no wait) sets no rate: use it with --load-shape users "
+                "and Locust's --users, or give a positive --user-qps"
+            )
+        self.settings = settings
+        self.stages = () if settings.load_shape == "users" else settings.stages()
+        self.interval_s = 1.0 / settings.user_qps if settings.user_qps else 0.0
+
+    def build_inputs(self) -> None:
+        self.batches = make_batches(
+            count=DISTINCT_REQUESTS,
+            batch_size=self.settings.batch_size,
+            seq_len=self.settings.seq_len,
+        )
+        if self.settings.protocol != "grpc":
+            self.requests = [encode(b, self.settings.protocol) for b in self.batches]  # type: ignore[arg-type]
+
+    def cycle(self, items: list[Any]) -> Iterator[Any]:
+        """Endless iteration over ``items`` from a random start, so users do not move in step."""
+        start = int(time.perf_counter_ns() // 1000) % len(items)
+        return itertools.cycle(items[start:] + items[:start])
+
+
+RUN = _Run()
+
+
+def _probe(url: str) -> str:
+    """'' when ``url`` answers 200, else what it answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return "" if response.status == 200 else f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return str(getattr(exc, "reason", exc))
+
+
+def wait_until_ready(host: str, settings: RunSettings) -> str:
+    """Wait for ``/v2/health/ready`` then the model's ``ready``; '' when both answer 200,
+    else why not, once ``settings.ready_timeout_s`` has passed."""
+    deadline = time.monotonic() + settings.ready_timeout_s
+    for path in ("/v2/health/ready", f"{settings.model_path()}/ready"):
+        url = host.rstrip("/") + path
+        next_report = time.monotonic()
+        while (answer := _probe(url)) != "":
+            now = time.monotonic()
+            if now >= deadline:
+                return (
+                    f"{url} was not ready within {settings.ready_timeout_s:.0f} s "
+                    f"(last answer: {answer}); check the host and --model-name"
+                )
+            if now >= next_report:
+                logger.info("waiting for %s (%s)", url, answer)
+                next_report = now + 10
+            gevent.sleep(1)
+    return ""
+
+
+@events.init.add_listener  # type: ignore[untyped-decorator]
+def on_init(environment: Environment, **_: Any) -> None:
+    RUN.configure(environment.parsed_options)
+
+
+@events.test_start.add_listener  # type: ignore[untyped-decorator]
+def on_test_start(environment: Environment, **_: Any) -> None:
+    """Build the inputs, then hold the load until the server and the model are ready."""
+    RUN.configure(environment.parsed_options)  # the web UI may have changed them
+    RUN.build_inputs()
+    if not environment.host:
+        RUN.unavailable = "no host: pass -H http://HOST:PORT (Triton's HTTP port)"
+    else:
+        RUN.unavailable = wait_until_ready(environment.host, RUN.settings)
+    if RUN.unavailable:
+        logger.error("not starting the load: %s", RUN.unavailable)
+        environment.process_exit_code = 1
+        if environment.runner is not None:
+            gevent.spawn(environment.runner.quit)
+        return
+    logger.info(
+        "%s is ready; sending %s requests (%s shape, target %.0f QPS)",
+        environment.host,
+        RUN.settings.protocol,
+        RUN.settings.load_shape,
+        RUN.settings.target_qps,
+    )
+    if environment.shape_class is not None:
+        # The wait above is not part of the first step.
+        environment.shape_class.reset_time()  # type: ignore[no-untyped-call]
+
+
+@events.quitting.add_listener  # type: ignore[untyped-decorator]
+def print_summary(environment: Environment, **_: Any) -> None:
+    """Achieved rate, latency percentiles and failures, once the users have stopped."""
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    summary = summarize([environment.stats.total.serialize()])
+    logger.info("summary (%s, %s shape):", RUN.settings.protocol, RUN.settings.load_shape)
+    for line in summary.lines():
+        logger.info("  %s", line)
+    for error in sorted(environment.stats.errors.values(), key=lambda e: -e.occurrences):
+        logger.info("  %d x %s %s: %s", error.occurrences, error.method, error.name, error.error)
+    target = RUN.settings.target_qps
+    if RUN.settings.load_shape == "constant" and summary.qps < LAGGING_SHARE * target:
+        logger.warning(
+            "the rate stayed below the %.0f QPS target: the server or this client (see its "
+            "CPU) could not keep up",
+            target,
+        )
+
+
+class _Paced:
+    """Each user sends ``--user-qps`` requests a second (Locust's ``constant_throughput``,
+    plus a random start): Locust starts a step's users almost together, and users paced alike
+    from the same instant send in bursts that queue at the server. ``--user-qps 0``: no wait."""
+
+    _next_send_s: float = 0.0
+
+    def stagger(self) -> None:
+        """Wait a random part of one interval before the first request."""
+        interval = RUN.interval_s
+        if interval > 0:
+            gevent.sleep(random.random() * interval)
+        self._next_send_s = time.monotonic()
+
+    def wait_time(self) -> float:
+        interval = RUN.interval_s
+        if interval == 0:
+            return 0.0
+        now = time.monotonic()
+        # A late answer shifts the schedule rather than causing a catch-up burst.
+        self._next_send_s = max(self._next_send_s + interval, now)
+        return self._next_send_s - now
+
+
+class BertHttpUser(_Paced, FastHttpUser):
+    """Sends inference requests over HTTP (binary tensors or JSON) and checks each answer."""
+
+    host = "http://127.0.0.1:8000"
+
+    def on_start(self) -> None:
+        if RUN.unavailable:
+            raise StopUser()
+        self._requests: Iterator[EncodedRequest] = RUN.cycle(RUN.requests)
+        self._path = f"{RUN.settings.model_path()}/infer"
+        self.stagger()
+
+    @task
+    def infer(self) -> None:
+        request = next(self._requests)
+        with self.client.post(
+            self._path,
+            data=request.body,  # type: ignore[arg-type]  # bytes work; the annotation says str
+            headers=request.headers,
+            catch_response=True,
+        ) as response:
+            if response.status_code == 0:
+                return  # no answer at all: Locust reports the connection error itself
+            length = response.headers.get("Inference-Header-Content-Length")
+            try:
+                check_response(
+                    status=response.status_code,
+                    body=response.content or b"",
+                    header_length=None if length is None else int(length),
+                    request=request,
+                )
+            except (UnexpectedResponseError, ValueError) as exc:
+                response.failure(str(exc))
+            else:
+                response.success()
+
+
+_grpc_ready = False
+
+
+def _init_grpc_for_gevent() -> None:
+    """gRPC's own threads block gevent's loop unless it is told about gevent first."""
+    global _grpc_ready
+    if not _grpc_ready:
+        from grpc.experimental import gevent as grpc_gevent  # type: ignore[import-untyped]
+
+        grpc_gevent.init_gevent()
+        _grpc_ready = True
+
+
+def grpc_target(settings: RunSettings, host: str) -> str:
+    """``host:port`` for the gRPC client: ``--grpc-url``, else the HTTP host on port 8001."""
+    if settings.grpc_url:
+        return settings.grpc_url
+    hostname = urlsplit(host).hostname or "127.0.0.1"
+    return f"{hostname}:8001"
+
+
+class BertGrpcUser(_Paced, User):
+    """Sends the same inference requests through tritonclient's gRPC client, reported to Locust
+    through its request event, each answer checked like the HTTP ones."""
+
+    host = "http://127.0.0.1:8000"
+    request_name: ClassVar[str] = "ModelInfer"
+
+    def on_start(self) -> None:
+        if RUN.unavailable:
+            raise StopUser()
+        _init_grpc_for_gevent()
+        import tritonclient.grpc as grpcclient
+
+        self._error_type = grpcclient.InferenceServerException
+        self._client = grpcclient.InferenceServerClient(grpc_target(RUN.settings, self.host))
+        self._outputs = [grpcclient.InferRequestedOutput(OUTPUT_LOGITS)]
+        calls = []
+        for batch in RUN.batches:
+            inputs = []
+            for name, tensor in batch.named():
+                infer_input = grpcclient.InferInput(name, list(tensor.shape), "INT32")
+                infer_input.set_data_from_numpy(tensor)
+                inputs.append(infer_input)
+            calls.append((batch, inputs))
+        self._calls: Iterator[tuple[BertBatch, list[Any]]] = RUN.cycle(calls)
+        self.stagger()
+
+    def on_stop(self) -> None:
+        client = getattr(self, "_client", None)
+        if client is not None:
+            client.close()
+
+    @task
+    def infer(self) -> None:
+        batch, inputs = next(self._calls)
+        started = time.perf_counter()
+        exception: Exception | None = None
+        length = 0
+        try:
+            result = self._client.infer(
+                RUN.settings.model_name,
+                inputs,
+                model_version=RUN.settings.model_version,
+                outputs=self._outputs,
+                client_timeout=60,
+            )
+            logits = result.as_numpy(OUTPUT_LOGITS)
+            if logits is None:
+                raise UnexpectedResponseError(f"the response has no output {OUTPUT_LOGITS!r}")
+            check_logits(logits, batch_size=batch.batch_size, seq_len=batch.seq_len)
+            length = int(logits.nbytes)
+        except (UnexpectedResponseError, self._error_type) as exc:
+            exception = exc
+        self.environment.events.request.fire(
+            request_type="gRPC",
+            name=f"{RUN.settings.model_name} {self.request_name}",
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=length,
+            exception=exception,
+            context={},
+        )
+
+
+class BertLoadShape(LoadTestShape):
+    """The rate over time, as stages (see ``load_plan``): each user sends ``--user-qps``
+    requests a second, so the number of users sets the rate. With ``--load-shape users`` it
+    follows Locust's own ``--users`` and ``--spawn-rate`` instead."""
+
+    use_common_options = True
+
+    def tick(self) -> tuple[int, float, list[type[User]]] | None:
+        settings = RUN.settings
+        options = self.runner.environment.parsed_options if self.runner else None
+        # Locust does not apply --run-time to a shape in headless mode: the shape does.
+        run_time_limit = getattr(options, "run_time", None)
+        run_time = self.get_run_time()  # type: ignore[no-untyped-call]
+        if run_time_limit and run_time >= run_time_limit:
+            return None
+        user_class: type[User] = BertGrpcUser if settings.protocol == "grpc" else BertHttpUser
+        if settings.load_shape == "users":
+            users = int(getattr(options, "num_users", None) or 1)
+            return users, float(getattr(options, "spawn_rate", None) or users), [user_class]
+        stage = stage_at(RUN.stages, run_time)
+        if stage is None:
+            return None
+        users = users_for(stage.qps, settings.user_qps)
+        # New users start over one second, so their requests do not all leave together.
+        return users, float(max(users, 1)), [user_class]
+
+
+if __name__ == "__main__":
+    from locust import run_single_user
+
+    run_single_user(BertHttpUser)
