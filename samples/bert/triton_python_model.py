@@ -1,0 +1,131 @@
+"""Triton python-backend model serving BERT question answering (copied as ``<version>/model.py``).
+
+All requests of one ``execute()`` call run as one forward pass: dynamic batching gathers them,
+this model concatenates them, runs the network once and splits the logits back per request.
+
+Tensors move in and out through DLPack, never numpy, on the torch runtime: GPU images ship
+numpy 2 while python-backend stubs are often built for numpy 1, and numpy outputs then arrive
+empty. Parameters (strings in ``config.pbtxt``):
+
+- ``runtime``: ``torch`` (default) or ``onnxruntime`` (``model.onnx`` next to this file, CPU).
+- ``precision``: ``fp16`` or ``fp32``; fp16 applies on a GPU only.
+- ``torch_compile``: ``true`` compiles the network with ``torch.compile`` (GPU, opt-in).
+- ``cpu_threads``: intra-op threads on a CPU instance; ``0`` keeps the library's default.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+import triton_python_backend_utils as pb_utils
+from torch.utils.dlpack import from_dlpack
+
+HERE = Path(__file__).resolve().parent
+
+
+def _network_module() -> ModuleType:
+    """``bert_network.py`` from this model's folder, loaded by path so two models in one
+    server can never pick up each other's copy."""
+    path = HERE / "bert_network.py"
+    spec = importlib.util.spec_from_file_location(f"bert_network_{id(HERE)}", path)
+    if spec is None or spec.loader is None:
+        raise pb_utils.TritonModelException(f"{path} is missing")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def _parameter(config: dict[str, Any], key: str, default: str) -> str:
+    value = config.get("parameters", {}).get(key, {}).get("string_value", "")
+    return str(value) if value else default
+
+
+class TritonPythonModel:
+    """The python backend's entry point: ``initialize``, ``execute``, ``finalize``."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        config = json.loads(args["model_config"])
+        self.input_names = [tensor["name"] for tensor in config["input"]]
+        self.output_name = config["output"][0]["name"]
+        self.max_batch_size = int(config.get("max_batch_size", 1)) or 1
+        on_gpu = args["model_instance_kind"] == "GPU"
+        self.device = torch.device(f"cuda:{args['model_instance_device_id']}" if on_gpu else "cpu")
+        self.runtime = _parameter(config, "runtime", "torch")
+        threads = int(_parameter(config, "cpu_threads", "0"))
+        if self.runtime == "onnxruntime":
+            self._session = self._onnx_session(threads)
+        elif self.runtime == "torch":
+            self._network = self._torch_network(config, threads)
+        else:
+            raise pb_utils.TritonModelException(
+                f"parameter runtime={self.runtime!r} is unknown: use torch or onnxruntime"
+            )
+        # One pass at each end of the batch range, so the first requests are not the slow ones.
+        for batch_size in sorted({1, self.max_batch_size if on_gpu else 1}):
+            dummy = torch.ones((batch_size, *config["input"][0]["dims"]), dtype=torch.int32)
+            self._forward([dummy, torch.zeros_like(dummy), dummy])
+
+    def _torch_network(self, config: dict[str, Any], threads: int) -> torch.nn.Module:
+        if threads > 0 and self.device.type == "cpu":
+            torch.set_num_threads(threads)
+        network = _network_module().load_network(HERE / "weights")
+        if self.device.type == "cuda":
+            if _parameter(config, "precision", "fp16") == "fp16":
+                network = network.half()
+            torch.backends.cuda.matmul.allow_tf32 = True
+        network = network.to(self.device)
+        if _parameter(config, "torch_compile", "false") == "true":
+            network = torch.compile(network, dynamic=True)
+        return network  # type: ignore[no-any-return]
+
+    def _onnx_session(self, threads: int) -> Any:
+        import onnxruntime  # imported here: the torch runtime must not need it
+
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads > 0:
+            options.intra_op_num_threads = threads
+        return onnxruntime.InferenceSession(
+            str(HERE / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+
+    def _forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """Logits ``[batch, sequence, 2]`` as a contiguous FP32 tensor in host memory."""
+        if self.runtime == "onnxruntime":
+            feed = {name: t.numpy() for name, t in zip(self.input_names, inputs, strict=True)}
+            (array,) = self._session.run(None, feed)
+            return torch.from_numpy(array)
+        with torch.inference_mode():
+            on_device = [t.to(self.device, non_blocking=True) for t in inputs]
+            logits: torch.Tensor = self._network(*on_device)
+            return logits.float().cpu()
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        """One response per request, in order, from a single forward pass over all of them."""
+        columns: list[list[torch.Tensor]] = [[] for _ in self.input_names]
+        sizes: list[int] = []
+        for request in requests:
+            for column, name in zip(columns, self.input_names, strict=True):
+                tensor = pb_utils.get_input_tensor_by_name(request, name)
+                column.append(from_dlpack(tensor.to_dlpack()))
+            sizes.append(int(columns[0][-1].shape[0]))
+        batch = [torch.cat(column) if len(column) > 1 else column[0] for column in columns]
+        logits = self._forward(batch)
+        responses = []
+        for chunk in torch.split(logits, sizes):
+            capsule = chunk.contiguous().__dlpack__()
+            output = pb_utils.Tensor.from_dlpack(self.output_name, capsule)
+            responses.append(pb_utils.InferenceResponse(output_tensors=[output]))
+        return responses
+
+    def finalize(self) -> None:
+        """Drop the network first, so GPU memory is freed before the stub exits."""
+        self.__dict__.pop("_network", None)
+        self.__dict__.pop("_session", None)

@@ -1,0 +1,96 @@
+"""The python variant in the real local Triton (the tritonserver of nvidia-pytriton).
+
+Cases, for both CPU runtimes (onnxruntime, the default, and torch, the GPU code path): the
+served config has the contract's names, types and shapes; an inference of three sequences
+answers ``cls_squad_logits`` FP32 ``[3, 128, 2]`` with torch's values; concurrent requests,
+which the dynamic batcher merges into one execute() call, each get their own answer; a request
+with the wrong sequence length is refused with a message naming the expected shape.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import tritonclient.http as http
+from tritonclient.utils import InferenceServerException
+
+from deployer.local import LocalTriton
+from samples.bert import contract
+from samples.bert.network import SquadLogits
+from tests.samples.conftest import TORCH_MODEL, expected_logits, sample_inputs
+
+MODELS = [contract.DEFAULT_MODEL_NAME, TORCH_MODEL]
+TOLERANCE = 1e-4
+
+
+def _client(server: LocalTriton, concurrency: int = 1) -> http.InferenceServerClient:
+    return http.InferenceServerClient(
+        server.http_url.removeprefix("http://"), concurrency=concurrency, network_timeout=60
+    )
+
+
+def _infer(
+    client: http.InferenceServerClient, model: str, inputs: dict[str, np.ndarray]
+) -> http.InferResult:
+    request = []
+    for spec in contract.INPUTS:
+        tensor = http.InferInput(spec.name, list(inputs[spec.name].shape), spec.datatype)
+        tensor.set_data_from_numpy(inputs[spec.name], binary_data=True)
+        request.append(tensor)
+    return client.infer(model, request)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MODELS)
+def test_served_config_speaks_the_contract(local_triton: LocalTriton, model: str) -> None:
+    metadata = _client(local_triton).get_model_metadata(model)
+    assert [(t["name"], t["datatype"], t["shape"]) for t in metadata["inputs"]] == [
+        (spec.name, spec.datatype, [-1, contract.SEQUENCE_LENGTH]) for spec in contract.INPUTS
+    ]
+    assert [(t["name"], t["datatype"], t["shape"]) for t in metadata["outputs"]] == [
+        (contract.OUTPUT_LOGITS, "FP32", [-1, contract.SEQUENCE_LENGTH, 2])
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MODELS)
+def test_answers_with_torch_values(
+    local_triton: LocalTriton, reference: SquadLogits, model: str
+) -> None:
+    inputs = sample_inputs(3, seed=1)
+    result = _infer(_client(local_triton), model, inputs)
+    output = result.get_output(contract.OUTPUT_LOGITS)
+    assert output["datatype"] == "FP32"
+    assert output["shape"] == [3, contract.SEQUENCE_LENGTH, 2]
+    logits = result.as_numpy(contract.OUTPUT_LOGITS)
+    np.testing.assert_allclose(logits, expected_logits(reference, inputs), rtol=0, atol=TOLERANCE)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MODELS)
+def test_batched_requests_get_their_own_answers(
+    local_triton: LocalTriton, reference: SquadLogits, model: str
+) -> None:
+    requests = [sample_inputs(1 + k % 3, seed=10 + k) for k in range(12)]
+    client = _client(local_triton, concurrency=12)
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(lambda inputs: _infer(client, model, inputs), requests))
+    for inputs, result in zip(requests, results, strict=True):
+        np.testing.assert_allclose(
+            result.as_numpy(contract.OUTPUT_LOGITS),
+            expected_logits(reference, inputs),
+            rtol=0,
+            atol=TOLERANCE,
+        )
+    statistics = client.get_inference_statistics(model)["model_stats"][0]
+    # Fewer executions than requests: the dynamic batcher merged some.
+    assert int(statistics["execution_count"]) < int(statistics["inference_count"])
+
+
+@pytest.mark.slow
+def test_wrong_sequence_length_is_refused(local_triton: LocalTriton) -> None:
+    inputs = {name: array[:, :64].copy() for name, array in sample_inputs(1, seed=2).items()}
+    with pytest.raises(InferenceServerException, match=r"\[-1,128\]"):
+        _infer(_client(local_triton), contract.DEFAULT_MODEL_NAME, inputs)
