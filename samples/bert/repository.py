@@ -186,7 +186,7 @@ def _make_network(
         progress(f"loading checkpoint {settings.checkpoint}")
         try:
             net = network.load_network(settings.checkpoint)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # safetensors, torch and transformers each raise their own
             raise BuildError(f"cannot load checkpoint {settings.checkpoint}: {exc}") from exc
         source: dict[str, object] = {
             "weights": "checkpoint",

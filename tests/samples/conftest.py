@@ -41,7 +41,10 @@ def reference() -> SquadLogits:
 def python_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository with the tiny python variant twice: onnxruntime (``bert``) and torch."""
     repository = tmp_path_factory.mktemp("python") / "models"
-    for model_name, runtime in ((contract.DEFAULT_MODEL_NAME, "onnxruntime"), (TORCH_MODEL, "torch")):
+    for model_name, runtime in (
+        (contract.DEFAULT_MODEL_NAME, "onnxruntime"),
+        (TORCH_MODEL, "torch"),
+    ):
         write_repository(
             BuildSettings(
                 variant="python",
@@ -99,7 +102,9 @@ def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 urllib.request.urlopen(f"{endpoint}/storage/v1/b", timeout=2).close()
                 break
             if time.monotonic() > deadline:
-                pytest.fail(f"gcp-storage-emulator not up in 30 s: {log.read_text(errors='replace')}")
+                pytest.fail(
+                    f"gcp-storage-emulator not up in 30 s: {log.read_text(errors='replace')}"
+                )
             time.sleep(0.2)
         yield endpoint
     finally:
@@ -138,4 +143,3 @@ def expected_logits(network: SquadLogits, inputs: dict[str, np.ndarray]) -> np.n
     with torch.inference_mode():
         tensors = [torch.from_numpy(inputs[spec.name]) for spec in contract.INPUTS]
         return network(*tensors).numpy()
-

@@ -23,7 +23,9 @@ TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
-def session(reference: SquadLogits, tmp_path_factory: pytest.TempPathFactory) -> onnxruntime.InferenceSession:
+def session(
+    reference: SquadLogits, tmp_path_factory: pytest.TempPathFactory
+) -> onnxruntime.InferenceSession:
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
     export_onnx(reference, path, sequence_length=contract.SEQUENCE_LENGTH)
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -9,6 +9,7 @@ with the wrong sequence length is refused with a message naming the expected sha
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -25,10 +26,18 @@ MODELS = [contract.DEFAULT_MODEL_NAME, TORCH_MODEL]
 TOLERANCE = 1e-4
 
 
-def _client(server: LocalTriton, concurrency: int = 1) -> http.InferenceServerClient:
-    return http.InferenceServerClient(
-        server.http_url.removeprefix("http://"), concurrency=concurrency, network_timeout=60
+CONCURRENCY = 12
+
+
+@pytest.fixture(scope="module")
+def client(local_triton: LocalTriton) -> Iterator[http.InferenceServerClient]:
+    """One client for the module, closed at its end: Triton waits for open connections
+    before it exits."""
+    client = http.InferenceServerClient(
+        local_triton.http_url.removeprefix("http://"), concurrency=CONCURRENCY, network_timeout=60
     )
+    yield client
+    client.close()
 
 
 def _infer(
@@ -44,8 +53,8 @@ def _infer(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
-def test_served_config_speaks_the_contract(local_triton: LocalTriton, model: str) -> None:
-    metadata = _client(local_triton).get_model_metadata(model)
+def test_served_config_speaks_the_contract(client: http.InferenceServerClient, model: str) -> None:
+    metadata = client.get_model_metadata(model)
     assert [(t["name"], t["datatype"], t["shape"]) for t in metadata["inputs"]] == [
         (spec.name, spec.datatype, [-1, contract.SEQUENCE_LENGTH]) for spec in contract.INPUTS
     ]
@@ -57,10 +66,10 @@ def test_served_config_speaks_the_contract(local_triton: LocalTriton, model: str
 @pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_answers_with_torch_values(
-    local_triton: LocalTriton, reference: SquadLogits, model: str
+    client: http.InferenceServerClient, reference: SquadLogits, model: str
 ) -> None:
     inputs = sample_inputs(3, seed=1)
-    result = _infer(_client(local_triton), model, inputs)
+    result = _infer(client, model, inputs)
     output = result.get_output(contract.OUTPUT_LOGITS)
     assert output["datatype"] == "FP32"
     assert output["shape"] == [3, contract.SEQUENCE_LENGTH, 2]
@@ -71,11 +80,10 @@ def test_answers_with_torch_values(
 @pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_batched_requests_get_their_own_answers(
-    local_triton: LocalTriton, reference: SquadLogits, model: str
+    client: http.InferenceServerClient, reference: SquadLogits, model: str
 ) -> None:
-    requests = [sample_inputs(1 + k % 3, seed=10 + k) for k in range(12)]
-    client = _client(local_triton, concurrency=12)
-    with ThreadPoolExecutor(12) as pool:
+    requests = [sample_inputs(1 + k % 3, seed=10 + k) for k in range(CONCURRENCY)]
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
         results = list(pool.map(lambda inputs: _infer(client, model, inputs), requests))
     for inputs, result in zip(requests, results, strict=True):
         np.testing.assert_allclose(
@@ -90,7 +98,7 @@ def test_batched_requests_get_their_own_answers(
 
 
 @pytest.mark.slow
-def test_wrong_sequence_length_is_refused(local_triton: LocalTriton) -> None:
+def test_wrong_sequence_length_is_refused(client: http.InferenceServerClient) -> None:
     inputs = {name: array[:, :64].copy() for name, array in sample_inputs(1, seed=2).items()}
     with pytest.raises(InferenceServerException, match=r"\[-1,128\]"):
-        _infer(_client(local_triton), contract.DEFAULT_MODEL_NAME, inputs)
+        _infer(client, contract.DEFAULT_MODEL_NAME, inputs)
