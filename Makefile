@@ -68,6 +68,9 @@ test: lint ## Lint, then run every test (pytest)
 
 # --- the main job ----------------------------------------------------------------------------
 
+DEMO_SECONDS ?= 60
+DEMO_QPS ?= 200
+
 .PHONY: demo
-demo: venv tools ## Render the chart with its defaults and print what it would deploy
-	$(HELM4) template triton $(CHART) --set modelRepository=gs://bucket/models
+demo: venv tools ## The whole path on this machine: sample model, Triton as the chart runs it, Locust (DEMO_SECONDS=60 DEMO_QPS=200)
+	$(PY) -m deployer.demo --seconds $(DEMO_SECONDS) --qps $(DEMO_QPS) --helm $(HELM4) --out $(BUILD)/demo

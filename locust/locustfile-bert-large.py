@@ -23,6 +23,7 @@ Options (each also read from the environment variable named after it, or from lo
     --user-qps Q                  LOCUST_USER_QPS   requests a second per user (0: no wait)
     --grpc-url HOST:PORT          LOCUST_GRPC_URL   (default: the -H host, port 8001)
     --ready-timeout S             LOCUST_READY_TIMEOUT
+    --progress-seconds S          LOCUST_PROGRESS_SECONDS  one line of progress every S seconds
 
 The duration is Locust's ``-t/--run-time`` (``LOCUST_RUN_TIME``), counted from the moment the
 server and the model are ready.
@@ -39,7 +40,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
@@ -75,6 +76,8 @@ DISTINCT_REQUESTS: Final = 64
 """Different inputs cycled through, so no cache or branch predictor sees one request."""
 PROTOCOLS: Final = ("binary", "json", "grpc")
 LOAD_SHAPES: Final = ("steps", "constant", "users")
+MAX_SPAWN_RATE: Final = 100
+"""Users started per second when a stage adds users."""
 LAGGING_SHARE: Final = 0.9
 """Below this share of the target rate, the summary warns that the rate was not reached."""
 
@@ -134,28 +137,17 @@ class RunSettings:
     ready_timeout_s: float = 300.0
     """How long to wait for the server and the model to be ready before giving up."""
 
+    progress_s: float = 0.0
+    """Seconds between two progress lines (0: none; Locust's own table is the default)."""
+
     @classmethod
     def from_options(cls, options: argparse.Namespace | None) -> RunSettings:
-        """Settings from Locust's options; defaults where an option is absent (library use)."""
+        """Settings from Locust's options (each option's ``dest`` is the field's name);
+        defaults where an option is absent (library use)."""
         defaults = cls()
-        names = {
-            "protocol": "protocol",
-            "model_name": "model_name",
-            "model_version": "model_version",
-            "seq_len": "seq_len",
-            "batch_size": "batch_size",
-            "load_shape": "load_shape",
-            "target_qps": "target_qps",
-            "step_seconds": "step_seconds",
-            "user_qps": "user_qps",
-            "grpc_url": "grpc_url",
-            "ready_timeout_s": "ready_timeout",
-        }
-        values = {
-            attr: getattr(options, option, getattr(defaults, attr))
-            for attr, option in names.items()
-        }
-        return cls(**values)
+        return cls(
+            **{f.name: getattr(options, f.name, getattr(defaults, f.name)) for f in fields(cls)}
+        )
 
     def model_path(self) -> str:
         """``/v2/models/NAME`` with ``/versions/N`` when a version is pinned."""
@@ -243,10 +235,19 @@ def add_options(parser: Any) -> None:
     )
     group.add_argument(
         "--ready-timeout",
+        dest="ready_timeout_s",
         type=_positive_float,
         default=d.ready_timeout_s,
         env_var="LOCUST_READY_TIMEOUT",
         help="Seconds to wait for server and model readiness (default 300)",
+    )
+    group.add_argument(
+        "--progress-seconds",
+        dest="progress_s",
+        type=_non_negative_float,
+        default=d.progress_s,
+        env_var="LOCUST_PROGRESS_SECONDS",
+        help="Print a one-line progress report this often (default 0: off)",
     )
 
 
@@ -262,6 +263,8 @@ class _Run:
     """Seconds between two requests of one user (0: none)."""
     unavailable: str = ""
     """Why the server could not be used; users stop at once when set."""
+    progress: gevent.Greenlet | None = None
+    """The progress reporter, while a test runs."""
 
     def configure(self, options: argparse.Namespace | None) -> None:
         settings = RunSettings.from_options(options)
@@ -354,6 +357,36 @@ def on_test_start(environment: Environment, **_: Any) -> None:
     if environment.shape_class is not None:
         # The wait above is not part of the first step.
         environment.shape_class.reset_time()  # type: ignore[no-untyped-call]
+    if RUN.settings.progress_s > 0:
+        RUN.progress = gevent.spawn(report_progress, environment, RUN.settings.progress_s)
+
+
+def report_progress(environment: Environment, every_s: float) -> None:
+    """One line every ``every_s`` seconds: elapsed time, rate over the interval, p95 so far,
+    failures so far (a compact alternative to Locust's table, e.g. with --only-summary)."""
+    started = last_time = time.monotonic()
+    last_count = 0
+    while True:
+        gevent.sleep(every_s)
+        total = environment.stats.total
+        now = time.monotonic()
+        rate = (total.num_requests - last_count) / (now - last_time)
+        logger.info(
+            "%4.0f s  %7d requests  %7.1f req/s  p95 %5.0f ms  %d failures",
+            now - started,
+            total.num_requests,
+            rate,
+            total.get_response_time_percentile(0.95) or 0,
+            total.num_failures,
+        )
+        last_time, last_count = now, total.num_requests
+
+
+@events.test_stop.add_listener  # type: ignore[untyped-decorator]
+def on_test_stop(**_: Any) -> None:
+    if RUN.progress is not None:
+        RUN.progress.kill(block=False)
+        RUN.progress = None
 
 
 @events.quitting.add_listener  # type: ignore[untyped-decorator]
@@ -544,8 +577,9 @@ class BertLoadShape(LoadTestShape):
         if stage is None:
             return None
         users = users_for(stage.qps, settings.user_qps)
-        # New users start over one second, so their requests do not all leave together.
-        return users, float(max(users, 1)), [user_class]
+        # Within a second (Locust warns above 100 a second); each then starts at a random
+        # point of its interval.
+        return users, float(min(users, MAX_SPAWN_RATE)), [user_class]
 
 
 if __name__ == "__main__":

@@ -14,25 +14,26 @@ from pathlib import Path
 import pytest
 
 from deployer.local import LocalTriton
-from samples.bert.contract import DEFAULT_MODEL_NAME, LOGITS_PER_TOKEN, SEQUENCE_LENGTH
+from samples.bert.contract import LOGITS_PER_TOKEN, SEQUENCE_LENGTH
+from samples.bert.repository import BuildSettings, write_repository
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUST_DIR = ROOT / "locust"
 LOCUSTFILE = LOCUST_DIR / "locustfile-bert-large.py"
-STAND_IN_MODEL = Path(__file__).with_name("stand_in_model.py")
+WRONG_SHAPE_SOURCE = Path(__file__).with_name("wrong_shape_model.py")
 WRONG_SHAPE_MODEL = "bert_wrong_shape"
-"""Served by the same Triton: answers 200 with logits of shape [batch, 128, 3]."""
+"""Served next to the sample: answers 200 with logits of shape [batch, 128, 3]."""
 
 # The shared modules next to the locustfile are imported by the tests as Locust imports them.
 if str(LOCUST_DIR) not in sys.path:
     sys.path.insert(0, str(LOCUST_DIR))
 
 
-def write_stand_in_model(repository: Path, *, name: str, output_dims: tuple[int, ...]) -> None:
+def write_shaped_model(repository: Path, *, name: str, output_dims: tuple[int, ...]) -> None:
     """A python-backend model with the contract's inputs and an output of ``output_dims``."""
     version = repository / name / "1"
     version.mkdir(parents=True)
-    shutil.copy(STAND_IN_MODEL, version / "model.py")
+    shutil.copy(WRONG_SHAPE_SOURCE, version / "model.py")
     inputs = ",\n".join(
         f'  {{ name: "{n}" data_type: TYPE_INT32 dims: [ {SEQUENCE_LENGTH} ] }}'
         for n in ("input_ids", "segment_ids", "input_mask")
@@ -47,11 +48,14 @@ def write_stand_in_model(repository: Path, *, name: str, output_dims: tuple[int,
 
 
 def write_model_repository(repository: Path) -> Path:
-    """The contract's model under its default name, and the mis-shaped one."""
-    write_stand_in_model(
-        repository, name=DEFAULT_MODEL_NAME, output_dims=(SEQUENCE_LENGTH, LOGITS_PER_TOKEN)
+    """The sample's tiny python variant under the default name, and the mis-shaped model."""
+    write_repository(
+        BuildSettings(
+            variant="python", repository=repository, size="tiny", device="cpu", cpu_threads=1
+        ),
+        progress=lambda _: None,
     )
-    write_stand_in_model(
+    write_shaped_model(
         repository, name=WRONG_SHAPE_MODEL, output_dims=(SEQUENCE_LENGTH, LOGITS_PER_TOKEN + 1)
     )
     return repository

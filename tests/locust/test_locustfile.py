@@ -23,7 +23,6 @@ from tests.locust.conftest import (
     finish,
     run_locust,
     start_locust,
-    write_model_repository,
 )
 
 pytestmark = pytest.mark.slow
@@ -76,9 +75,8 @@ def test_wrong_outputs_are_failures(triton: LocalTriton, tmp_path: Path) -> None
     assert "cls_squad_logits has shape [1, 128, 3], expected [1, 128, 2]" in run.output
 
 
-def test_server_stopped_mid_run_ends_cleanly(tmp_path: Path) -> None:
-    repository = write_model_repository(tmp_path / "models")
-    server = LocalTriton(model_repository=str(repository), workdir=tmp_path / "triton")
+def test_server_stopped_mid_run_ends_cleanly(model_repository: Path, tmp_path: Path) -> None:
+    server = LocalTriton(model_repository=str(model_repository), workdir=tmp_path / "triton")
     with server:
         process = start_locust(
             server.http_url,

@@ -1,6 +1,6 @@
-"""A python-backend model that speaks the BERT contract's I/O without the network: copied as
-``<model>/1/model.py`` by the tests' fixture. Its output shape comes from its ``config.pbtxt``,
-so one file also serves the deliberately mis-shaped model the failure tests need.
+"""A python-backend model with the BERT contract's inputs whose output takes the shape its
+``config.pbtxt`` declares: the tests serve it with a wrong shape, next to the real sample, as
+a server that answers 200 with wrong outputs. Copied as ``<model>/1/model.py``.
 """
 
 from __future__ import annotations
