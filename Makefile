@@ -74,3 +74,11 @@ DEMO_QPS ?= 200
 .PHONY: demo
 demo: venv tools ## The whole path on this machine: sample model, Triton as the chart runs it, Locust (DEMO_SECONDS=60 DEMO_QPS=200)
 	$(PY) -m deployer.demo --seconds $(DEMO_SECONDS) --qps $(DEMO_QPS) --helm $(HELM4) --out $(BUILD)/demo
+
+# --- benchmarks ------------------------------------------------------------------------------
+
+.PHONY: bench bench-locust
+bench: bench-locust ## Every benchmark, each side by side in one run (see docs/benchmarks.md)
+
+bench-locust: venv ## Load generators against one local Triton: this locustfile, the original's style, tritonclient
+	$(PY) locust/bench_clients.py --out $(BUILD)/bench

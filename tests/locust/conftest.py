@@ -4,7 +4,6 @@ helper that runs the real Locust on the real locustfile, headless and bounded.""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,6 @@ from samples.bert.repository import BuildSettings, write_repository
 ROOT = Path(__file__).resolve().parents[2]
 LOCUST_DIR = ROOT / "locust"
 LOCUSTFILE = LOCUST_DIR / "locustfile-bert-large.py"
-WRONG_SHAPE_SOURCE = Path(__file__).with_name("wrong_shape_model.py")
 WRONG_SHAPE_MODEL = "bert_wrong_shape"
 """Served next to the sample: answers 200 with logits of shape [batch, 128, 3]."""
 
@@ -28,23 +26,7 @@ WRONG_SHAPE_MODEL = "bert_wrong_shape"
 if str(LOCUST_DIR) not in sys.path:
     sys.path.insert(0, str(LOCUST_DIR))
 
-
-def write_shaped_model(repository: Path, *, name: str, output_dims: tuple[int, ...]) -> None:
-    """A python-backend model with the contract's inputs and an output of ``output_dims``."""
-    version = repository / name / "1"
-    version.mkdir(parents=True)
-    shutil.copy(WRONG_SHAPE_SOURCE, version / "model.py")
-    inputs = ",\n".join(
-        f'  {{ name: "{n}" data_type: TYPE_INT32 dims: [ {SEQUENCE_LENGTH} ] }}'
-        for n in ("input_ids", "segment_ids", "input_mask")
-    )
-    dims = ", ".join(map(str, output_dims))
-    (repository / name / "config.pbtxt").write_text(
-        f'name: "{name}"\nbackend: "python"\nmax_batch_size: 8\n'
-        f"input [\n{inputs}\n]\n"
-        f'output [ {{ name: "cls_squad_logits" data_type: TYPE_FP32 dims: [ {dims} ] }} ]\n'
-        "instance_group [ { kind: KIND_CPU count: 1 } ]\n"
-    )
+from bench_clients import write_light_model  # noqa: E402
 
 
 def write_model_repository(repository: Path) -> Path:
@@ -55,7 +37,7 @@ def write_model_repository(repository: Path) -> Path:
         ),
         progress=lambda _: None,
     )
-    write_shaped_model(
+    write_light_model(
         repository, name=WRONG_SHAPE_MODEL, output_dims=(SEQUENCE_LENGTH, LOGITS_PER_TOKEN + 1)
     )
     return repository
