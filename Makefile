@@ -82,3 +82,24 @@ bench: bench-locust ## Every benchmark, each side by side in one run (see docs/b
 
 bench-locust: venv ## Load generators against one local Triton: this locustfile, the original's style, tritonclient
 	$(PY) locust/bench_clients.py --out $(BUILD)/bench
+
+# --- BERT sample -----------------------------------------------------------------------------
+# make model-repository VARIANT=python|onnx|tensorrt SIZE=large|base|tiny OUT=build/models
+#   optional: CHECKPOINT=folder (instead of SIZE), DEVICE=cpu|gpu, GPU=t4|l4|a100|h100
+#   (tensorrt), REPLACE=1 (replace an existing model), BUILD_ARGS="--max-batch-size 16 ..."
+# make upload OUT=build/models DEST=gs://BUCKET/PREFIX [UPLOAD_ARGS=--delete]
+VARIANT ?= python
+SIZE ?= large
+OUT ?= $(BUILD)/models
+
+.PHONY: model-repository
+model-repository: venv ## Write the BERT model repository (VARIANT, SIZE or CHECKPOINT, OUT)
+	$(PY) -m samples.bert build --variant $(VARIANT) --output $(OUT) \
+	  $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),--size $(SIZE)) \
+	  $(if $(DEVICE),--device $(DEVICE)) $(if $(GPU),--gpu $(GPU)) \
+	  $(if $(filter 1,$(REPLACE)),--replace) $(BUILD_ARGS)
+
+.PHONY: upload
+upload: venv ## Copy the model repository OUT to DEST=gs://BUCKET/PREFIX (unchanged files skipped)
+	@test -n "$(DEST)" || { echo "error: set DEST=gs://BUCKET/PREFIX" >&2; exit 2; }
+	$(PY) -m samples.bert upload $(OUT) $(DEST) $(UPLOAD_ARGS)

@@ -18,8 +18,9 @@ from typing import Any
 from samples.bert.errors import UploadError
 from samples.bert.tensorrt import BUILD_FOLDER
 
-DEFAULT_EXCLUDES = (f"*/{BUILD_FOLDER}/*",)
-"""TensorRT build inputs (the ONNX model, the build script) are not served."""
+DEFAULT_EXCLUDES = (f"*/{BUILD_FOLDER}/*", "*/__pycache__/*")
+"""Not served: TensorRT build inputs (the ONNX model, the build script), and the bytecode a
+local Triton leaves next to ``model.py``."""
 
 Progress = Callable[[str], None]
 

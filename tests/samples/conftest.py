@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import torch
 
@@ -124,7 +125,7 @@ def emulator_env(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return gcs_emulator
 
 
-def sample_inputs(batch: int, *, seed: int) -> dict[str, np.ndarray]:
+def sample_inputs(batch: int, *, seed: int) -> dict[str, npt.NDArray[np.int32]]:
     """Contract inputs for ``batch`` sequences: random ids, a question/context split and
     padding that differs per sequence, so a mix-up between sequences shows."""
     generator = np.random.default_rng(seed)
@@ -138,8 +139,11 @@ def sample_inputs(batch: int, *, seed: int) -> dict[str, np.ndarray]:
     return {contract.INPUT_IDS: ids, contract.SEGMENT_IDS: segments, contract.INPUT_MASK: mask}
 
 
-def expected_logits(network: SquadLogits, inputs: dict[str, np.ndarray]) -> np.ndarray:
+def expected_logits(
+    network: SquadLogits, inputs: dict[str, npt.NDArray[np.int32]]
+) -> npt.NDArray[np.float32]:
     """What torch gives for ``inputs``."""
     with torch.inference_mode():
         tensors = [torch.from_numpy(inputs[spec.name]) for spec in contract.INPUTS]
-        return network(*tensors).numpy()
+        logits: npt.NDArray[np.float32] = network(*tensors).numpy()
+        return logits

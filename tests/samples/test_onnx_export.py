@@ -7,8 +7,6 @@ padding and segment splits that differ per sequence.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import onnxruntime
 import pytest

@@ -10,9 +10,9 @@ with the wrong sequence length is refused with a message naming the expected sha
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import tritonclient.http as http
 from tritonclient.utils import InferenceServerException
@@ -40,15 +40,19 @@ def client(local_triton: LocalTriton) -> Iterator[http.InferenceServerClient]:
     client.close()
 
 
-def _infer(
-    client: http.InferenceServerClient, model: str, inputs: dict[str, np.ndarray]
-) -> http.InferResult:
+def _request(inputs: dict[str, npt.NDArray[np.int32]]) -> list[http.InferInput]:
     request = []
     for spec in contract.INPUTS:
         tensor = http.InferInput(spec.name, list(inputs[spec.name].shape), spec.datatype)
         tensor.set_data_from_numpy(inputs[spec.name], binary_data=True)
         request.append(tensor)
-    return client.infer(model, request)
+    return request
+
+
+def _infer(
+    client: http.InferenceServerClient, model: str, inputs: dict[str, npt.NDArray[np.int32]]
+) -> http.InferResult:
+    return client.infer(model, _request(inputs))
 
 
 @pytest.mark.slow
@@ -83,8 +87,9 @@ def test_batched_requests_get_their_own_answers(
     client: http.InferenceServerClient, reference: SquadLogits, model: str
 ) -> None:
     requests = [sample_inputs(1 + k % 3, seed=10 + k) for k in range(CONCURRENCY)]
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        results = list(pool.map(lambda inputs: _infer(client, model, inputs), requests))
+    # In flight together, on the client's pooled connections (it is not thread-safe).
+    pending = [client.async_infer(model, _request(inputs)) for inputs in requests]
+    results = [call.get_result() for call in pending]
     for inputs, result in zip(requests, results, strict=True):
         np.testing.assert_allclose(
             result.as_numpy(contract.OUTPUT_LOGITS),

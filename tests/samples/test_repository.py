@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 import pytest
-from google.protobuf import text_format
+from google.protobuf import text_format  # type: ignore[import-untyped]
 from tritonclient.grpc import model_config_pb2
 
 from samples.bert import contract
@@ -146,7 +146,7 @@ def _corrupt_checkpoint(tmp_path: Path) -> Path:
     return folder
 
 
-BAD_INPUT = {
+BAD_INPUT: dict[str, tuple[dict[str, object], str]] = {
     "unknown variant": ({"variant": "torchscript"}, "unknown variant 'torchscript'"),
     "unknown size": ({"size": "huge"}, "unknown size 'huge': choose one of base, large, tiny"),
     "unknown device": ({"device": "tpu"}, "unknown device 'tpu'"),

@@ -114,7 +114,9 @@ def _stand_ins(folder: Path, gpu_name: str) -> dict[str, str]:
         "#!/usr/bin/env bash\n"
         'printf "%s\\n" "$@" > "$TRTEXEC_ARGS"\n'
         'echo "&&&& RUNNING TensorRT.trtexec [TensorRT v100500] # trtexec"\n'
-        'for a in "$@"; do case "$a" in --saveEngine=*) echo engine > "${a#--saveEngine=}";; esac; done\n'
+        'for a in "$@"; do\n'
+        '  case "$a" in --saveEngine=*) echo engine > "${a#--saveEngine=}";; esac\n'
+        "done\n"
     )
     (folder / "nvidia-smi").write_text(f'#!/usr/bin/env bash\necho "{gpu_name}, 8.9"\n')
     for tool in ("trtexec", "nvidia-smi"):
