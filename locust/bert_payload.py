@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -39,8 +39,6 @@ from samples.bert.contract import (  # noqa: E402
     OUTPUT_LOGITS,
     SEGMENT_IDS,
 )
-
-Protocol = Literal["binary", "json"]
 
 VOCAB_SIZE: Final = 30522
 """Size of the uncased WordPiece vocabulary of BERT base and large."""
@@ -181,11 +179,6 @@ def encode_json(batch: BertBatch) -> EncodedRequest:
         batch_size=batch.batch_size,
         seq_len=batch.seq_len,
     )
-
-
-def encode(batch: BertBatch, protocol: Protocol) -> EncodedRequest:
-    """The request for ``batch`` in the given HTTP encoding."""
-    return encode_binary(batch) if protocol == "binary" else encode_json(batch)
 
 
 def expected_shape(*, batch_size: int, seq_len: int) -> list[int]:

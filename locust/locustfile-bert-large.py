@@ -62,7 +62,8 @@ from bert_payload import (
     UnexpectedResponseError,
     check_logits,
     check_response,
-    encode,
+    encode_binary,
+    encode_json,
     make_batches,
 )
 from load_plan import Stage, constant_stages, stage_at, stepped_stages, users_for
@@ -283,12 +284,12 @@ class _Run:
             batch_size=self.settings.batch_size,
             seq_len=self.settings.seq_len,
         )
-        if self.settings.protocol != "grpc":
-            self.requests = [encode(b, self.settings.protocol) for b in self.batches]  # type: ignore[arg-type]
+        encoder = {"binary": encode_binary, "json": encode_json}.get(self.settings.protocol)
+        self.requests = [encoder(b) for b in self.batches] if encoder else []
 
     def cycle(self, items: list[Any]) -> Iterator[Any]:
         """Endless iteration over ``items`` from a random start, so users do not move in step."""
-        start = int(time.perf_counter_ns() // 1000) % len(items)
+        start = random.randrange(len(items))
         return itertools.cycle(items[start:] + items[:start])
 
 
@@ -337,10 +338,9 @@ def on_test_start(environment: Environment, **_: Any) -> None:
     """Build the inputs, then hold the load until the server and the model are ready."""
     RUN.configure(environment.parsed_options)  # the web UI may have changed them
     RUN.build_inputs()
-    if not environment.host:
-        RUN.unavailable = "no host: pass -H http://HOST:PORT (Triton's HTTP port)"
-    else:
-        RUN.unavailable = wait_until_ready(environment.host, RUN.settings)
+    # run_single_user (debugging) sets no host: the users' default, Triton on this machine.
+    host = environment.host or BertHttpUser.host
+    RUN.unavailable = wait_until_ready(host, RUN.settings)
     if RUN.unavailable:
         logger.error("not starting the load: %s", RUN.unavailable)
         environment.process_exit_code = 1
@@ -349,7 +349,7 @@ def on_test_start(environment: Environment, **_: Any) -> None:
         return
     logger.info(
         "%s is ready; sending %s requests (%s shape, target %.0f QPS)",
-        environment.host,
+        host,
         RUN.settings.protocol,
         RUN.settings.load_shape,
         RUN.settings.target_qps,

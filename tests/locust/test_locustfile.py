@@ -109,11 +109,11 @@ def test_steps_climb_then_stop_at_run_time(triton: LocalTriton, tmp_path: Path) 
         "--target-qps",
         "40",
         "--step-seconds",
-        "1",
+        "2",
         "--user-qps",
         "10",
         "-t",
-        "5s",
+        "7s",
     )
     assert run.returncode == 0, run.output
     updates = [int(n) for n in re.findall(r"Shape test updating to (\d+) users", run.output)]
