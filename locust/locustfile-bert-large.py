@@ -39,7 +39,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Final
@@ -162,94 +162,78 @@ class RunSettings:
         return stepped_stages(target_qps=self.target_qps, step_s=self.step_seconds)
 
 
+@dataclass(frozen=True)
+class Option:
+    """One command-line option; its ``dest`` is the ``RunSettings`` field it sets."""
+
+    flag: str
+    """``--name``; the environment variable is ``LOCUST_NAME``."""
+    dest: str
+    """The ``RunSettings`` field, whose default is the option's."""
+    help: str
+    """What it sets."""
+    type: Callable[[str], Any] = str
+    """Parses and checks the value."""
+    choices: tuple[str, ...] | None = None
+    """The values allowed, if a fixed set."""
+
+    @property
+    def env_var(self) -> str:
+        return "LOCUST_" + self.flag.removeprefix("--").upper().replace("-", "_")
+
+
+OPTIONS: Final = (
+    Option("--protocol", "protocol", "request encoding", choices=PROTOCOLS),
+    Option("--model-name", "model_name", "model to query"),
+    Option("--model-version", "model_version", "model version (empty: the latest)"),
+    Option("--seq-len", "seq_len", "tokens per sequence", _seq_len),
+    Option("--batch-size", "batch_size", "sequences per request", _positive_int),
+    Option(
+        "--load-shape",
+        "load_shape",
+        "steps up to --target-qps, constant --target-qps, or Locust's --users",
+        choices=LOAD_SHAPES,
+    ),
+    Option("--target-qps", "target_qps", "target requests per second", _positive_float),
+    Option("--step-seconds", "step_seconds", "length of each step", _positive_float),
+    Option(
+        "--user-qps",
+        "user_qps",
+        "requests per second of each user (0: no wait, with --load-shape users)",
+        _non_negative_float,
+    ),
+    Option("--grpc-url", "grpc_url", "Triton's gRPC host:port (empty: the -H host, port 8001)"),
+    Option(
+        "--ready-timeout",
+        "ready_timeout_s",
+        "seconds to wait for the server and the model to be ready",
+        _positive_float,
+    ),
+    Option(
+        "--progress-seconds",
+        "progress_s",
+        "seconds between one-line progress reports (0: none)",
+        _non_negative_float,
+    ),
+)
+
+
 @events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]
 def add_options(parser: Any) -> None:
-    """Register this test's options; each also reads the environment variable it names."""
-    d = RunSettings()
+    """Register this test's options; each also reads its environment variable."""
+    defaults = RunSettings()
     group = parser.add_argument_group("BERT on Triton")
-    group.add_argument(
-        "--protocol",
-        choices=PROTOCOLS,
-        default=d.protocol,
-        env_var="LOCUST_PROTOCOL",
-        help="Request encoding (default binary)",
-    )
-    group.add_argument(
-        "--model-name",
-        default=d.model_name,
-        env_var="LOCUST_MODEL_NAME",
-        help=f"Model to query (default {d.model_name})",
-    )
-    group.add_argument(
-        "--model-version",
-        default=d.model_version,
-        env_var="LOCUST_MODEL_VERSION",
-        help="Model version (default: latest)",
-    )
-    group.add_argument(
-        "--seq-len",
-        type=_seq_len,
-        default=d.seq_len,
-        env_var="LOCUST_SEQ_LEN",
-        help=f"Tokens per sequence (default {d.seq_len})",
-    )
-    group.add_argument(
-        "--batch-size",
-        type=_positive_int,
-        default=d.batch_size,
-        env_var="LOCUST_BATCH_SIZE",
-        help="Sequences per request (default 1)",
-    )
-    group.add_argument(
-        "--load-shape",
-        choices=LOAD_SHAPES,
-        default=d.load_shape,
-        env_var="LOCUST_LOAD_SHAPE",
-        help="steps up to --target-qps, constant --target-qps, or --users",
-    )
-    group.add_argument(
-        "--target-qps",
-        type=_positive_float,
-        default=d.target_qps,
-        env_var="LOCUST_TARGET_QPS",
-        help="Target requests/s (default 200)",
-    )
-    group.add_argument(
-        "--step-seconds",
-        type=_positive_float,
-        default=d.step_seconds,
-        env_var="LOCUST_STEP_SECONDS",
-        help="Length of each step (default 60)",
-    )
-    group.add_argument(
-        "--user-qps",
-        type=_non_negative_float,
-        default=d.user_qps,
-        env_var="LOCUST_USER_QPS",
-        help="Requests/s per user (default 1; 0: no wait, with --load-shape users)",
-    )
-    group.add_argument(
-        "--grpc-url",
-        default=d.grpc_url,
-        env_var="LOCUST_GRPC_URL",
-        help="Triton gRPC host:port (default: the -H host, port 8001)",
-    )
-    group.add_argument(
-        "--ready-timeout",
-        dest="ready_timeout_s",
-        type=_positive_float,
-        default=d.ready_timeout_s,
-        env_var="LOCUST_READY_TIMEOUT",
-        help="Seconds to wait for server and model readiness (default 300)",
-    )
-    group.add_argument(
-        "--progress-seconds",
-        dest="progress_s",
-        type=_non_negative_float,
-        default=d.progress_s,
-        env_var="LOCUST_PROGRESS_SECONDS",
-        help="Print a one-line progress report this often (default 0: off)",
-    )
+    for option in OPTIONS:
+        default = getattr(defaults, option.dest)
+        group.add_argument(
+            option.flag,
+            dest=option.dest,
+            type=option.type,
+            choices=option.choices,
+            default=default,
+            env_var=option.env_var,
+            help=f"{option.help} (default {default!r}; env {option.env_var})",
+        )
 
 
 @dataclass
