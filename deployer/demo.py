@@ -82,8 +82,12 @@ class DemoSettings:
 
     @property
     def locust_stats_prefix(self) -> Path:
-        """Locust's ``--json-file`` prefix; it writes ``<prefix>.json``."""
+        """Locust's ``--json-file`` prefix; it writes ``locust_stats_file``."""
         return self.out_dir / "locust-stats"
+
+    @property
+    def locust_stats_file(self) -> Path:
+        return self.out_dir / "locust-stats.json"
 
 
 def progress(message: str) -> None:
@@ -171,11 +175,10 @@ def locust_command(settings: DemoSettings, host: str) -> list[str]:
     ]
 
 
-def run_locust(command: Sequence[str]) -> int:
+def run_locust(command: Sequence[str], *, timeout_s: float) -> int:
     """Run Locust in the foreground (its output goes straight to the terminal); its exit code.
 
     On Ctrl-C the terminal interrupts Locust too; it is given time to write its reports."""
-    timeout_s = float(command[command.index("--run-time") + 1].rstrip("s")) + LOCUST_GRACE_S
     process = subprocess.Popen(command, cwd=ROOT)
     try:
         return process.wait(timeout=timeout_s)
@@ -196,7 +199,7 @@ def run_locust(command: Sequence[str]) -> int:
 
 def write_summary(settings: DemoSettings) -> LoadSummary:
     """Read Locust's final statistics and write ``summary.json``."""
-    stats = settings.locust_stats_prefix.with_name(settings.locust_stats_prefix.name + ".json")
+    stats = settings.locust_stats_file
     if not stats.exists():
         raise DemoError(f"locust wrote no statistics ({stats} is missing); see its output above")
     summary = summarize_file(stats)
@@ -207,7 +210,7 @@ def write_summary(settings: DemoSettings) -> LoadSummary:
 def run_demo(settings: DemoSettings) -> int:
     """Every step in order; returns the exit code (0: a run without failures)."""
     settings.out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (settings.summary_json, settings.report_html):
+    for stale in (settings.summary_json, settings.report_html, settings.locust_stats_file):
         stale.unlink(missing_ok=True)
     started = time.monotonic()
     progress(f"building the model repository in {settings.model_repository}")
@@ -230,7 +233,10 @@ def run_demo(settings: DemoSettings) -> int:
     with server:
         progress(f"tritonserver is ready at {server.http_url}")
         progress(f"load: {settings.qps:g} requests/s for {settings.seconds} s")
-        code = run_locust(locust_command(settings, server.http_url))
+        code = run_locust(
+            locust_command(settings, server.http_url),
+            timeout_s=settings.seconds + LOCUST_GRACE_S,
+        )
         progress("stopping tritonserver")
     summary = write_summary(settings)
     progress(f"summary ({time.monotonic() - started:.0f} s in all):")
