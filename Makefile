@@ -103,3 +103,7 @@ model-repository: venv ## Write the BERT model repository (VARIANT, SIZE or CHEC
 upload: venv ## Copy the model repository OUT to DEST=gs://BUCKET/PREFIX (unchanged files skipped)
 	@test -n "$(DEST)" || { echo "error: set DEST=gs://BUCKET/PREFIX" >&2; exit 2; }
 	$(PY) -m samples.bert upload $(OUT) $(DEST) $(UPLOAD_ARGS)
+
+.PHONY: bench-cpu-runtime
+bench-cpu-runtime: venv ## Serve the tiny python variant on each CPU runtime, side by side (~2 min)
+	$(PY) -m samples.bert.cpu_benchmark --seconds 12 --concurrency 16

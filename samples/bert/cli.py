@@ -52,7 +52,9 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_CPU_RUNTIME,
         help=f"python variant on a CPU: {' or '.join(CPU_RUNTIMES)}",
     )
-    build.add_argument("--cpu-threads", type=int, default=0)
+    build.add_argument(
+        "--cpu-threads", type=int, default=1, help="python on a CPU: threads per instance"
+    )
     build.add_argument("--fp32", action="store_true", help="GPU: full precision instead of fp16")
     build.add_argument("--torch-compile", action="store_true", help="python on a GPU")
     build.add_argument(

@@ -75,8 +75,9 @@ class BuildSettings:
     """How long the batcher may hold a request to grow a batch; 0 batches what is queued."""
     cpu_runtime: str = DEFAULT_CPU_RUNTIME
     """python variant on a CPU: ``onnxruntime`` or ``torch``."""
-    cpu_threads: int = 0
-    """python variant on a CPU: intra-op threads per instance (0: the library's default)."""
+    cpu_threads: int = 1
+    """python variant on a CPU: intra-op threads per instance; 0 leaves the library's default
+    (one a core), which fights Triton's own threads: 2 to 8 times slower, measured (README)."""
     fp16: bool = True
     """GPU: half precision (python: torch fp16; tensorrt: ``--fp16``)."""
     torch_compile: bool = False

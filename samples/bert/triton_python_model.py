@@ -10,7 +10,8 @@ empty. Parameters (strings in ``config.pbtxt``):
 - ``runtime``: ``torch`` (default) or ``onnxruntime`` (``model.onnx`` next to this file, CPU).
 - ``precision``: ``fp16`` or ``fp32``; fp16 applies on a GPU only.
 - ``torch_compile``: ``true`` compiles the network with ``torch.compile`` (GPU, opt-in).
-- ``cpu_threads``: intra-op threads on a CPU instance; ``0`` keeps the library's default.
+- ``cpu_threads``: intra-op threads on a CPU instance; ``0`` keeps the library's default (one
+  a core, which competes with Triton's own threads).
 """
 
 from __future__ import annotations

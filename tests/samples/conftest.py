@@ -54,7 +54,6 @@ def python_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 seed=SEED,
                 model_name=model_name,
                 cpu_runtime=runtime,
-                cpu_threads=1,
             ),
             progress=quiet,
         )

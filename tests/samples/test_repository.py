@@ -1,15 +1,17 @@
 """The repository writer: what each variant writes, and what it refuses.
 
-Cases: each variant's config.pbtxt parses as Triton's ModelConfig with the contract's tensors,
-its platform or backend, dynamic batching and the instance kind the device asks for; the python
-variant's GPU config carries fp16 and torch; the manifest records size and seed, or the
-checkpoint; a checkpoint folder builds the same network as the random weights saved into it;
---replace swaps a model in one rename. Bad input (unknown variant, size, device, GPU or runtime;
-size and checkpoint together; TensorRT on a CPU; a sequence length the network cannot hold; a
-missing checkpoint folder, one without config.json or without weights, one with corrupt
-weights; an existing model without --replace) raises BuildError with a message saying what to
-do, and leaves the repository and its parent folder exactly as they were. The CLI exits 2 with
-the message on stderr.
+Cases:
+- each variant's config.pbtxt parses as Triton's ModelConfig with the contract's tensors, its
+  platform or backend, dynamic batching and the instance kind the device asks for;
+- the python variant's GPU config carries torch and fp16, its CPU config onnxruntime on one
+  thread;
+- the manifest records size and seed, or the checkpoint; a checkpoint folder builds the same
+  network as the random weights saved into it; --replace swaps a model in one rename;
+- bad input (unknown variant, size, device, GPU or runtime; size and checkpoint together;
+  TensorRT on a CPU; a sequence length the network cannot hold; a missing checkpoint folder,
+  one without weights, one with corrupt weights; an existing model without --replace) raises
+  BuildError saying what to do and leaves the folders exactly as they were;
+- the CLI exits 2 with the message on stderr.
 """
 
 from __future__ import annotations
@@ -80,6 +82,13 @@ def test_python_gpu_config_runs_torch_in_fp16(tmp_path: Path) -> None:
     parameters = {key: value.string_value for key, value in config.parameters.items()}
     assert parameters == {"runtime": "torch", "precision": "fp16", "torch_compile": "true"}
     assert config.dynamic_batching.max_queue_delay_microseconds == 500
+
+
+def test_python_cpu_config_defaults_to_onnxruntime_on_one_thread(tmp_path: Path) -> None:
+    config = parse_config(render_config(BuildSettings(variant="python", repository=tmp_path)))
+    parameters = {key: value.string_value for key, value in config.parameters.items()}
+    assert parameters == {"runtime": "onnxruntime", "cpu_threads": "1"}
+    assert config.max_batch_size == 32
 
 
 def test_random_weights_manifest(python_repository: Path) -> None:
