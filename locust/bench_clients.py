@@ -1,8 +1,10 @@
 """Load generators side by side against one local Triton: ``make bench`` (the Locust part).
 
-    python locust/bench_clients.py [--seconds 12] [--concurrency 8] [--out build/bench]
+    python locust/bench_clients.py [--seconds 10] [--rounds 3] [--concurrency 8] [--out build/bench]
 
-Three clients, one after the other, each at its maximum rate with the same concurrency:
+Three clients, one after the other, each at its maximum rate with the same concurrency, in
+several rounds (the machine's load changes over time; each client's median round is reported,
+and the locustfile against the original style round by round):
 
 - ``locustfile``: this project's locustfile (FastHttpUser, binary tensors, every answer checked);
 - ``original``: the original sample's style (HttpUser, JSON body, no check);
@@ -307,7 +309,25 @@ def table(results: Sequence[ClientResult]) -> list[str]:
     return lines
 
 
-def run_bench(*, seconds: int, concurrency: int, out: Path) -> list[ClientResult]:
+def median_run(runs: Sequence[ClientResult]) -> ClientResult:
+    """The run with the median requests per CPU-second (the lower middle for an even count)."""
+    ordered = sorted(runs, key=lambda r: r.per_cpu_s)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def ratios(rounds: Sequence[Mapping[str, ClientResult]], client: str) -> list[float]:
+    """Per round, the locustfile's requests per CPU-second over ``client``'s: each pair was
+    measured minutes apart at most, so a change in the machine's load affects both alike."""
+    return [
+        r["locustfile"].per_cpu_s / r[client].per_cpu_s if r[client].per_cpu_s else math.inf
+        for r in rounds
+    ]
+
+
+def run_bench(
+    *, seconds: int, concurrency: int, rounds: int, out: Path
+) -> list[dict[str, ClientResult]]:
+    """``rounds`` rounds of the three clients, one after the other; the results by round."""
     from deployer.local import LocalTriton
 
     out.mkdir(parents=True, exist_ok=True)
@@ -317,7 +337,7 @@ def run_bench(*, seconds: int, concurrency: int, out: Path) -> list[ClientResult
     pin = _pin(SERVER_CORE)
     if pin is not None:
         pin()  # the server and its stubs inherit core 0; clients move to core 1
-    results = []
+    results: list[dict[str, ClientResult]] = []
     with LocalTriton(model_repository=str(repository), workdir=out / "triton") as server:
         print(f"==> tritonserver ready at {server.http_url} (light model)", flush=True)
         runs: list[tuple[str, Callable[[], ClientResult]]] = [
@@ -334,15 +354,22 @@ def run_bench(*, seconds: int, concurrency: int, out: Path) -> list[ClientResult
                 url=server.http_url, seconds=seconds, threads=concurrency, out=out,
             )),
         ]  # fmt: skip
-        for name, run in runs:
-            print(f"==> {name}: {concurrency} concurrent, {seconds} s", flush=True)
-            result = run()
-            print(
-                f"    {result.rate:,.0f} req/s, {result.per_cpu_s:,.0f} req per client CPU-s "
-                f"({result.requests} requests, {result.cpu_s:.2f} CPU-s in {result.window_s} s)",
-                flush=True,
-            )
-            results.append(result)
+        for round_number in range(1, rounds + 1):
+            results.append({})
+            for name, run in runs:
+                print(
+                    f"==> round {round_number}/{rounds}, {name}: {concurrency} concurrent, "
+                    f"{seconds} s",
+                    flush=True,
+                )
+                result = run()
+                print(
+                    f"    {result.rate:,.0f} req/s, {result.per_cpu_s:,.0f} req per client CPU-s "
+                    f"({result.requests} requests, {result.cpu_s:.2f} CPU-s in "
+                    f"{result.window_s} s)",
+                    flush=True,
+                )
+                results[-1][name] = result
     return results
 
 
@@ -354,7 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     loop.add_argument("--seconds", type=float, required=True)
     loop.add_argument("--threads", type=int, default=8)
     loop.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--seconds", type=int, default=12, help="each client's run (12)")
+    parser.add_argument("--seconds", type=int, default=10, help="each client's run (10)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the three (3)")
     parser.add_argument("--concurrency", type=int, default=8, help="users or threads (8)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench")
     args = parser.parse_args(argv)
@@ -364,23 +392,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         args.out.write_text(json.dumps({"per_second": per_second, "failures": failures}))
         return 0
-    if args.seconds < WARMUP_S + TAIL_S + 3 or args.concurrency < 1:
-        parser.error(f"--seconds must be at least {WARMUP_S + TAIL_S + 3}, --concurrency 1+")
-    results = run_bench(seconds=args.seconds, concurrency=args.concurrency, out=args.out)
-    lines = table(results)
+    if args.seconds < WARMUP_S + TAIL_S + 3 or args.concurrency < 1 or args.rounds < 1:
+        parser.error(
+            f"--seconds must be at least {WARMUP_S + TAIL_S + 3}, --concurrency and --rounds 1+"
+        )
+    rounds = run_bench(
+        seconds=args.seconds, concurrency=args.concurrency, rounds=args.rounds, out=args.out
+    )
+    medians = [median_run([r[name] for r in rounds]) for name in rounds[0]]
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    report = [f"Load generators, {stamp}, {os.cpu_count()} cores:", "", *lines]
+    per_round = ", ".join(f"{x:.2f}x" for x in ratios(rounds, "original"))
+    report = [
+        f"Load generators, {stamp}, {os.cpu_count()} cores, {len(rounds)} rounds of "
+        f"{args.seconds} s (each client's median round):",
+        "",
+        *table(medians),
+        "",
+        f"locustfile vs original style, requests per client CPU-second, by round: {per_round}",
+    ]
     print("\n".join(report))
     (args.out / "load-generators.md").write_text("\n".join(report) + "\n")
     (args.out / "load-generators.json").write_text(
         json.dumps(
-            [{**asdict(r), "rate": r.rate, "per_cpu_s": r.per_cpu_s} for r in results], indent=2
+            [
+                {
+                    name: {**asdict(r), "rate": r.rate, "per_cpu_s": r.per_cpu_s}
+                    for name, r in rnd.items()
+                }
+                for rnd in rounds
+            ],
+            indent=2,
         )
     )
-    original = next(r for r in results if r.client == "original")
-    base = results[0]
-    ratio = base.per_cpu_s / original.per_cpu_s if original.per_cpu_s else math.inf
-    print(f"==> locustfile vs original style: {ratio:.2f}x requests per client CPU-second")
     return 0
 
 

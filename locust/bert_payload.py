@@ -18,7 +18,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -125,6 +125,15 @@ class EncodedRequest:
     """Sequences in the request: the response's first dimension."""
     seq_len: int
     """Tokens per sequence: the response's second dimension."""
+    output_shape: list[int] = field(init=False)
+    """The shape ``cls_squad_logits`` must have (computed once: it is checked per answer)."""
+    output_values: int = field(init=False)
+    """How many numbers that is."""
+
+    def __post_init__(self) -> None:
+        shape = expected_shape(batch_size=self.batch_size, seq_len=self.seq_len)
+        object.__setattr__(self, "output_shape", shape)
+        object.__setattr__(self, "output_values", math.prod(shape))
 
 
 def _output_request(*, binary: bool) -> list[dict[str, Any]]:
@@ -239,7 +248,6 @@ def check_response(
     """
     if status != 200:
         raise UnexpectedResponseError(f"HTTP {status}: {_error_text(body)}")
-    shape = expected_shape(batch_size=request.batch_size, seq_len=request.seq_len)
     head = body if header_length is None else body[:header_length]
     try:
         header = json.loads(head)
@@ -248,18 +256,18 @@ def check_response(
     if not isinstance(header, dict):
         raise UnexpectedResponseError("the response header is not a JSON object")
     output = _find_output(header.get("outputs"))
-    _check_header(output, shape)
+    _check_header(output, request.output_shape)
     if header_length is None:
         data = output.get("data")
         if not isinstance(data, list):
             raise UnexpectedResponseError(f"{OUTPUT_LOGITS} has no JSON 'data' (asked for as JSON)")
         logits = np.asarray(data, dtype=np.float32).reshape(-1)
-        if logits.size != math.prod(shape):
+        if logits.size != request.output_values:
             raise UnexpectedResponseError(
-                f"{OUTPUT_LOGITS} has {logits.size} values, expected {math.prod(shape)}"
+                f"{OUTPUT_LOGITS} has {logits.size} values, expected {request.output_values}"
             )
     else:
-        expected_bytes = math.prod(shape) * _FP32_BYTES
+        expected_bytes = request.output_values * _FP32_BYTES
         declared = (output.get("parameters") or {}).get("binary_data_size")
         received = len(body) - header_length
         if declared != expected_bytes or received != expected_bytes:
@@ -268,4 +276,6 @@ def check_response(
                 f"the body carries {received}"
             )
         logits = np.frombuffer(body, dtype="<f4", offset=header_length)
-    check_logits(logits.reshape(shape), batch_size=request.batch_size, seq_len=request.seq_len)
+    # Shape and type are checked above; the values still can be NaN.
+    if not np.isfinite(logits).all():
+        raise UnexpectedResponseError(f"{OUTPUT_LOGITS} holds NaN or infinite values")

@@ -3,7 +3,8 @@
 Cases: the steady window leaves out the first two seconds of load and the last one, and shrinks
 to seconds where CPU was sampled; a run too short for a window is refused; requests and CPU are
 taken over the same whole seconds; Locust's per-second counts are merged across request names;
-the table puts each client against the locustfile.
+the median round is picked by requests per CPU-second; ratios are taken round by round; the
+table puts each client against the locustfile.
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ import json
 from pathlib import Path
 
 import pytest
-from bench_clients import ClientResult, locust_per_second, measure, steady_window, table
+from bench_clients import (
+    ClientResult,
+    locust_per_second,
+    measure,
+    median_run,
+    ratios,
+    steady_window,
+    table,
+)
 
 PER_SECOND = {100: 50, 101: 90, 102: 100, 103: 100, 104: 100, 105: 100, 106: 40}
 CPU_AT = {second: 0.5 * (second - 100) for second in range(100, 108)}
@@ -61,3 +70,23 @@ def test_table_compares_with_the_locustfile() -> None:
     )
     assert lines[2] == "| locustfile | 3,000 | 3,000 | 1.00x | 0 |"
     assert lines[3] == "| original | 800 | 800 | 3.75x | 0 |"
+
+
+def test_median_round_and_ratios_by_round() -> None:
+    rounds = [
+        {
+            "locustfile": ClientResult("locustfile", 3000, 0, 1, 1.0),
+            "original": ClientResult("original", 1000, 0, 1, 1.0),
+        },
+        {
+            "locustfile": ClientResult("locustfile", 2000, 0, 1, 1.0),
+            "original": ClientResult("original", 500, 0, 1, 1.0),
+        },
+        {
+            "locustfile": ClientResult("locustfile", 2500, 0, 1, 1.0),
+            "original": ClientResult("original", 1000, 0, 1, 1.0),
+        },
+    ]
+    assert median_run([r["locustfile"] for r in rounds]).requests == 2500
+    assert median_run([r["original"] for r in rounds[:2]]).requests == 500
+    assert ratios(rounds, "original") == [3.0, 4.0, 2.5]
