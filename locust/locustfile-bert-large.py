@@ -250,6 +250,13 @@ class _Run:
     """Why the server could not be used; users stop at once when set."""
     progress: gevent.Greenlet | None = None
     """The progress reporter, while a test runs."""
+    grpc_clients: list[Any] = field(default_factory=list)
+    """gRPC clients not closed yet."""
+
+    def close_grpc_client(self, client: Any) -> None:
+        if client in self.grpc_clients:
+            self.grpc_clients.remove(client)
+            client.close()
 
     def configure(self, options: argparse.Namespace | None) -> None:
         settings = RunSettings.from_options(options)
@@ -371,6 +378,10 @@ def on_test_stop(**_: Any) -> None:
     if RUN.progress is not None:
         RUN.progress.kill(block=False)
         RUN.progress = None
+    # Users stopped in the middle of on_start never reach on_stop; an open gRPC channel can
+    # keep the process from exiting.
+    for client in list(RUN.grpc_clients):
+        RUN.close_grpc_client(client)
 
 
 @events.quitting.add_listener  # type: ignore[untyped-decorator]
@@ -490,6 +501,7 @@ class BertGrpcUser(_Paced, User):
 
         self._error_type = grpcclient.InferenceServerException
         self._client = grpcclient.InferenceServerClient(grpc_target(RUN.settings, self.host))
+        RUN.grpc_clients.append(self._client)
         self._outputs = [grpcclient.InferRequestedOutput(OUTPUT_LOGITS)]
         calls = []
         for batch in RUN.batches:
@@ -503,9 +515,7 @@ class BertGrpcUser(_Paced, User):
         self.stagger()
 
     def on_stop(self) -> None:
-        client = getattr(self, "_client", None)
-        if client is not None:
-            client.close()
+        RUN.close_grpc_client(self._client)
 
     @task
     def infer(self) -> None:

@@ -1,6 +1,7 @@
 """The real locustfile run by the real Locust, headless and bounded, against a real local Triton.
 
-Cases: a constant-rate run reaches its target with no failures over binary, JSON and gRPC; a
+Cases: a constant-rate run reaches its target with no failures over binary, JSON (a pinned model
+version) and gRPC (three sequences a request); a
 server answering 200 with outputs of the wrong shape has every request counted as a failure, with
 the reason printed; Triton stopped in the middle of a run gives failures and a clean end (summary
 printed, statistics written, exit code 1); the stepped shape climbs through its stages and stops
@@ -28,14 +29,22 @@ from tests.locust.conftest import (
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("protocol", ["binary", "json", "grpc"])
+@pytest.mark.parametrize(
+    ("protocol", "options"),
+    [
+        ("binary", ()),
+        ("json", ("--model-version", "1")),  # /v2/models/bert/versions/1/...
+        ("grpc", ("--batch-size", "3")),  # answers of [3, 128, 2]
+    ],
+)
 def test_constant_rate_is_reached_without_failures(
-    triton: LocalTriton, tmp_path: Path, protocol: str
+    triton: LocalTriton, tmp_path: Path, protocol: str, options: tuple[str, ...]
 ) -> None:
     target = 40
     run = run_locust(
         triton.http_url,
         tmp_path / "stats",
+        *options,
         "--protocol",
         protocol,
         "--grpc-url",
