@@ -88,12 +88,13 @@ bench-locust: venv ## Load generators against one local Triton: this locustfile,
 #   optional: CHECKPOINT=folder (instead of SIZE), DEVICE=cpu|gpu, GPU=t4|l4|a100|h100
 #   (tensorrt), REPLACE=1 (replace an existing model), BUILD_ARGS="--max-batch-size 16 ..."
 # make upload OUT=build/models DEST=gs://BUCKET/PREFIX [UPLOAD_ARGS=--delete]
-VARIANT ?= python
+VARIANT ?=
 SIZE ?= large
 OUT ?= $(BUILD)/models
 
 .PHONY: model-repository
 model-repository: venv ## Write the BERT model repository (VARIANT, SIZE or CHECKPOINT, OUT)
+	@test -n "$(VARIANT)" || { echo "error: set VARIANT=python, onnx or tensorrt" >&2; exit 2; }
 	$(PY) -m samples.bert build --variant $(VARIANT) --output $(OUT) \
 	  $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),--size $(SIZE)) \
 	  $(if $(DEVICE),--device $(DEVICE)) $(if $(GPU),--gpu $(GPU)) \

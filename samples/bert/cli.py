@@ -118,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 delete=args.delete,
                 progress=lambda line: print(line, flush=True),
             )
+            print(f"next: helm install triton chart --set modelRepository={args.destination}")
     except SampleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -40,6 +40,7 @@ class RuntimeConfig:
 
     @property
     def label(self) -> str:
+        """A row title for the table."""
         threads = "default threads" if self.threads == 0 else f"{self.threads} thread(s)"
         return f"{self.runtime}, {threads}, {self.instances} instance(s)"
 

@@ -58,6 +58,7 @@ class SquadLogits(torch.nn.Module):
     def forward(
         self, input_ids: torch.Tensor, segment_ids: torch.Tensor, input_mask: torch.Tensor
     ) -> torch.Tensor:
+        """Logits ``[batch, sequence, 2]`` for integer inputs ``[batch, sequence]``."""
         output = self.bert(
             input_ids=input_ids.long(),
             token_type_ids=segment_ids.long(),

@@ -95,14 +95,17 @@ class BuildSettings:
 
     @property
     def resolved_device(self) -> str:
+        """``cpu`` or ``gpu``: the one asked for, else the variant's default."""
         return self.device or DEFAULT_DEVICE.get(self.variant, "cpu")
 
     @property
     def resolved_max_batch_size(self) -> int:
+        """The one asked for, else the device's default."""
         return self.max_batch_size or DEFAULT_MAX_BATCH_SIZE[self.resolved_device]
 
     @property
     def model_dir(self) -> Path:
+        """Where the model lands: ``<repository>/<model_name>``."""
         return self.repository / self.model_name
 
 

@@ -74,6 +74,7 @@ class EnginePlan:
 
     @property
     def opt_batch(self) -> int:
+        """The GPU's tuning batch, never above the profile's maximum."""
         return min(self.gpu.opt_batch, self.max_batch_size)
 
     def shapes(self, batch: int) -> str:

@@ -52,6 +52,7 @@ class TritonPythonModel:
     """The python backend's entry point: ``initialize``, ``execute``, ``finalize``."""
 
     def initialize(self, args: dict[str, str]) -> None:
+        """Read names and parameters from the config, load the network, warm it up."""
         config = json.loads(args["model_config"])
         self.input_names = [tensor["name"] for tensor in config["input"]]
         self.output_name = config["output"][0]["name"]

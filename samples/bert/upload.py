@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import fnmatch
 import hashlib
+import io
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,49 @@ DEFAULT_EXCLUDES = (f"*/{BUILD_FOLDER}/*", "*/__pycache__/*")
 local Triton leaves next to ``model.py``."""
 
 Progress = Callable[[str], None]
+
+CHUNK_BYTES = 64 * 1024 * 1024
+"""Files larger than this go up in resumable chunks of this size, with a line per chunk
+(BERT-large's ONNX model is 1.3 GB). A multiple of 256 KiB, as the service requires."""
+
+
+class _ProgressReader(io.RawIOBase):
+    """A read-only file that reports how much of it has been read, at most one line a chunk."""
+
+    def __init__(self, path: Path, *, label: str, progress: Progress, every: int) -> None:
+        self._file = path.open("rb")
+        self._size = path.stat().st_size
+        self._label = label
+        self._progress = progress
+        self._every = every
+        self._reported = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(size)
+        position = self._file.tell()
+        if position - self._reported >= self._every or (data and position == self._size):
+            self._reported = position
+            percent = 100 * position // max(self._size, 1)
+            self._progress(
+                f"      {self._label}: {percent}% ({_size(position)} of {_size(self._size)})"
+            )
+        return data
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 @dataclass(frozen=True)
@@ -43,9 +87,11 @@ class Destination:
         return cls(bucket=bucket, prefix=prefix.strip("/"))
 
     def object_name(self, relative: str) -> str:
+        """The object name of a file at ``relative`` (posix) in the repository."""
         return f"{self.prefix}/{relative}" if self.prefix else relative
 
     def __str__(self) -> str:
+        """The ``gs://`` URL."""
         return f"gs://{self.bucket}/{self.prefix}" if self.prefix else f"gs://{self.bucket}"
 
 
@@ -135,9 +181,11 @@ def upload_repository(
     *,
     excludes: Sequence[str] = DEFAULT_EXCLUDES,
     delete: bool = False,
+    chunk_bytes: int = CHUNK_BYTES,
     progress: Progress = print,
 ) -> UploadSummary:
-    """Upload ``repository`` to ``url`` (``gs://bucket/prefix``), one progress line a file.
+    """Upload ``repository`` to ``url`` (``gs://bucket/prefix``), one progress line a file and
+    one a chunk of ``chunk_bytes`` for larger files.
 
     Files whose remote MD5 matches are skipped. Remote objects under the prefix that are not in
     the repository are deleted with ``delete``, otherwise listed as stale (Triton would still
@@ -166,8 +214,14 @@ def upload_repository(
             continue
         size = path.stat().st_size
         progress(f"{counter} uploading {relative} ({_size(size)})")
-        blob = bucket.blob(name)
-        blob.upload_from_filename(str(path))
+        if size > chunk_bytes:
+            blob = bucket.blob(name, chunk_size=chunk_bytes)
+            with _ProgressReader(
+                path, label=relative, progress=progress, every=chunk_bytes
+            ) as stream:
+                blob.upload_from_file(stream, size=size)
+        else:
+            bucket.blob(name).upload_from_filename(str(path))
         uploaded.append(relative)
         bytes_sent += size
     wanted = {destination.object_name(relative) for relative, _ in files}

@@ -14,7 +14,7 @@ import pytest
 from samples.bert import contract
 from samples.bert.network import SquadLogits
 from samples.bert.onnx_export import BATCH_AXIS, export_onnx
-from tests.samples.conftest import expected_logits, sample_inputs
+from tests.samples.helpers import expected_logits, sample_inputs
 
 TOLERANCE = 1e-4
 """FP32 on both sides; differences come from kernel order only (observed ~3e-7)."""

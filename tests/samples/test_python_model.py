@@ -20,7 +20,7 @@ from tritonclient.utils import InferenceServerException
 from deployer.local import LocalTriton
 from samples.bert import contract
 from samples.bert.network import SquadLogits
-from tests.samples.conftest import TORCH_MODEL, expected_logits, sample_inputs
+from tests.samples.helpers import TORCH_MODEL, expected_logits, sample_inputs
 
 MODELS = [contract.DEFAULT_MODEL_NAME, TORCH_MODEL]
 TOLERANCE = 1e-4

@@ -11,7 +11,7 @@ Cases:
   TensorRT on a CPU; a sequence length the network cannot hold; a missing checkpoint folder,
   one without weights, one with corrupt weights; an existing model without --replace) raises
   BuildError saying what to do and leaves the folders exactly as they were;
-- the CLI exits 2 with the message on stderr.
+- the CLI passes every option through, and exits 2 with the message on stderr on bad input.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from samples.bert.cli import main
 from samples.bert.errors import BuildError
 from samples.bert.network import SquadLogits, load_network, save_network
 from samples.bert.repository import MANIFEST, BuildSettings, render_config, write_repository
-from tests.samples.conftest import SEED, expected_logits, quiet, sample_inputs
+from tests.samples.helpers import SEED, expected_logits, quiet, sample_inputs
 
 
 def parse_config(text: str) -> model_config_pb2.ModelConfig:
@@ -211,6 +211,22 @@ def test_bad_checkpoint_writes_nothing(
             progress=quiet,
         )
     assert snapshot(tmp_path) == before
+
+
+def test_cli_builds_with_every_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repository = tmp_path / "models"
+    arguments = ["build", "--variant", "tensorrt", "--size", "tiny", "--output", str(repository)]
+    arguments += ["--model-name", "qa", "--version", "3", "--max-batch-size", "16", "--gpu", "t4"]
+    arguments += ["--instance-count", "2", "--max-queue-delay-us", "100", "--int8", "--seed", "5"]
+    assert main(arguments) == 0
+    assert "next: build the engine with" in capsys.readouterr().out
+    config = parse_config((repository / "qa" / "config.pbtxt").read_text())
+    assert (config.name, config.max_batch_size, config.instance_group[0].count) == ("qa", 16, 2)
+    assert config.dynamic_batching.max_queue_delay_microseconds == 100
+    manifest = json.loads((repository / "qa" / MANIFEST).read_text())
+    assert (manifest["version"], manifest["seed"], manifest["tensorrt"]["int8"]) == (3, 5, True)
+    assert (manifest["tensorrt"]["gpu"], manifest["tensorrt"]["opt_batch"]) == ("T4", 8)
+    assert (repository / "qa" / "3").is_dir()
 
 
 def test_cli_reports_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,7 +22,7 @@ import pytest
 
 from samples.bert import tensorrt
 from samples.bert.repository import MANIFEST, BuildSettings, write_repository
-from tests.samples.conftest import quiet
+from tests.samples.helpers import quiet
 
 SHAPES = "input_ids:{b}x128,segment_ids:{b}x128,input_mask:{b}x128"
 

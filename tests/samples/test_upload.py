@@ -1,11 +1,14 @@
 """Upload to Cloud Storage, against a real ``gcp-storage-emulator`` on loopback.
 
-Cases: a first upload sends every file with a progress line each and skips the TensorRT build
-inputs; a second one sends nothing (MD5 unchanged); a changed file is the only one sent; a
-leftover remote object is reported, and removed with ``delete``; a missing bucket, missing
-credentials, a URL that is not gs:// and a missing folder each raise UploadError saying what to
-do (the CLI exits 2); the real Triton loads the uploaded repository from ``gs://`` through
-``CLOUD_STORAGE_EMULATOR_ENDPOINT`` (bounded wait) and answers with torch's values.
+Cases:
+- a first upload sends every file with a progress line each and skips the TensorRT build
+  inputs; a second sends nothing (MD5 unchanged); a changed file is the only one sent; a
+  leftover remote object is reported, and removed with ``delete``;
+- a file larger than the chunk size goes up in resumable chunks, a line each, intact;
+- a missing bucket, missing credentials, a URL that is not gs:// and a missing folder each
+  raise UploadError saying what to do (the CLI exits 2, and 0 with the helm command on success);
+- the real Triton loads the uploaded repository from ``gs://`` through
+  ``CLOUD_STORAGE_EMULATOR_ENDPOINT`` (bounded wait) and answers with torch's values.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from samples.bert.cli import main
 from samples.bert.errors import UploadError
 from samples.bert.network import SquadLogits
 from samples.bert.upload import Destination, upload_repository
-from tests.samples.conftest import expected_logits, sample_inputs
+from tests.samples.helpers import expected_logits, sample_inputs
 
 BUCKET = "models"
 
@@ -90,6 +93,21 @@ def test_upload_skips_unchanged_and_reports_leftovers(
     assert (fourth.uploaded, fourth.deleted) == ([], ["first/bert/MANIFEST.json"])
 
 
+def test_large_files_go_up_in_chunks(emulator_env: str, bucket: str, repository: Path) -> None:
+    lines: list[str] = []
+    url = f"gs://{bucket}/chunked"
+    chunk = 4 * 1024 * 1024
+    onnx_size = (repository / "bert" / "1" / "model.onnx").stat().st_size
+    assert onnx_size > 2 * chunk
+    upload_repository(repository, url, chunk_bytes=chunk, progress=lines.append)
+    chunk_lines = [line.strip() for line in lines if line.startswith("      bert/1/model.onnx: ")]
+    assert len(chunk_lines) == -(-onnx_size // chunk)
+    assert chunk_lines[-1].startswith("bert/1/model.onnx: 100% (")
+    # The service holds the same bytes: the next upload finds every MD5 unchanged.
+    again = upload_repository(repository, url, chunk_bytes=chunk, progress=lambda _: None)
+    assert again.uploaded == []
+
+
 def test_missing_bucket(emulator_env: str, repository: Path) -> None:
     with pytest.raises(UploadError, match="bucket 'no-such-bucket' does not exist: create it"):
         upload_repository(repository, "gs://no-such-bucket/models", progress=print)
@@ -106,8 +124,16 @@ def test_missing_credentials(
 
 
 def test_cli_exit_codes(
-    emulator_env: str, repository: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    emulator_env: str,
+    bucket: str,
+    repository: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    assert main(["upload", str(repository), f"gs://{bucket}/cli"]) == 0
+    out = capsys.readouterr().out
+    assert "[5/5] uploading bert/config.pbtxt" in out
+    assert f"next: helm install triton chart --set modelRepository=gs://{bucket}/cli" in out
     assert main(["upload", str(tmp_path / "absent"), "gs://models/x"]) == 2
     assert "is not a folder: build it first" in capsys.readouterr().err
     assert main(["upload", str(repository), "gs://no-such-bucket"]) == 2
