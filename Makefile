@@ -70,9 +70,20 @@ test: lint ## Lint, then run every test (pytest)
 
 # --- the main job ----------------------------------------------------------------------------
 
+DEMO_SECONDS ?= 60
+DEMO_QPS ?= 200
+
 .PHONY: demo
-demo: venv tools ## Render the chart with its defaults and print what it would deploy
-	$(HELM4) template triton $(CHART) --set modelRepository=gs://bucket/models
+demo: venv tools ## The whole path on this machine: sample model, Triton as the chart runs it, Locust (DEMO_SECONDS=60 DEMO_QPS=200)
+	$(PY) -m deployer.demo --seconds $(DEMO_SECONDS) --qps $(DEMO_QPS) --helm $(HELM4) --out $(BUILD)/demo
+
+# --- benchmarks ------------------------------------------------------------------------------
+
+.PHONY: bench bench-locust
+bench: bench-locust bench-deployer bench-cpu-runtime ## Every CPU benchmark, each side by side in one run (docs/benchmarks.md)
+
+bench-locust: venv ## Load generators against one local Triton: this locustfile, the original's style, tritonclient
+	$(PY) locust/bench_clients.py --out $(BUILD)/bench
 
 .PHONY: chart-docs
 chart-docs: venv ## Regenerate the values table of chart/README.md from chart/values.yaml
@@ -80,11 +91,9 @@ chart-docs: venv ## Regenerate the values table of chart/README.md from chart/va
 
 # --- the deployer ------------------------------------------------------------------------------
 
-.PHONY: bench bench-deployer
-bench: bench-deployer ## Run the benchmarks and write docs/benchmarks.md
-
+.PHONY: bench-deployer
 bench-deployer: venv tools ## Deployer cost (validate, render, apply; waits excluded) -> docs/benchmarks.md
-	python -m tests.deployer.bench_deployer --helm $(HELM4) --runs 7 --write docs/benchmarks.md
+	$(PY) -m tests.deployer.bench_deployer --helm $(HELM4) --runs 7 --write docs/benchmarks.md
 
 .PHONY: e2e
 e2e: venv tools ## Deploy, check and delete on a real cluster from KUBECONFIG with the deployer's Role (not in CI)

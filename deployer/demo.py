@@ -1,0 +1,302 @@
+"""``make demo``: the whole path on this machine, with no cluster and no GPU.
+
+1. Build the sample's model repository (tiny BERT, python variant on the CPU).
+2. Render the chart with ``helm template`` and take the Triton container's arguments from the
+   rendered Deployment, so the demo runs the server exactly as the chart describes it.
+3. Run that server locally (``LocalTriton``) and wait until it is ready.
+4. Run the load test headless at a constant rate, print its summary, and write
+   ``report.html`` (Locust's) and ``summary.json`` next to it.
+
+The server is stopped on every way out: success, failure, Ctrl-C or SIGTERM. Exit codes: 0 the
+run had no failure, 1 it had failures or could not run, 2 bad arguments, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final
+
+import yaml
+
+from deployer.errors import DeployerError
+from deployer.local import LocalTriton
+from samples.bert.errors import SampleError
+from samples.bert.repository import BuildSettings, write_repository
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+LOCUST_DIR: Final = ROOT / "locust"
+LOCUSTFILE: Final = LOCUST_DIR / "locustfile-bert-large.py"
+
+# The summary code lives next to the locustfile, which imports it the same way.
+sys.path.insert(0, str(LOCUST_DIR))
+from load_summary import LoadSummary, summarize_file  # noqa: E402
+
+RELEASE: Final = "demo"
+LOCUST_GRACE_S: Final = 60.0
+"""Beyond the run time: Locust's start, the readiness check and writing the report."""
+LAGGING_SHARE: Final = 0.9
+
+
+class DemoError(DeployerError):
+    """The demo could not run: a step failed; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """What the demo runs, and where it writes."""
+
+    seconds: int = 60
+    """How long the load runs, once the server is ready."""
+    qps: float = 200.0
+    """The constant request rate."""
+    out_dir: Path = ROOT / "build" / "demo"
+    """Where the model repository, the server's log and the reports go."""
+    helm: Path = ROOT / ".tools" / "helm-v4.1.4" / "helm"
+    """The helm binary that renders the chart."""
+    chart: Path = ROOT / "chart"
+    """The chart whose Triton arguments the local server takes."""
+    ready_timeout_s: float = 180.0
+    """How long the server may take to load the model."""
+
+    @property
+    def model_repository(self) -> Path:
+        return self.out_dir / "models"
+
+    @property
+    def report_html(self) -> Path:
+        return self.out_dir / "report.html"
+
+    @property
+    def summary_json(self) -> Path:
+        return self.out_dir / "summary.json"
+
+    @property
+    def locust_stats_prefix(self) -> Path:
+        """Locust's ``--json-file`` prefix; it writes ``locust_stats_file``."""
+        return self.out_dir / "locust-stats"
+
+    @property
+    def locust_stats_file(self) -> Path:
+        return self.out_dir / "locust-stats.json"
+
+
+def progress(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def build_model_repository(repository: Path) -> Path:
+    """The tiny python variant on the CPU: two instances of one thread each, the two cores of a
+    small machine. Rebuilt each time (about a second), so it always matches the sample code."""
+    write_repository(
+        BuildSettings(
+            variant="python",
+            repository=repository,
+            size="tiny",
+            device="cpu",
+            instance_count=2,
+            cpu_threads=1,
+            replace=True,
+        ),
+        progress=lambda line: progress(f"model: {line}"),
+    )
+    return repository
+
+
+def render_chart(*, helm: Path, chart: Path, values: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The chart's objects as ``helm template`` renders them with ``values`` (``--set``)."""
+    if not helm.exists():
+        raise DemoError(f"{helm} is missing: run `make tools`")
+    command = [str(helm), "template", RELEASE, str(chart)]
+    for key, value in values.items():
+        command += ["--set", f"{key}={value}"]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise DemoError(f"`{' '.join(command)}` did not finish within 60 s") from exc
+    if result.returncode != 0:
+        raise DemoError(f"helm template failed:\n{result.stderr.strip()}")
+    return [doc for doc in yaml.safe_load_all(result.stdout) if isinstance(doc, dict)]
+
+
+def triton_container_args(objects: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The arguments of the one container of the rendered Deployments that runs
+    ``tritonserver``; a chart with none or several is refused."""
+    found = [
+        container
+        for obj in objects
+        if obj.get("kind") == "Deployment"
+        for container in obj["spec"]["template"]["spec"]["containers"]
+        if "tritonserver" in (container.get("command") or [])[:1]
+        or container.get("name") == "triton"
+    ]
+    if len(found) != 1:
+        names = [c.get("name") for c in found]
+        raise DemoError(
+            f"the rendered chart should have exactly one Triton container, found {names}: "
+            "check chart/templates/deployment.yaml"
+        )
+    return [str(arg) for arg in found[0].get("args") or []]
+
+
+def locust_command(settings: DemoSettings, host: str) -> list[str]:
+    """The load test at a constant rate, headless, with a progress line every 5 s."""
+    return [
+        str(Path(sys.executable).with_name("locust")),
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--only-summary",
+        "-H",
+        host,
+        "--load-shape",
+        "constant",
+        "--target-qps",
+        f"{settings.qps:g}",
+        "--run-time",
+        f"{settings.seconds}s",
+        "--progress-seconds",
+        "5",
+        "--ready-timeout",
+        "30",
+        "--html",
+        str(settings.report_html),
+        "--json-file",
+        str(settings.locust_stats_prefix),
+    ]
+
+
+def run_locust(command: Sequence[str], *, timeout_s: float) -> int:
+    """Run Locust in the foreground (its output goes straight to the terminal); its exit code.
+
+    On Ctrl-C the terminal interrupts Locust too; it is given time to write its reports."""
+    process = subprocess.Popen(command, cwd=ROOT)
+    try:
+        return process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise DemoError(f"locust did not finish within {timeout_s:.0f} s and was killed") from None
+    except BaseException:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        raise
+
+
+def write_summary(settings: DemoSettings) -> LoadSummary:
+    """Read Locust's final statistics and write ``summary.json``."""
+    stats = settings.locust_stats_file
+    if not stats.exists():
+        raise DemoError(f"locust wrote no statistics ({stats} is missing); see its output above")
+    summary = summarize_file(stats)
+    settings.summary_json.write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+    return summary
+
+
+def run_demo(settings: DemoSettings) -> int:
+    """Every step in order; returns the exit code (0: a run without failures)."""
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (settings.summary_json, settings.report_html, settings.locust_stats_file):
+        stale.unlink(missing_ok=True)
+    started = time.monotonic()
+    progress(f"building the model repository in {settings.model_repository}")
+    repository = build_model_repository(settings.model_repository)
+    progress(f"rendering {settings.chart} with {settings.helm.parent.name}")
+    objects = render_chart(
+        helm=settings.helm,
+        chart=settings.chart,
+        values={"modelRepository": str(repository.resolve())},
+    )
+    chart_args = triton_container_args(objects)
+    progress(f"Triton arguments from the chart: {' '.join(chart_args)}")
+    server = LocalTriton(
+        model_repository=str(repository.resolve()),
+        workdir=settings.out_dir / "triton",
+        chart_args=chart_args,
+        ready_timeout_s=settings.ready_timeout_s,
+    )
+    progress(f"starting tritonserver (log: {server.log_path})")
+    with server:
+        progress(f"tritonserver is ready at {server.http_url}")
+        progress(f"load: {settings.qps:g} requests/s for {settings.seconds} s")
+        code = run_locust(
+            locust_command(settings, server.http_url),
+            timeout_s=settings.seconds + LOCUST_GRACE_S,
+        )
+        progress("stopping tritonserver")
+    summary = write_summary(settings)
+    progress(f"summary ({time.monotonic() - started:.0f} s in all):")
+    for line in summary.lines():
+        print(f"    {line}")
+    progress(f"wrote {settings.summary_json} and {settings.report_html}")
+    if summary.qps < LAGGING_SHARE * settings.qps:
+        progress(
+            f"the rate stayed below {settings.qps:g} requests/s: this machine could not keep "
+            "up (try DEMO_QPS=100)"
+        )
+    if code != 0 or summary.failures:
+        progress(f"the run had {summary.failures} failures (locust exit code {code})")
+        return 1
+    return 0
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM takes the same way out as Ctrl-C, so the server is stopped.
+    raise KeyboardInterrupt
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = DemoSettings()
+    parser = argparse.ArgumentParser(
+        prog="python -m deployer.demo", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--seconds", type=int, default=d.seconds, help="load duration (60)")
+    parser.add_argument("--qps", type=float, default=d.qps, help="requests per second (200)")
+    parser.add_argument("--out", type=Path, default=d.out_dir, help="output folder")
+    parser.add_argument("--helm", type=Path, default=d.helm, help="helm binary")
+    parser.add_argument("--chart", type=Path, default=d.chart, help="chart folder")
+    return parser
+
+
+def parse_settings(argv: Sequence[str] | None) -> DemoSettings:
+    """Settings from the command line; exits 2 with a message on a bad value."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.seconds < 1:
+        parser.error(f"--seconds must be 1 or more, got {args.seconds}")
+    if not (math.isfinite(args.qps) and args.qps > 0):
+        parser.error(f"--qps must be greater than 0, got {args.qps}")
+    return DemoSettings(
+        seconds=args.seconds, qps=args.qps, out_dir=args.out, helm=args.helm, chart=args.chart
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_settings(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return run_demo(settings)
+    except KeyboardInterrupt:
+        progress("interrupted; the server has been stopped")
+        return 130
+    except (DeployerError, SampleError) as exc:
+        progress(f"demo failed: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

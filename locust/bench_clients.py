@@ -1,0 +1,431 @@
+"""Load generators side by side against one local Triton: ``make bench`` (the Locust part).
+
+    python locust/bench_clients.py [--seconds 10] [--rounds 3] [--concurrency 8] [--out build/bench]
+
+Three clients, one after the other, each at its maximum rate with the same concurrency, in
+several rounds (the machine's load changes over time; each client's median round is reported,
+and the locustfile against the original style round by round):
+
+- ``locustfile``: this project's locustfile (FastHttpUser, binary tensors, every answer checked);
+- ``original``: the original sample's style (HttpUser, JSON body, no check);
+- ``tritonclient``: a plain loop of ``tritonclient.http`` calls in threads (binary, checked).
+
+The server runs a light model with the BERT contract's I/O (``bench_model.py``) so the clients,
+not the network, are measured. On a machine with two cores or more, the server is pinned to core
+0 and each client to core 1. For each client: requests per second, and requests per client
+CPU-second, both over the steady part of the run (the first two seconds of load and the last one
+are left out, so start-up and shutdown do not count). ``loop`` is the tritonclient client's own
+entry point (run in a separate process, measured like the others).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+HERE: Final = Path(__file__).resolve().parent
+ROOT: Final = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from bert_payload import check_logits, make_batches  # noqa: E402
+
+from samples.bert.contract import (  # noqa: E402
+    DEFAULT_MODEL_NAME,
+    INPUT_DATATYPE,
+    OUTPUT_LOGITS,
+    SEQUENCE_LENGTH,
+)
+
+LIGHT_MODEL_SOURCE: Final = HERE / "bench_model.py"
+SERVER_CORE: Final = 0
+CLIENT_CORE: Final = 1
+WARMUP_S: Final = 2
+"""Seconds of load left out at the start of each run (connections, first requests)."""
+TAIL_S: Final = 1
+"""Seconds left out at the end (users stopping)."""
+
+
+def write_light_model(repository: Path, *, name: str, output_dims: Sequence[int]) -> Path:
+    """``bench_model.py`` as ``<repository>/<name>``, with the contract's inputs and an output
+    of ``output_dims`` (per sequence). Returns the model's folder."""
+    model = repository / name
+    (model / "1").mkdir(parents=True)
+    shutil.copy(LIGHT_MODEL_SOURCE, model / "1" / "model.py")
+    inputs = ",\n".join(
+        f'  {{ name: "{n}" data_type: TYPE_INT32 dims: [ {SEQUENCE_LENGTH} ] }}'
+        for n in ("input_ids", "segment_ids", "input_mask")
+    )
+    dims = ", ".join(map(str, output_dims))
+    (model / "config.pbtxt").write_text(
+        f'name: "{name}"\nbackend: "python"\nmax_batch_size: 8\n'
+        f"input [\n{inputs}\n]\n"
+        f'output [ {{ name: "{OUTPUT_LOGITS}" data_type: TYPE_FP32 dims: [ {dims} ] }} ]\n'
+        "instance_group [ { kind: KIND_CPU count: 1 } ]\n"
+    )
+    return model
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuSampler(threading.Thread):
+    """Records a process's CPU time at each whole second of the clock, until it exits, so the
+    CPU spent between two whole seconds can be paired with the requests counted in them."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.at_second: dict[int, float] = {}
+
+    def run(self) -> None:
+        while True:
+            now = time.time()
+            time.sleep(math.ceil(now) - now + 0.001)
+            try:
+                self.at_second[math.floor(time.time())] = process_cpu_s(self.pid)
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                return
+
+
+@dataclass(frozen=True)
+class ClientResult:
+    """One client's steady-state figures."""
+
+    client: str
+    """Which load generator."""
+    requests: int
+    """Requests answered within the measured window."""
+    failures: int
+    """Failed requests over the whole run."""
+    window_s: int
+    """Length of the measured window."""
+    cpu_s: float
+    """Client CPU seconds within the window."""
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.window_s if self.window_s else 0.0
+
+    @property
+    def per_cpu_s(self) -> float:
+        return self.requests / self.cpu_s if self.cpu_s > 0 else 0.0
+
+
+def steady_window(
+    per_second: Mapping[int, int], cpu_at: Mapping[int, float]
+) -> tuple[int, int] | None:
+    """The whole seconds ``[start, end)`` to measure: the run's seconds with load, less
+    ``WARMUP_S`` at the start and ``TAIL_S`` at the end, with CPU sampled at both ends."""
+    if not per_second:
+        return None
+    start = min(per_second) + WARMUP_S
+    end = max(per_second) - TAIL_S + 1
+    while start < end and start not in cpu_at:
+        start += 1
+    while end > start and end not in cpu_at:
+        end -= 1
+    return (start, end) if end > start else None
+
+
+def measure(
+    *, client: str, per_second: Mapping[int, int], failures: int, cpu_at: Mapping[int, float]
+) -> ClientResult:
+    window = steady_window(per_second, cpu_at)
+    if window is None:
+        raise RuntimeError(f"{client}: the run was too short to leave a steady window")
+    start, end = window
+    return ClientResult(
+        client=client,
+        requests=sum(per_second.get(second, 0) for second in range(start, end)),
+        failures=failures,
+        window_s=end - start,
+        cpu_s=cpu_at[end] - cpu_at[start],
+    )
+
+
+def _pin(core: int) -> Callable[[], None] | None:
+    if len(os.sched_getaffinity(0)) < 2:
+        return None
+    return lambda: os.sched_setaffinity(0, {core})
+
+
+def run_client(command: Sequence[str], *, timeout_s: float) -> tuple[int, CpuSampler, str]:
+    """Run one client process pinned to the client core; its exit code, CPU samples, output."""
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_pin(CLIENT_CORE),
+    )
+    sampler = CpuSampler(process.pid)
+    sampler.start()
+    try:
+        output, _ = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        raise RuntimeError(f"{command[0]} ran past {timeout_s:.0f} s:\n{output[-2000:]}") from None
+    sampler.join(timeout=2)
+    return process.returncode, sampler, output
+
+
+def locust_per_second(stats_file: Path) -> tuple[dict[int, int], int]:
+    """Requests per whole second and failures, from Locust's ``--json-file`` output."""
+    per_second: Counter[int] = Counter()
+    failures = 0
+    for entry in json.loads(stats_file.read_text()):
+        failures += int(entry["num_failures"])
+        for second, count in entry["num_reqs_per_sec"].items():
+            per_second[int(float(second))] += int(count)
+    return dict(per_second), failures
+
+
+def bench_locust(
+    *,
+    name: str,
+    locustfile: Path,
+    host: str,
+    seconds: int,
+    users: int,
+    out: Path,
+    extra: Sequence[str] = (),
+) -> ClientResult:
+    prefix = out / f"{name}-stats"
+    command = [
+        str(Path(sys.executable).with_name("locust")),
+        "-f", str(locustfile), "--headless", "--only-summary", "-H", host,
+        "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
+        "--json-file", str(prefix), *extra,
+    ]  # fmt: skip
+    code, sampler, output = run_client(command, timeout_s=seconds + 60)
+    stats_file = prefix.with_name(prefix.name + ".json")
+    if not stats_file.exists():
+        raise RuntimeError(f"{name}: locust exited {code} without statistics:\n{output[-2000:]}")
+    per_second, failures = locust_per_second(stats_file)
+    return measure(client=name, per_second=per_second, failures=failures, cpu_at=sampler.at_second)
+
+
+def bench_tritonclient(*, url: str, seconds: int, threads: int, out: Path) -> ClientResult:
+    result_file = out / "tritonclient.json"
+    command = [
+        sys.executable, str(Path(__file__)), "loop", "--url", url,
+        "--seconds", str(seconds), "--threads", str(threads), "--out", str(result_file),
+    ]  # fmt: skip
+    code, sampler, output = run_client(command, timeout_s=seconds + 60)
+    if code != 0:
+        raise RuntimeError(f"the tritonclient loop exited {code}:\n{output[-2000:]}")
+    data = json.loads(result_file.read_text())
+    per_second = {int(k): int(v) for k, v in data["per_second"].items()}
+    return measure(
+        client="tritonclient",
+        per_second=per_second,
+        failures=data["failures"],
+        cpu_at=sampler.at_second,
+    )
+
+
+def tritonclient_loop(*, url: str, seconds: float, threads: int) -> tuple[dict[int, int], int]:
+    """``threads`` threads, each with its own client, sending binary requests one after another
+    for ``seconds`` and checking each answer. Returns answers per whole second, and failures."""
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    batches = make_batches(count=64, batch_size=1, seq_len=SEQUENCE_LENGTH)
+    per_second: Counter[int] = Counter()
+    failures = 0
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def worker(offset: int) -> None:
+        nonlocal failures
+        client = httpclient.InferenceServerClient(url.removeprefix("http://"))
+        requests = []
+        for batch in batches:
+            inputs = []
+            for name, tensor in batch.named():
+                infer_input = httpclient.InferInput(name, list(tensor.shape), INPUT_DATATYPE)
+                infer_input.set_data_from_numpy(tensor, binary_data=True)
+                inputs.append(infer_input)
+            requests.append((batch, inputs))
+        outputs = [httpclient.InferRequestedOutput(OUTPUT_LOGITS, binary_data=True)]
+        index = offset
+        while time.monotonic() < deadline:
+            batch, inputs = requests[index % len(requests)]
+            index += 1
+            try:
+                result = client.infer(DEFAULT_MODEL_NAME, inputs, outputs=outputs)
+                logits = result.as_numpy(OUTPUT_LOGITS)
+                if logits is None:
+                    raise ValueError("no output")
+                check_logits(logits, batch_size=batch.batch_size, seq_len=batch.seq_len)
+                ok = True
+            except (InferenceServerException, ValueError, OSError):
+                ok = False
+            with lock:
+                if ok:
+                    per_second[math.floor(time.time())] += 1
+                else:
+                    failures += 1
+        client.close()
+
+    pool = [threading.Thread(target=worker, args=(i * 7,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return dict(per_second), failures
+
+
+def table(results: Sequence[ClientResult]) -> list[str]:
+    """A Markdown table of the results, with each client's figures against the locustfile's."""
+    base = next(r for r in results if r.client == "locustfile")
+    lines = [
+        "| client | req/s | req per client CPU-s | locustfile's req/CPU-s is | failures |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        ratio = base.per_cpu_s / r.per_cpu_s if r.per_cpu_s else math.inf
+        lines.append(
+            f"| {r.client} | {r.rate:,.0f} | {r.per_cpu_s:,.0f} | {ratio:.2f}x | {r.failures} |"
+        )
+    return lines
+
+
+def median_run(runs: Sequence[ClientResult]) -> ClientResult:
+    """The run with the median requests per CPU-second (the lower middle for an even count)."""
+    ordered = sorted(runs, key=lambda r: r.per_cpu_s)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def ratios(rounds: Sequence[Mapping[str, ClientResult]], client: str) -> list[float]:
+    """Per round, the locustfile's requests per CPU-second over ``client``'s: each pair was
+    measured minutes apart at most, so a change in the machine's load affects both alike."""
+    return [
+        r["locustfile"].per_cpu_s / r[client].per_cpu_s if r[client].per_cpu_s else math.inf
+        for r in rounds
+    ]
+
+
+def run_bench(
+    *, seconds: int, concurrency: int, rounds: int, out: Path
+) -> list[dict[str, ClientResult]]:
+    """``rounds`` rounds of the three clients, one after the other; the results by round."""
+    from deployer.local import LocalTriton
+
+    out.mkdir(parents=True, exist_ok=True)
+    repository = out / "models"
+    shutil.rmtree(repository, ignore_errors=True)
+    write_light_model(repository, name=DEFAULT_MODEL_NAME, output_dims=(SEQUENCE_LENGTH, 2))
+    pin = _pin(SERVER_CORE)
+    if pin is not None:
+        pin()  # the server and its stubs inherit core 0; clients move to core 1
+    results: list[dict[str, ClientResult]] = []
+    with LocalTriton(model_repository=str(repository), workdir=out / "triton") as server:
+        print(f"==> tritonserver ready at {server.http_url} (light model)", flush=True)
+        runs: list[tuple[str, Callable[[], ClientResult]]] = [
+            ("locustfile", lambda: bench_locust(
+                name="locustfile", locustfile=HERE / "locustfile-bert-large.py",
+                host=server.http_url, seconds=seconds, users=concurrency, out=out,
+                extra=["--load-shape", "users", "--user-qps", "0"],
+            )),
+            ("original", lambda: bench_locust(
+                name="original", locustfile=HERE / "bench_original_style.py",
+                host=server.http_url, seconds=seconds, users=concurrency, out=out,
+            )),
+            ("tritonclient", lambda: bench_tritonclient(
+                url=server.http_url, seconds=seconds, threads=concurrency, out=out,
+            )),
+        ]  # fmt: skip
+        for round_number in range(1, rounds + 1):
+            results.append({})
+            for name, run in runs:
+                print(
+                    f"==> round {round_number}/{rounds}, {name}: {concurrency} concurrent, "
+                    f"{seconds} s",
+                    flush=True,
+                )
+                result = run()
+                print(
+                    f"    {result.rate:,.0f} req/s, {result.per_cpu_s:,.0f} req per client CPU-s "
+                    f"({result.requests} requests, {result.cpu_s:.2f} CPU-s in "
+                    f"{result.window_s} s)",
+                    flush=True,
+                )
+                results[-1][name] = result
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    loop = sub.add_parser("loop", help="the tritonclient loop (run by the benchmark)")
+    loop.add_argument("--url", required=True)
+    loop.add_argument("--seconds", type=float, required=True)
+    loop.add_argument("--threads", type=int, default=8)
+    loop.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seconds", type=int, default=10, help="each client's run (10)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the three (3)")
+    parser.add_argument("--concurrency", type=int, default=8, help="users or threads (8)")
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench")
+    args = parser.parse_args(argv)
+    if args.command == "loop":
+        per_second, failures = tritonclient_loop(
+            url=args.url, seconds=args.seconds, threads=args.threads
+        )
+        args.out.write_text(json.dumps({"per_second": per_second, "failures": failures}))
+        return 0
+    if args.seconds < WARMUP_S + TAIL_S + 3 or args.concurrency < 1 or args.rounds < 1:
+        parser.error(
+            f"--seconds must be at least {WARMUP_S + TAIL_S + 3}, --concurrency and --rounds 1+"
+        )
+    rounds = run_bench(
+        seconds=args.seconds, concurrency=args.concurrency, rounds=args.rounds, out=args.out
+    )
+    medians = [median_run([r[name] for r in rounds]) for name in rounds[0]]
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    per_round = ", ".join(f"{x:.2f}x" for x in ratios(rounds, "original"))
+    report = [
+        f"Load generators, {stamp}, {os.cpu_count()} cores, {len(rounds)} rounds of "
+        f"{args.seconds} s (each client's median round):",
+        "",
+        *table(medians),
+        "",
+        f"locustfile vs original style, requests per client CPU-second, by round: {per_round}",
+    ]
+    print("\n".join(report))
+    (args.out / "load-generators.md").write_text("\n".join(report) + "\n")
+    (args.out / "load-generators.json").write_text(
+        json.dumps(
+            [
+                {
+                    name: {**asdict(r), "rate": r.rate, "per_cpu_s": r.per_cpu_s}
+                    for name, r in rnd.items()
+                }
+                for rnd in rounds
+            ],
+            indent=2,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

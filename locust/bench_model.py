@@ -1,0 +1,39 @@
+"""A light python-backend model with the BERT contract's inputs, whose output takes the shape
+its ``config.pbtxt`` declares (``bench_clients.write_light_model`` writes both).
+
+The benchmark serves it so that the clients are measured rather than the network; the tests
+serve it with a wrong output shape, as a server that answers 200 with wrong outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    """Logits that depend on the inputs (so a swapped tensor would show), cheap to compute."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        config = json.loads(args["model_config"])
+        self.output_name = config["output"][0]["name"]
+        self.output_dims = [int(d) for d in config["output"][0]["dims"]]
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        responses = []
+        for request in requests:
+            ids = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy()
+            mask = pb_utils.get_input_tensor_by_name(request, "input_mask").as_numpy()
+            scores = ((ids % 97) * mask).astype(np.float32) / 97.0
+            logits = np.zeros((ids.shape[0], *self.output_dims), dtype=np.float32)
+            width = min(scores.shape[1], logits.shape[1])
+            logits[:, :width, 0] = scores[:, :width]
+            responses.append(
+                pb_utils.InferenceResponse(
+                    output_tensors=[pb_utils.Tensor(self.output_name, logits)]
+                )
+            )
+        return responses

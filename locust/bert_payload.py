@@ -1,0 +1,281 @@
+"""Triton v2 inference requests for the BERT sample, and the checks every response must pass.
+
+Shared by the locustfile, the benchmark and the tests; it imports neither Locust nor gevent, so
+it can be used from any client. Two encodings of the same request:
+
+- binary: the KServe v2 binary tensor data extension. A JSON header (its length in the
+  ``Inference-Header-Content-Length`` header) followed by the raw little-endian tensors, and the
+  output asked for as binary too. No number is printed or parsed as text.
+- json: the plain v2 JSON body, as the original load test sent it.
+
+Both send ``Accept-Encoding: identity``: HTTP clients offer gzip by default, and Triton then
+compresses every answer, which costs more than the inference of a small model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+# The locustfile is often run from the repository root by path; the contract lives there.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
+
+from samples.bert.contract import (  # noqa: E402
+    INPUT_DATATYPE,
+    INPUT_IDS,
+    INPUT_MASK,
+    LOGITS_PER_TOKEN,
+    OUTPUT_DATATYPE,
+    OUTPUT_LOGITS,
+    SEGMENT_IDS,
+)
+
+VOCAB_SIZE: Final = 30522
+"""Size of the uncased WordPiece vocabulary of BERT base and large."""
+PAD_ID: Final = 0
+CLS_ID: Final = 101
+SEP_ID: Final = 102
+FIRST_WORD_ID: Final = 1996
+"""Ids below this are padding, ``[unusedN]``, special tokens and single characters."""
+MIN_SEQUENCE_LENGTH: Final = 8
+"""Room for ``[CLS]``, a question, ``[SEP]``, a context and ``[SEP]``."""
+
+INFER_HEADER_LENGTH: Final = "Inference-Header-Content-Length"
+_FP32_BYTES: Final = 4
+
+
+class UnexpectedResponseError(Exception):
+    """A response that is not what the contract promises (a 200 with wrong outputs included)."""
+
+
+@dataclass(frozen=True)
+class BertBatch:
+    """One request's worth of tokenized question/context pairs, all ``int32 [batch, seq_len]``."""
+
+    input_ids: npt.NDArray[np.int32]
+    """Token ids: ``[CLS] question [SEP] context [SEP]`` then padding."""
+    segment_ids: npt.NDArray[np.int32]
+    """0 on the question (with ``[CLS]`` and its ``[SEP]``), 1 on the context, 0 on padding."""
+    input_mask: npt.NDArray[np.int32]
+    """1 on real tokens, 0 on padding."""
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.input_ids.shape[1])
+
+    def named(self) -> tuple[tuple[str, npt.NDArray[np.int32]], ...]:
+        """The tensors with their contract names, in the order the model declares them."""
+        return (
+            (INPUT_IDS, self.input_ids),
+            (SEGMENT_IDS, self.segment_ids),
+            (INPUT_MASK, self.input_mask),
+        )
+
+
+def make_batch(*, batch_size: int, seq_len: int, rng: np.random.Generator) -> BertBatch:
+    """Random but well-formed inputs: word ids from the vocabulary's range and real lengths
+    spread between ``MIN_SEQUENCE_LENGTH`` and ``seq_len``, so masks differ between requests."""
+    if seq_len < MIN_SEQUENCE_LENGTH:
+        raise ValueError(f"seq_len must be at least {MIN_SEQUENCE_LENGTH}, got {seq_len}")
+    ids = np.full((batch_size, seq_len), PAD_ID, dtype=np.int32)
+    segments = np.zeros((batch_size, seq_len), dtype=np.int32)
+    mask = np.zeros((batch_size, seq_len), dtype=np.int32)
+    for row in range(batch_size):
+        length = int(rng.integers(MIN_SEQUENCE_LENGTH, seq_len + 1))
+        question = int(rng.integers(1, max(2, (length - 3) // 3) + 1))
+        context_end = length - 1  # index of the final [SEP]
+        ids[row, :length] = rng.integers(FIRST_WORD_ID, VOCAB_SIZE, size=length)
+        ids[row, 0] = CLS_ID
+        ids[row, question + 1] = SEP_ID
+        ids[row, context_end] = SEP_ID
+        segments[row, question + 2 : length] = 1
+        mask[row, :length] = 1
+    return BertBatch(input_ids=ids, segment_ids=segments, input_mask=mask)
+
+
+def make_batches(*, count: int, batch_size: int, seq_len: int, seed: int = 0) -> list[BertBatch]:
+    """``count`` distinct batches, the same for the same seed (so runs are comparable)."""
+    rng = np.random.default_rng(seed)
+    return [make_batch(batch_size=batch_size, seq_len=seq_len, rng=rng) for _ in range(count)]
+
+
+@dataclass(frozen=True)
+class EncodedRequest:
+    """An HTTP inference request ready to send as is, any number of times."""
+
+    body: bytes
+    """The request body."""
+    headers: dict[str, str]
+    """Headers the body needs (content type, JSON header length, no compression)."""
+    batch_size: int
+    """Sequences in the request: the response's first dimension."""
+    seq_len: int
+    """Tokens per sequence: the response's second dimension."""
+    output_shape: list[int] = field(init=False)
+    """The shape ``cls_squad_logits`` must have (computed once: it is checked per answer)."""
+    output_values: int = field(init=False)
+    """How many numbers that is."""
+
+    def __post_init__(self) -> None:
+        shape = expected_shape(batch_size=self.batch_size, seq_len=self.seq_len)
+        object.__setattr__(self, "output_shape", shape)
+        object.__setattr__(self, "output_values", math.prod(shape))
+
+
+def _output_request(*, binary: bool) -> list[dict[str, Any]]:
+    return [{"name": OUTPUT_LOGITS, "parameters": {"binary_data": binary}}]
+
+
+def encode_binary(batch: BertBatch) -> EncodedRequest:
+    """The request with the binary tensor data extension, output asked for in binary."""
+    tensors = [tensor.astype("<i4", copy=False).tobytes() for _, tensor in batch.named()]
+    header = {
+        "inputs": [
+            {
+                "name": name,
+                "shape": list(tensor.shape),
+                "datatype": INPUT_DATATYPE,
+                "parameters": {"binary_data_size": len(raw)},
+            }
+            for (name, tensor), raw in zip(batch.named(), tensors, strict=True)
+        ],
+        "outputs": _output_request(binary=True),
+    }
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return EncodedRequest(
+        body=head + b"".join(tensors),
+        headers={
+            "Content-Type": "application/octet-stream",
+            INFER_HEADER_LENGTH: str(len(head)),
+            "Accept-Encoding": "identity",
+        },
+        batch_size=batch.batch_size,
+        seq_len=batch.seq_len,
+    )
+
+
+def encode_json(batch: BertBatch) -> EncodedRequest:
+    """The plain JSON request, output asked for as JSON numbers."""
+    body = {
+        "inputs": [
+            {
+                "name": name,
+                "shape": list(tensor.shape),
+                "datatype": INPUT_DATATYPE,
+                "data": tensor.ravel().tolist(),
+            }
+            for name, tensor in batch.named()
+        ],
+        "outputs": _output_request(binary=False),
+    }
+    return EncodedRequest(
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        headers={"Content-Type": "application/json", "Accept-Encoding": "identity"},
+        batch_size=batch.batch_size,
+        seq_len=batch.seq_len,
+    )
+
+
+def expected_shape(*, batch_size: int, seq_len: int) -> list[int]:
+    """The shape of ``cls_squad_logits`` for a request of ``batch_size`` sequences."""
+    return [batch_size, seq_len, LOGITS_PER_TOKEN]
+
+
+def check_logits(logits: npt.NDArray[Any], *, batch_size: int, seq_len: int) -> None:
+    """Raise ``UnexpectedResponseError`` unless ``logits`` is finite FP32 of the expected shape."""
+    shape = expected_shape(batch_size=batch_size, seq_len=seq_len)
+    if list(logits.shape) != shape:
+        raise UnexpectedResponseError(
+            f"{OUTPUT_LOGITS} has shape {list(logits.shape)}, expected {shape}"
+        )
+    if logits.dtype != np.float32:
+        raise UnexpectedResponseError(f"{OUTPUT_LOGITS} is {logits.dtype}, expected float32")
+    if not np.isfinite(logits).all():
+        raise UnexpectedResponseError(f"{OUTPUT_LOGITS} holds NaN or infinite values")
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        return str(json.loads(body)["error"])
+    except (ValueError, KeyError, TypeError):
+        return body[:200].decode(errors="replace")
+
+
+def _find_output(outputs: Any) -> dict[str, Any]:
+    if not isinstance(outputs, list):
+        raise UnexpectedResponseError("the response has no 'outputs' list")
+    for output in outputs:
+        if isinstance(output, dict) and output.get("name") == OUTPUT_LOGITS:
+            return output
+    names = [o.get("name") for o in outputs if isinstance(o, dict)]
+    raise UnexpectedResponseError(f"the response has no output {OUTPUT_LOGITS!r} (it has {names})")
+
+
+def _check_header(output: dict[str, Any], shape: Sequence[int]) -> None:
+    if output.get("datatype") != OUTPUT_DATATYPE:
+        raise UnexpectedResponseError(
+            f"{OUTPUT_LOGITS} is {output.get('datatype')}, expected {OUTPUT_DATATYPE}"
+        )
+    if output.get("shape") != list(shape):
+        raise UnexpectedResponseError(
+            f"{OUTPUT_LOGITS} has shape {output.get('shape')}, expected {list(shape)}"
+        )
+
+
+def check_response(
+    *, status: int, body: bytes, header_length: int | None, request: EncodedRequest
+) -> None:
+    """Raise ``UnexpectedResponseError`` saying what is wrong unless the response to
+    ``request`` is a 200 carrying ``cls_squad_logits`` with the contract's name, type, shape
+    and byte size.
+
+    ``header_length`` is the response's ``Inference-Header-Content-Length`` (None when absent:
+    a plain JSON response).
+    """
+    if status != 200:
+        raise UnexpectedResponseError(f"HTTP {status}: {_error_text(body)}")
+    head = body if header_length is None else body[:header_length]
+    try:
+        header = json.loads(head)
+    except ValueError as exc:
+        raise UnexpectedResponseError(f"the response header is not JSON: {exc}") from exc
+    if not isinstance(header, dict):
+        raise UnexpectedResponseError("the response header is not a JSON object")
+    output = _find_output(header.get("outputs"))
+    _check_header(output, request.output_shape)
+    if header_length is None:
+        data = output.get("data")
+        if not isinstance(data, list):
+            raise UnexpectedResponseError(f"{OUTPUT_LOGITS} has no JSON 'data' (asked for as JSON)")
+        logits = np.asarray(data, dtype=np.float32).reshape(-1)
+        if logits.size != request.output_values:
+            raise UnexpectedResponseError(
+                f"{OUTPUT_LOGITS} has {logits.size} values, expected {request.output_values}"
+            )
+    else:
+        expected_bytes = request.output_values * _FP32_BYTES
+        declared = (output.get("parameters") or {}).get("binary_data_size")
+        received = len(body) - header_length
+        if declared != expected_bytes or received != expected_bytes:
+            raise UnexpectedResponseError(
+                f"{OUTPUT_LOGITS} should be {expected_bytes} bytes; the header says {declared}, "
+                f"the body carries {received}"
+            )
+        logits = np.frombuffer(body, dtype="<f4", offset=header_length)
+    # Shape and type are checked above; the values still can be NaN.
+    if not np.isfinite(logits).all():
+        raise UnexpectedResponseError(f"{OUTPUT_LOGITS} holds NaN or infinite values")

@@ -1,0 +1,171 @@
+"""The load test's options: one table of flags, each setting a field of ``RunSettings`` and
+read from ``LOCUST_<NAME>`` as well (Locust's parser is configargparse). No Locust import here,
+so the settings are plain data the tests can build.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, Final
+
+from bert_payload import MIN_SEQUENCE_LENGTH
+from load_plan import Stage, constant_stages, stepped_stages
+
+from samples.bert.contract import DEFAULT_MODEL_NAME, SEQUENCE_LENGTH
+
+PROTOCOLS: Final = ("binary", "json", "grpc")
+LOAD_SHAPES: Final = ("steps", "constant", "users")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
+def _seq_len(text: str) -> int:
+    value = int(text)
+    if value < MIN_SEQUENCE_LENGTH:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_SEQUENCE_LENGTH}, got {text}")
+    return value
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """This test's options, read once from Locust's parsed options."""
+
+    protocol: str = "binary"
+    """``binary`` (v2 binary tensor extension), ``json``, or ``grpc``."""
+    model_name: str = DEFAULT_MODEL_NAME
+    """The model's name in the repository."""
+    model_version: str = ""
+    """A version number, or empty for the server's choice (the latest)."""
+    seq_len: int = SEQUENCE_LENGTH
+    """Tokens per sequence."""
+    batch_size: int = 1
+    """Sequences per request."""
+    load_shape: str = "steps"
+    """``steps``, ``constant`` or ``users`` (Locust's ``--users`` and ``--spawn-rate``)."""
+    target_qps: float = 200.0
+    """Requests per second the steps end at, or the constant rate."""
+    step_seconds: float = 60.0
+    """Length of each step of the ``steps`` shape."""
+    user_qps: float = 1.0
+    """Requests per second of each user; 0 sends the next request as soon as one returns."""
+    grpc_url: str = ""
+    """``host:port`` of Triton's gRPC endpoint; empty: the ``-H`` host on port 8001."""
+    ready_timeout_s: float = 300.0
+    """How long to wait for the server and the model to be ready before giving up."""
+
+    progress_s: float = 0.0
+    """Seconds between two progress lines (0: none; Locust's own table is the default)."""
+
+    @classmethod
+    def from_options(cls, options: argparse.Namespace | None) -> RunSettings:
+        """Settings from Locust's options (each option's ``dest`` is the field's name);
+        defaults where an option is absent (library use)."""
+        defaults = cls()
+        return cls(
+            **{f.name: getattr(options, f.name, getattr(defaults, f.name)) for f in fields(cls)}
+        )
+
+    def model_path(self) -> str:
+        """``/v2/models/NAME`` with ``/versions/N`` when a version is pinned."""
+        version = f"/versions/{self.model_version}" if self.model_version else ""
+        return f"/v2/models/{self.model_name}{version}"
+
+    def stages(self) -> tuple[Stage, ...]:
+        """The rate over time for the ``steps`` and ``constant`` shapes."""
+        if self.load_shape == "constant":
+            return constant_stages(target_qps=self.target_qps)
+        return stepped_stages(target_qps=self.target_qps, step_s=self.step_seconds)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One command-line option; its ``dest`` is the ``RunSettings`` field it sets."""
+
+    flag: str
+    """``--name``; the environment variable is ``LOCUST_NAME``."""
+    dest: str
+    """The ``RunSettings`` field, whose default is the option's."""
+    help: str
+    """What it sets."""
+    type: Callable[[str], Any] = str
+    """Parses and checks the value."""
+    choices: tuple[str, ...] | None = None
+    """The values allowed, if a fixed set."""
+
+    @property
+    def env_var(self) -> str:
+        return "LOCUST_" + self.flag.removeprefix("--").upper().replace("-", "_")
+
+
+OPTIONS: Final = (
+    Option("--protocol", "protocol", "request encoding", choices=PROTOCOLS),
+    Option("--model-name", "model_name", "model to query"),
+    Option("--model-version", "model_version", "model version (empty: the latest)"),
+    Option("--seq-len", "seq_len", "tokens per sequence", _seq_len),
+    Option("--batch-size", "batch_size", "sequences per request", _positive_int),
+    Option(
+        "--load-shape",
+        "load_shape",
+        "steps up to --target-qps, constant --target-qps, or Locust's --users",
+        choices=LOAD_SHAPES,
+    ),
+    Option("--target-qps", "target_qps", "target requests per second", _positive_float),
+    Option("--step-seconds", "step_seconds", "length of each step", _positive_float),
+    Option(
+        "--user-qps",
+        "user_qps",
+        "requests per second of each user (0: no wait, with --load-shape users)",
+        _non_negative_float,
+    ),
+    Option("--grpc-url", "grpc_url", "Triton's gRPC host:port (empty: the -H host, port 8001)"),
+    Option(
+        "--ready-timeout",
+        "ready_timeout_s",
+        "seconds to wait for the server and the model to be ready",
+        _positive_float,
+    ),
+    Option(
+        "--progress-seconds",
+        "progress_s",
+        "seconds between one-line progress reports (0: none)",
+        _non_negative_float,
+    ),
+)
+
+
+def add_options(parser: Any) -> None:
+    """Register this test's options; each also reads its environment variable."""
+    defaults = RunSettings()
+    group = parser.add_argument_group("BERT on Triton")
+    for option in OPTIONS:
+        default = getattr(defaults, option.dest)
+        group.add_argument(
+            option.flag,
+            dest=option.dest,
+            type=option.type,
+            choices=option.choices,
+            default=default,
+            env_var=option.env_var,
+            help=f"{option.help} (default {default!r}; env {option.env_var})",
+        )

@@ -1,0 +1,430 @@
+"""Load test for the BERT question-answering sample on Triton Inference Server.
+
+    locust -f locust/locustfile-bert-large.py -H http://$INGRESS_HOST:$INGRESS_PORT
+
+By default the rate steps up to 200 requests a second (50, 100, 150, 200, one step a minute)
+and holds there until the test is stopped (Ctrl-C, the web UI, or Locust's ``--run-time``).
+Each request carries one tokenized question/context pair; inputs are built once, before the
+first request. Every answer is checked: a 200 whose output has the wrong name, type, shape or
+size, or holds NaN, counts as a failure.
+
+Options (each also read from the environment variable named after it, or from locust.conf):
+
+    --protocol binary|json|grpc   LOCUST_PROTOCOL   v2 binary tensors (default), JSON, or gRPC
+    --model-name NAME             LOCUST_MODEL_NAME
+    --model-version N             LOCUST_MODEL_VERSION  (default: the server's latest)
+    --seq-len N                   LOCUST_SEQ_LEN    tokens per sequence (default 128)
+    --batch-size N                LOCUST_BATCH_SIZE sequences per request (default 1)
+    --load-shape steps|constant|users  LOCUST_LOAD_SHAPE
+                                  steps up to the target, the target from the start, or
+                                  Locust's own --users/--spawn-rate (for maximum-rate runs)
+    --target-qps Q                LOCUST_TARGET_QPS (default 200)
+    --step-seconds S              LOCUST_STEP_SECONDS (default 60)
+    --user-qps Q                  LOCUST_USER_QPS   requests a second per user (0: no wait)
+    --grpc-url HOST:PORT          LOCUST_GRPC_URL   (default: the -H host, port 8001)
+    --ready-timeout S             LOCUST_READY_TIMEOUT
+    --progress-seconds S          LOCUST_PROGRESS_SECONDS  one line of progress every S seconds
+
+The duration is Locust's ``-t/--run-time`` (``LOCUST_RUN_TIME``), counted from the moment the
+server and the model are ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import random
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Final
+from urllib.parse import urlsplit
+
+import gevent
+from locust import FastHttpUser, LoadTestShape, User, events, task
+from locust.env import Environment
+from locust.exception import StopUser
+from locust.runners import WorkerRunner
+
+# Locust puts this folder on sys.path when it loads the file; importing it by path (tests,
+# run_single_user) needs the same.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bert_payload import (
+    BertBatch,
+    EncodedRequest,
+    UnexpectedResponseError,
+    check_logits,
+    check_response,
+    encode_binary,
+    encode_json,
+    make_batches,
+)
+from load_options import RunSettings, add_options
+from load_plan import Stage, stage_at, users_for
+from load_summary import summarize
+
+from samples.bert.contract import OUTPUT_LOGITS
+
+logger = logging.getLogger("bert_load")
+
+DISTINCT_REQUESTS: Final = 64
+"""Different inputs cycled through, so no cache or branch predictor sees one request."""
+MAX_SPAWN_RATE: Final = 100
+"""Users started per second when a stage adds users."""
+LAGGING_SHARE: Final = 0.9
+"""Below this share of the target rate, the summary warns that the rate was not reached."""
+
+
+events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-untyped-call]
+
+
+@dataclass
+class _Run:
+    """What every user of this process shares, built once per test."""
+
+    settings: RunSettings = field(default_factory=RunSettings)
+    stages: tuple[Stage, ...] = ()
+    batches: list[BertBatch] = field(default_factory=list)
+    requests: list[EncodedRequest] = field(default_factory=list)
+    interval_s: float = 0.0
+    """Seconds between two requests of one user (0: none)."""
+    unavailable: str = ""
+    """Why the server could not be used; users stop at once when set."""
+    progress: gevent.Greenlet | None = None
+    """The progress reporter, while a test runs."""
+    grpc_clients: list[Any] = field(default_factory=list)
+    """gRPC clients not closed yet."""
+
+    def close_grpc_client(self, client: Any) -> None:
+        if client in self.grpc_clients:
+            self.grpc_clients.remove(client)
+            client.close()
+
+    def configure(self, options: argparse.Namespace | None) -> None:
+        settings = RunSettings.from_options(options)
+        if settings.user_qps == 0 and settings.load_shape != "users":
+            raise SystemExit(
+                "--user-qps 0 (no wait) sets no rate: use it with --load-shape users "
+                "and Locust's --users, or give a positive --user-qps"
+            )
+        self.settings = settings
+        self.stages = () if settings.load_shape == "users" else settings.stages()
+        self.interval_s = 1.0 / settings.user_qps if settings.user_qps else 0.0
+
+    def build_inputs(self) -> None:
+        self.batches = make_batches(
+            count=DISTINCT_REQUESTS,
+            batch_size=self.settings.batch_size,
+            seq_len=self.settings.seq_len,
+        )
+        encoder = {"binary": encode_binary, "json": encode_json}.get(self.settings.protocol)
+        self.requests = [encoder(b) for b in self.batches] if encoder else []
+
+    def cycle(self, items: list[Any]) -> Iterator[Any]:
+        """Endless iteration over ``items`` from a random start, so users do not move in step."""
+        start = random.randrange(len(items))
+        return itertools.cycle(items[start:] + items[:start])
+
+
+RUN = _Run()
+
+
+def _probe(url: str) -> str:
+    """'' when ``url`` answers 200, else what it answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return "" if response.status == 200 else f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return str(getattr(exc, "reason", exc))
+
+
+def wait_until_ready(host: str, settings: RunSettings) -> str:
+    """Wait for ``/v2/health/ready`` then the model's ``ready``; '' when both answer 200,
+    else why not, once ``settings.ready_timeout_s`` has passed."""
+    deadline = time.monotonic() + settings.ready_timeout_s
+    for path in ("/v2/health/ready", f"{settings.model_path()}/ready"):
+        url = host.rstrip("/") + path
+        next_report = time.monotonic()
+        while (answer := _probe(url)) != "":
+            now = time.monotonic()
+            if now >= deadline:
+                return (
+                    f"{url} was not ready within {settings.ready_timeout_s:.0f} s "
+                    f"(last answer: {answer}); check the host and --model-name"
+                )
+            if now >= next_report:
+                logger.info("waiting for %s (%s)", url, answer)
+                next_report = now + 10
+            gevent.sleep(1)
+    return ""
+
+
+@events.init.add_listener  # type: ignore[untyped-decorator]
+def on_init(environment: Environment, **_: Any) -> None:
+    RUN.configure(environment.parsed_options)
+
+
+@events.test_start.add_listener  # type: ignore[untyped-decorator]
+def on_test_start(environment: Environment, **_: Any) -> None:
+    """Build the inputs, then hold the load until the server and the model are ready."""
+    RUN.configure(environment.parsed_options)  # the web UI may have changed them
+    RUN.build_inputs()
+    # run_single_user (debugging) sets no host: the users' default, Triton on this machine.
+    host = environment.host or BertHttpUser.host
+    RUN.unavailable = wait_until_ready(host, RUN.settings)
+    if RUN.unavailable:
+        logger.error("not starting the load: %s", RUN.unavailable)
+        environment.process_exit_code = 1
+        if environment.runner is not None:
+            gevent.spawn(environment.runner.quit)
+        return
+    logger.info(
+        "%s is ready; sending %s requests (%s shape, target %.0f QPS)",
+        host,
+        RUN.settings.protocol,
+        RUN.settings.load_shape,
+        RUN.settings.target_qps,
+    )
+    if environment.shape_class is not None:
+        # The wait above is not part of the first step.
+        environment.shape_class.reset_time()  # type: ignore[no-untyped-call]
+    if RUN.settings.progress_s > 0:
+        RUN.progress = gevent.spawn(report_progress, environment, RUN.settings.progress_s)
+
+
+def report_progress(environment: Environment, every_s: float) -> None:
+    """One line every ``every_s`` seconds: elapsed time, rate over the interval, p95 so far,
+    failures so far (a compact alternative to Locust's table, e.g. with --only-summary)."""
+    started = last_time = time.monotonic()
+    last_count = 0
+    while True:
+        gevent.sleep(every_s)
+        total = environment.stats.total
+        now = time.monotonic()
+        rate = (total.num_requests - last_count) / (now - last_time)
+        logger.info(
+            "%4.0f s  %7d requests  %7.1f req/s  p95 %5.0f ms  %d failures",
+            now - started,
+            total.num_requests,
+            rate,
+            total.get_response_time_percentile(0.95) or 0,
+            total.num_failures,
+        )
+        last_time, last_count = now, total.num_requests
+
+
+@events.test_stop.add_listener  # type: ignore[untyped-decorator]
+def on_test_stop(**_: Any) -> None:
+    if RUN.progress is not None:
+        RUN.progress.kill(block=False)
+        RUN.progress = None
+    # Users stopped in the middle of on_start never reach on_stop; an open gRPC channel can
+    # keep the process from exiting.
+    for client in list(RUN.grpc_clients):
+        RUN.close_grpc_client(client)
+
+
+@events.quitting.add_listener  # type: ignore[untyped-decorator]
+def print_summary(environment: Environment, **_: Any) -> None:
+    """Achieved rate, latency percentiles and failures, once the users have stopped."""
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    summary = summarize([environment.stats.total.serialize()])
+    logger.info("summary (%s, %s shape):", RUN.settings.protocol, RUN.settings.load_shape)
+    for line in summary.lines():
+        logger.info("  %s", line)
+    for error in sorted(environment.stats.errors.values(), key=lambda e: -e.occurrences):
+        logger.info("  %d x %s %s: %s", error.occurrences, error.method, error.name, error.error)
+    target = RUN.settings.target_qps
+    if RUN.settings.load_shape == "constant" and summary.qps < LAGGING_SHARE * target:
+        logger.warning(
+            "the rate stayed below the %.0f QPS target: the server or this client (see its "
+            "CPU) could not keep up",
+            target,
+        )
+
+
+class _Paced:
+    """Each user sends ``--user-qps`` requests a second (Locust's ``constant_throughput``,
+    plus a random start): Locust starts a step's users almost together, and users paced alike
+    from the same instant send in bursts that queue at the server. ``--user-qps 0``: no wait."""
+
+    _next_send_s: float = 0.0
+
+    def stagger(self) -> None:
+        """Wait a random part of one interval before the first request."""
+        interval = RUN.interval_s
+        if interval > 0:
+            gevent.sleep(random.random() * interval)
+        self._next_send_s = time.monotonic()
+
+    def wait_time(self) -> float:
+        interval = RUN.interval_s
+        if interval == 0:
+            return 0.0
+        now = time.monotonic()
+        # A late answer shifts the schedule rather than causing a catch-up burst.
+        self._next_send_s = max(self._next_send_s + interval, now)
+        return self._next_send_s - now
+
+
+class BertHttpUser(_Paced, FastHttpUser):
+    """Sends inference requests over HTTP (binary tensors or JSON) and checks each answer."""
+
+    host = "http://127.0.0.1:8000"
+
+    def on_start(self) -> None:
+        if RUN.unavailable:
+            raise StopUser()
+        self._requests: Iterator[EncodedRequest] = RUN.cycle(RUN.requests)
+        self._path = f"{RUN.settings.model_path()}/infer"
+        self.stagger()
+
+    @task
+    def infer(self) -> None:
+        request = next(self._requests)
+        with self.client.post(
+            self._path,
+            data=request.body,  # type: ignore[arg-type]  # bytes work; the annotation says str
+            headers=request.headers,
+            catch_response=True,
+        ) as response:
+            if response.status_code == 0:
+                return  # no answer at all: Locust reports the connection error itself
+            length = response.headers.get("Inference-Header-Content-Length")
+            try:
+                check_response(
+                    status=response.status_code,
+                    body=response.content or b"",
+                    header_length=None if length is None else int(length),
+                    request=request,
+                )
+            except (UnexpectedResponseError, ValueError) as exc:
+                response.failure(str(exc))
+            else:
+                response.success()
+
+
+_grpc_ready = False
+
+
+def _init_grpc_for_gevent() -> None:
+    """gRPC's own threads block gevent's loop unless it is told about gevent first."""
+    global _grpc_ready
+    if not _grpc_ready:
+        from grpc.experimental import gevent as grpc_gevent  # type: ignore[import-untyped]
+
+        grpc_gevent.init_gevent()
+        _grpc_ready = True
+
+
+def grpc_target(settings: RunSettings, host: str) -> str:
+    """``host:port`` for the gRPC client: ``--grpc-url``, else the HTTP host on port 8001."""
+    if settings.grpc_url:
+        return settings.grpc_url
+    hostname = urlsplit(host).hostname or "127.0.0.1"
+    return f"{hostname}:8001"
+
+
+class BertGrpcUser(_Paced, User):
+    """Sends the same inference requests through tritonclient's gRPC client, reported to Locust
+    through its request event, each answer checked like the HTTP ones."""
+
+    host = "http://127.0.0.1:8000"
+    request_name: ClassVar[str] = "ModelInfer"
+
+    def on_start(self) -> None:
+        if RUN.unavailable:
+            raise StopUser()
+        _init_grpc_for_gevent()
+        import tritonclient.grpc as grpcclient
+
+        self._error_type = grpcclient.InferenceServerException
+        self._client = grpcclient.InferenceServerClient(grpc_target(RUN.settings, self.host))
+        RUN.grpc_clients.append(self._client)
+        self._outputs = [grpcclient.InferRequestedOutput(OUTPUT_LOGITS)]
+        calls = []
+        for batch in RUN.batches:
+            inputs = []
+            for name, tensor in batch.named():
+                infer_input = grpcclient.InferInput(name, list(tensor.shape), "INT32")
+                infer_input.set_data_from_numpy(tensor)
+                inputs.append(infer_input)
+            calls.append((batch, inputs))
+        self._calls: Iterator[tuple[BertBatch, list[Any]]] = RUN.cycle(calls)
+        self.stagger()
+
+    def on_stop(self) -> None:
+        RUN.close_grpc_client(self._client)
+
+    @task
+    def infer(self) -> None:
+        batch, inputs = next(self._calls)
+        started = time.perf_counter()
+        exception: Exception | None = None
+        length = 0
+        try:
+            result = self._client.infer(
+                RUN.settings.model_name,
+                inputs,
+                model_version=RUN.settings.model_version,
+                outputs=self._outputs,
+                client_timeout=60,
+            )
+            logits = result.as_numpy(OUTPUT_LOGITS)
+            if logits is None:
+                raise UnexpectedResponseError(f"the response has no output {OUTPUT_LOGITS!r}")
+            check_logits(logits, batch_size=batch.batch_size, seq_len=batch.seq_len)
+            length = int(logits.nbytes)
+        except (UnexpectedResponseError, self._error_type) as exc:
+            exception = exc
+        self.environment.events.request.fire(
+            request_type="gRPC",
+            name=f"{RUN.settings.model_name} {self.request_name}",
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=length,
+            exception=exception,
+            context={},
+        )
+
+
+class BertLoadShape(LoadTestShape):
+    """The rate over time, as stages (see ``load_plan``): each user sends ``--user-qps``
+    requests a second, so the number of users sets the rate. With ``--load-shape users`` it
+    follows Locust's own ``--users`` and ``--spawn-rate`` instead."""
+
+    use_common_options = True
+
+    def tick(self) -> tuple[int, float, list[type[User]]] | None:
+        settings = RUN.settings
+        options = self.runner.environment.parsed_options if self.runner else None
+        # Locust does not apply --run-time to a shape in headless mode: the shape does.
+        run_time_limit = getattr(options, "run_time", None)
+        run_time = self.get_run_time()  # type: ignore[no-untyped-call]
+        if run_time_limit and run_time >= run_time_limit:
+            return None
+        user_class: type[User] = BertGrpcUser if settings.protocol == "grpc" else BertHttpUser
+        if settings.load_shape == "users":
+            users = int(getattr(options, "num_users", None) or 1)
+            return users, float(getattr(options, "spawn_rate", None) or users), [user_class]
+        stage = stage_at(RUN.stages, run_time)
+        if stage is None:
+            return None
+        users = users_for(stage.qps, settings.user_qps)
+        # Within a second (Locust warns above 100 a second); each then starts at a random
+        # point of its interval.
+        return users, float(min(users, MAX_SPAWN_RATE)), [user_class]
+
+
+if __name__ == "__main__":
+    from locust import run_single_user
+
+    run_single_user(BertHttpUser)

@@ -1,0 +1,116 @@
+"""Fixtures for the load-test tests: a real local Triton serving a BERT-contract model, and a
+helper that runs the real Locust on the real locustfile, headless and bounded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from deployer.local import LocalTriton
+from samples.bert.contract import LOGITS_PER_TOKEN, SEQUENCE_LENGTH
+from samples.bert.repository import BuildSettings, write_repository
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCUST_DIR = ROOT / "locust"
+LOCUSTFILE = LOCUST_DIR / "locustfile-bert-large.py"
+WRONG_SHAPE_MODEL = "bert_wrong_shape"
+"""Served next to the sample: answers 200 with logits of shape [batch, 128, 3]."""
+
+# The shared modules next to the locustfile are imported by the tests as Locust imports them.
+if str(LOCUST_DIR) not in sys.path:
+    sys.path.insert(0, str(LOCUST_DIR))
+
+from bench_clients import write_light_model  # noqa: E402
+
+
+def write_model_repository(repository: Path) -> Path:
+    """The sample's tiny python variant under the default name, and the mis-shaped model."""
+    write_repository(
+        BuildSettings(
+            variant="python", repository=repository, size="tiny", device="cpu", cpu_threads=1
+        ),
+        progress=lambda _: None,
+    )
+    write_light_model(
+        repository, name=WRONG_SHAPE_MODEL, output_dims=(SEQUENCE_LENGTH, LOGITS_PER_TOKEN + 1)
+    )
+    return repository
+
+
+@pytest.fixture(scope="session")
+def model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_model_repository(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def triton(
+    model_repository: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalTriton]:
+    """One server for the session, always stopped."""
+    with LocalTriton(
+        model_repository=str(model_repository),
+        workdir=tmp_path_factory.mktemp("triton"),
+        ready_timeout_s=90,
+    ) as server:
+        yield server
+
+
+@dataclass(frozen=True)
+class LocustRun:
+    """What a finished Locust process left behind."""
+
+    returncode: int
+    output: str
+    """stdout and stderr together."""
+    stats: list[dict[str, object]]
+    """Locust's ``--json-file`` entries (empty if it wrote none)."""
+
+
+def locust_command(host: str, json_prefix: Path, *args: str) -> list[str]:
+    """The real Locust CLI on the real locustfile, headless, loopback only."""
+    return [
+        str(Path(sys.executable).with_name("locust")),
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "-H",
+        host,
+        "--json-file",
+        str(json_prefix),
+        "--ready-timeout",
+        "20",
+        *args,
+    ]
+
+
+def finish(process: subprocess.Popen[str], json_prefix: Path, timeout_s: float) -> LocustRun:
+    """Wait (bounded) for a Locust process and collect what it wrote."""
+    try:
+        output, _ = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        pytest.fail(f"locust did not finish within {timeout_s} s; its output:\n{output}")
+    stats_file = json_prefix.with_name(json_prefix.name + ".json")
+    stats = json.loads(stats_file.read_text()) if stats_file.exists() else []
+    return LocustRun(returncode=process.returncode, output=output, stats=stats)
+
+
+def start_locust(host: str, json_prefix: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        locust_command(host, json_prefix, *args),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def run_locust(host: str, json_prefix: Path, *args: str, timeout_s: float = 60) -> LocustRun:
+    return finish(start_locust(host, json_prefix, *args), json_prefix, timeout_s)

@@ -1,0 +1,73 @@
+"""The load test's options, parsed by the same kind of parser Locust uses (configargparse).
+
+Cases: every setting has exactly one option and every option sets a setting; environment
+variables are named after the flags and are read; flags win over the environment; defaults
+come from ``RunSettings``; bad values are refused with the option's name; the model path with
+and without a pinned version; the stages each shape asks for.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+
+import configargparse  # type: ignore[import-untyped]
+import pytest
+from load_options import OPTIONS, RunSettings, add_options
+from load_plan import Stage
+
+
+def _parse(argv: list[str], env: dict[str, str] | None = None) -> RunSettings:
+    parser = configargparse.ArgumentParser()
+    add_options(parser)
+    return RunSettings.from_options(parser.parse_args(argv, env_vars=env or {}))
+
+
+def test_every_setting_has_one_option() -> None:
+    assert sorted(o.dest for o in OPTIONS) == sorted(f.name for f in fields(RunSettings))
+
+
+def test_environment_variables_follow_the_flags() -> None:
+    names = {o.flag: o.env_var for o in OPTIONS}
+    assert names["--target-qps"] == "LOCUST_TARGET_QPS"
+    assert names["--ready-timeout"] == "LOCUST_READY_TIMEOUT"
+
+
+def test_defaults() -> None:
+    assert _parse([]) == RunSettings()
+
+
+def test_environment_and_flags() -> None:
+    settings = _parse(
+        ["--protocol", "json", "--target-qps", "75"],
+        env={"LOCUST_TARGET_QPS": "50", "LOCUST_MODEL_NAME": "bert_large", "LOCUST_SEQ_LEN": "64"},
+    )
+    assert (settings.protocol, settings.target_qps) == ("json", 75.0)
+    assert (settings.model_name, settings.seq_len) == ("bert_large", 64)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--batch-size", "0"], "argument --batch-size: must be 1 or more, got 0"),
+        (["--step-seconds", "-1"], "argument --step-seconds: must be greater than 0, got -1"),
+        (["--load-shape", "ramp"], "argument --load-shape: invalid choice: 'ramp'"),
+    ],
+)
+def test_bad_values(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _parse(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_model_path() -> None:
+    assert RunSettings().model_path() == "/v2/models/bert"
+    assert RunSettings(model_version="3").model_path() == "/v2/models/bert/versions/3"
+
+
+def test_stages_of_each_shape() -> None:
+    assert RunSettings(load_shape="constant", target_qps=30).stages() == (
+        Stage(until_s=math.inf, qps=30),
+    )
+    steps = RunSettings(target_qps=100, step_seconds=10).stages()
+    assert [s.qps for s in steps] == [25, 50, 75, 100]

@@ -1,0 +1,169 @@
+"""The real locustfile run by the real Locust, headless and bounded, against a real local Triton.
+
+Cases: a constant-rate run reaches its target with no failures over binary, JSON (a pinned model
+version) and gRPC (three sequences a request); a
+server answering 200 with outputs of the wrong shape has every request counted as a failure, with
+the reason printed; Triton stopped in the middle of a run gives failures and a clean end (summary
+printed, statistics written, exit code 1); the stepped shape climbs through its stages and stops
+at --run-time; an unknown model or an absent server is reported after --ready-timeout instead of
+load being sent; bad options are refused before anything runs.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from load_summary import summarize
+
+from deployer.local import LocalTriton, Ports
+from tests.locust.conftest import (
+    WRONG_SHAPE_MODEL,
+    finish,
+    run_locust,
+    start_locust,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    ("protocol", "options"),
+    [
+        ("binary", ()),
+        ("json", ("--model-version", "1")),  # /v2/models/bert/versions/1/...
+        ("grpc", ("--batch-size", "3")),  # answers of [3, 128, 2]
+    ],
+)
+def test_constant_rate_is_reached_without_failures(
+    triton: LocalTriton, tmp_path: Path, protocol: str, options: tuple[str, ...]
+) -> None:
+    target = 40
+    run = run_locust(
+        triton.http_url,
+        tmp_path / "stats",
+        *options,
+        "--protocol",
+        protocol,
+        "--grpc-url",
+        triton.grpc_url,
+        "--load-shape",
+        "constant",
+        "--target-qps",
+        str(target),
+        "-t",
+        "4s",
+    )
+    summary = summarize(run.stats)
+    assert run.returncode == 0, run.output
+    assert summary.failures == 0
+    assert summary.requests >= 3 * target
+    assert 0.9 * target <= summary.qps <= 1.3 * target, summary
+    assert "summary" in run.output and "rate" in run.output
+
+
+def test_wrong_outputs_are_failures(triton: LocalTriton, tmp_path: Path) -> None:
+    run = run_locust(
+        triton.http_url,
+        tmp_path / "stats",
+        "--model-name",
+        WRONG_SHAPE_MODEL,
+        "--load-shape",
+        "constant",
+        "--target-qps",
+        "20",
+        "-t",
+        "2s",
+    )
+    summary = summarize(run.stats)
+    assert run.returncode == 1, run.output
+    assert summary.requests > 0
+    assert summary.failures == summary.requests
+    assert "cls_squad_logits has shape [1, 128, 3], expected [1, 128, 2]" in run.output
+
+
+def test_server_stopped_mid_run_ends_cleanly(model_repository: Path, tmp_path: Path) -> None:
+    server = LocalTriton(model_repository=str(model_repository), workdir=tmp_path / "triton")
+    with server:
+        process = start_locust(
+            server.http_url,
+            tmp_path / "stats",
+            "--load-shape",
+            "constant",
+            "--target-qps",
+            "20",
+            "-t",
+            "6s",
+        )
+        time.sleep(3.5)  # Locust starts in about 1.5 s: a couple of seconds of load
+        # Killed, as by a node loss: on SIGTERM alone Triton keeps serving open connections
+        # while requests are in flight (its drain), so steady load would see no failure.
+        server.stop(timeout_s=0)
+        run = finish(process, tmp_path / "stats", timeout_s=30)
+    summary = summarize(run.stats)
+    assert run.returncode == 1, run.output
+    assert 0 < summary.failures < summary.requests, summary
+    assert re.search(r"failures +[1-9]\d* ", run.output)
+    assert "Connection refused" in run.output or "Connection reset" in run.output
+
+
+def test_steps_climb_then_stop_at_run_time(triton: LocalTriton, tmp_path: Path) -> None:
+    run = run_locust(
+        triton.http_url,
+        tmp_path / "stats",
+        "--load-shape",
+        "steps",
+        "--target-qps",
+        "40",
+        "--step-seconds",
+        "2",
+        "--user-qps",
+        "10",
+        "-t",
+        "7s",
+    )
+    assert run.returncode == 0, run.output
+    updates = [int(n) for n in re.findall(r"Shape test updating to (\d+) users", run.output)]
+    assert updates == [1, 2, 3, 4]
+    assert "Shape test stopping" in run.output
+    assert summarize(run.stats).failures == 0
+
+
+def test_unknown_model_is_reported_not_loaded(triton: LocalTriton, tmp_path: Path) -> None:
+    run = run_locust(
+        triton.http_url,
+        tmp_path / "stats",
+        "--model-name",
+        "no_such_model",
+        "--ready-timeout",
+        "2",
+        "-t",
+        "5s",
+    )
+    assert run.returncode == 1
+    assert "/v2/models/no_such_model/ready was not ready within 2 s" in run.output
+    assert summarize(run.stats).requests == 0
+
+
+def test_absent_server_is_reported(tmp_path: Path) -> None:
+    host = f"http://127.0.0.1:{Ports.free().http}"
+    run = run_locust(host, tmp_path / "stats", "--ready-timeout", "2", "-t", "5s", timeout_s=30)
+    assert run.returncode == 1
+    assert f"{host}/v2/health/ready was not ready within 2 s" in run.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--seq-len", "4"), "argument --seq-len: must be at least 8, got 4"),
+        (("--target-qps", "0"), "argument --target-qps: must be greater than 0, got 0"),
+        (("--protocol", "http3"), "argument --protocol: invalid choice: 'http3'"),
+        (("--user-qps", "0"), "--user-qps 0 (no wait) sets no rate"),
+    ],
+)
+def test_bad_options_are_refused(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    run = run_locust("http://127.0.0.1:9", tmp_path / "stats", *args, "-t", "1s")
+    assert run.returncode != 0
+    assert message in run.output
