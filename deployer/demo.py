@@ -20,16 +20,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final
+from typing import Final
 
-import yaml
-
-from deployer.errors import DeployerError
-from deployer.local import LocalTriton
+from deployer.errors import DemoError, DeployerError
+from deployer.local import LocalTriton, triton_container_launch
+from deployer.render import render
 from samples.bert.errors import SampleError
 from samples.bert.repository import BuildSettings, write_repository
 
@@ -45,10 +44,6 @@ RELEASE: Final = "demo"
 LOCUST_GRACE_S: Final = 60.0
 """Beyond the run time: Locust's start, the readiness check and writing the report."""
 LAGGING_SHARE: Final = 0.9
-
-
-class DemoError(DeployerError):
-    """The demo could not run: a step failed; the message says which and what to do."""
 
 
 @dataclass(frozen=True)
@@ -110,42 +105,6 @@ def build_model_repository(repository: Path) -> Path:
         progress=lambda line: progress(f"model: {line}"),
     )
     return repository
-
-
-def render_chart(*, helm: Path, chart: Path, values: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The chart's objects as ``helm template`` renders them with ``values`` (``--set``)."""
-    if not helm.exists():
-        raise DemoError(f"{helm} is missing: run `make tools`")
-    command = [str(helm), "template", RELEASE, str(chart)]
-    for key, value in values.items():
-        command += ["--set", f"{key}={value}"]
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise DemoError(f"`{' '.join(command)}` did not finish within 60 s") from exc
-    if result.returncode != 0:
-        raise DemoError(f"helm template failed:\n{result.stderr.strip()}")
-    return [doc for doc in yaml.safe_load_all(result.stdout) if isinstance(doc, dict)]
-
-
-def triton_container_args(objects: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The arguments of the one container of the rendered Deployments that runs
-    ``tritonserver``; a chart with none or several is refused."""
-    found = [
-        container
-        for obj in objects
-        if obj.get("kind") == "Deployment"
-        for container in obj["spec"]["template"]["spec"]["containers"]
-        if "tritonserver" in (container.get("command") or [])[:1]
-        or container.get("name") == "triton"
-    ]
-    if len(found) != 1:
-        names = [c.get("name") for c in found]
-        raise DemoError(
-            f"the rendered chart should have exactly one Triton container, found {names}: "
-            "check chart/templates/deployment.yaml"
-        )
-    return [str(arg) for arg in found[0].get("args") or []]
 
 
 def locust_command(settings: DemoSettings, host: str) -> list[str]:
@@ -216,17 +175,23 @@ def run_demo(settings: DemoSettings) -> int:
     progress(f"building the model repository in {settings.model_repository}")
     repository = build_model_repository(settings.model_repository)
     progress(f"rendering {settings.chart} with {settings.helm.parent.name}")
-    objects = render_chart(
+    if not settings.helm.exists():
+        raise DemoError(f"{settings.helm} is missing: run `make tools`")
+    objects = render(
         helm=settings.helm,
         chart=settings.chart,
+        release=RELEASE,
+        namespace="default",
         values={"modelRepository": str(repository.resolve())},
     )
-    chart_args = triton_container_args(objects)
-    progress(f"Triton arguments from the chart: {' '.join(chart_args)}")
+    launch = triton_container_launch(objects)
+    # As the chart writes them: the restricted-API key stays a $(reference) on the terminal.
+    progress(f"Triton arguments from the chart: {' '.join(launch.written_args)}")
     server = LocalTriton(
         model_repository=str(repository.resolve()),
         workdir=settings.out_dir / "triton",
-        chart_args=chart_args,
+        chart_args=launch.args,
+        env=launch.env,
         ready_timeout_s=settings.ready_timeout_s,
     )
     progress(f"starting tritonserver (log: {server.log_path})")

@@ -64,3 +64,7 @@ class ReadinessTimeout(ClusterError):  # noqa: N818 (the name the docs and style
 
 class VerificationError(ClusterError):
     """The Marketplace tester pod did not succeed."""
+
+
+class DemoError(DeployerError):
+    """``make demo`` could not run a step; the message says which and what to do."""

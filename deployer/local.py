@@ -199,7 +199,9 @@ class ContainerLaunch:
     references expanded, and the environment they were expanded from."""
 
     args: list[str]
-    """``tritonserver`` arguments as the process sees them."""
+    """``tritonserver`` arguments as the process sees them (Secret values included)."""
+    written_args: list[str]
+    """The arguments as the chart writes them, references unexpanded: safe to print."""
     env: dict[str, str]
     """The container's environment variables (literal values and rendered Secret keys)."""
 
@@ -237,8 +239,10 @@ def triton_container_launch(
                 "rendering does not hold: render with the values that create it"
             )
         env[entry["name"]] = secrets[key]
-    args = [expand_references(str(a), env) for a in found[0].get("args") or []]
-    return ContainerLaunch(args=args, env=env)
+    written = [str(a) for a in found[0].get("args") or []]
+    return ContainerLaunch(
+        args=[expand_references(a, env) for a in written], written_args=written, env=env
+    )
 
 
 @dataclass

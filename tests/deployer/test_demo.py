@@ -1,8 +1,8 @@
 """``make demo`` (``python -m deployer.demo``): each step, and whole runs with real components.
 
-Cases: the Triton arguments come from the chart rendered by the real helm (3 and 4) and carry
-the repository given to the chart; a rendering with no Triton container, or two, is refused; a
-helm failure is reported with helm's message; bad --seconds/--qps exit 2 before anything runs;
+Cases (the chart's container resolution is covered in test_local.py): a helm failure and a
+missing helm end the demo with exit 1 and a message saying why; bad --seconds/--qps exit 2
+before anything runs;
 a short whole run (real sample, real tritonserver, real Locust) exits 0, writes summary.json
 with the promised fields and report.html, and leaves no server behind; Ctrl-C in the middle
 (SIGINT to the process group, as a terminal sends it) stops the server and exits 130.
@@ -19,59 +19,30 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from deployer.demo import DemoError, parse_settings, render_chart, triton_container_args
+from deployer.demo import main, parse_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SUMMARY_FIELDS = {"requests", "failures", "qps", "p50_ms", "p95_ms", "p99_ms"}
 
 
-def test_arguments_come_from_the_rendered_chart(helm: Path) -> None:
-    objects = render_chart(
-        helm=helm, chart=ROOT / "chart", values={"modelRepository": "/srv/models"}
-    )
-    args = triton_container_args(objects)
-    assert "--model-repository=/srv/models" in args
-    assert all(arg.startswith("--") for arg in args)
+def test_helm_failure_is_reported(
+    helm: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chart = tmp_path / "no-chart"
+    code = main(["--helm", str(helm), "--chart", str(chart), "--out", str(tmp_path / "out")])
+    assert code == 1
+    assert f"demo failed: {chart} is not a Helm chart" in capsys.readouterr().out
 
 
-def _deployment(*containers: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "kind": "Deployment",
-        "spec": {"template": {"spec": {"containers": list(containers)}}},
-    }
-
-
-def test_the_triton_container_is_found_by_its_command() -> None:
-    objects = [
-        {"kind": "Service"},
-        _deployment(
-            {"name": "proxy", "command": ["envoy"], "args": ["-c", "x"]},
-            {"name": "server", "command": ["tritonserver"], "args": ["--log-verbose=1"]},
-        ),
-    ]
-    assert triton_container_args(objects) == ["--log-verbose=1"]
-
-
-@pytest.mark.parametrize(
-    "objects",
-    [
-        [{"kind": "Service"}],
-        [_deployment({"name": "triton", "args": []}), _deployment({"name": "triton"})],
-    ],
-    ids=["none", "two"],
-)
-def test_not_exactly_one_triton_container_is_refused(objects: list[dict[str, Any]]) -> None:
-    with pytest.raises(DemoError, match="exactly one Triton container"):
-        triton_container_args(objects)
-
-
-def test_helm_failure_is_reported(helm: Path, tmp_path: Path) -> None:
-    with pytest.raises(DemoError, match=r"helm template failed:\n.*not found"):
-        render_chart(helm=helm, chart=tmp_path / "no-chart", values={})
+def test_a_missing_helm_says_how_to_install_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--helm", str(tmp_path / "helm"), "--out", str(tmp_path / "out")])
+    assert code == 1
+    assert "run `make tools`" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
