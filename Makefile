@@ -85,6 +85,15 @@ bench: bench-locust bench-deployer bench-cpu-runtime ## Every CPU benchmark, eac
 bench-locust: venv ## Load generators against one local Triton: this locustfile, the original's style, tritonclient
 	$(PY) locust/bench_clients.py --out $(BUILD)/bench
 
+# Needs an NVIDIA GPU and a Python whose torch has CUDA (the .venv's torch is the CPU build):
+#   make bench-gpu GPU_PYTHON=/path/to/python   (docs/benchmarks.md has the H200 figures)
+GPU_PYTHON ?= $(PY)
+BENCH_GPU_ARGS ?=
+
+.PHONY: bench-gpu
+bench-gpu: tools ## BERT-large through Triton against the raw network on a GPU (GPU_PYTHON, BENCH_GPU_ARGS)
+	$(GPU_PYTHON) -m samples.bert.gpu_benchmark --helm $(HELM4) --out $(BUILD)/bench-gpu $(BENCH_GPU_ARGS)
+
 .PHONY: chart-docs
 chart-docs: venv ## Regenerate the values table of chart/README.md from chart/values.yaml
 	$(PY) scripts/chart_values_table.py chart
