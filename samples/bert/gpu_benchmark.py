@@ -242,9 +242,10 @@ async def _client(job: ClientJob) -> dict[str, Any]:
                         header_length=None if length is None else int(length),
                         request=request,
                     )
-            except (aiohttp.ClientError, bert_payload.UnexpectedResponseError) as exc:
+            # A request past the client's timeout is a failure of that point, not of the run.
+            except (aiohttp.ClientError, TimeoutError, bert_payload.UnexpectedResponseError) as exc:
                 if now >= job.start_at:
-                    failures.append(str(exc)[:200])
+                    failures.append(f"{type(exc).__name__}: {exc}"[:200])
                 continue
             done = time.time()
             if now >= job.start_at and done <= job.stop_at:
