@@ -29,30 +29,11 @@ from tritonclient.utils import InferenceServerException
 from deployer.local import LocalTriton, triton_container_launch
 from tests.chart.helpers import only, render_chart
 from tests.conftest import ROOT
+from tests.identity_model import write_identity_model
 
 pytestmark = pytest.mark.slow
 
 HEADER = "triton-admin-key"
-
-MODEL_CONFIG = """name: "identity"
-backend: "python"
-max_batch_size: 8
-input [ { name: "INPUT0", data_type: TYPE_FP32, dims: [ 4 ] } ]
-output [ { name: "OUTPUT0", data_type: TYPE_FP32, dims: [ 4 ] } ]
-instance_group [ { kind: KIND_CPU, count: 1 } ]
-"""
-
-MODEL_CODE = """import triton_python_backend_utils as pb_utils
-
-
-class TritonPythonModel:
-    def execute(self, requests):
-        outputs = []
-        for request in requests:
-            data = pb_utils.get_input_tensor_by_name(request, "INPUT0").as_numpy()
-            outputs.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", data)]))
-        return outputs
-"""
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +52,7 @@ def triton(
     tmp_path_factory: pytest.TempPathFactory, chart_key_and_args: tuple[str, list[str]]
 ) -> Iterator[LocalTriton]:
     root = tmp_path_factory.mktemp("triton")
-    model = root / "repository" / "identity"
-    (model / "1").mkdir(parents=True)
-    (model / "config.pbtxt").write_text(MODEL_CONFIG)
-    (model / "1" / "model.py").write_text(MODEL_CODE)
+    write_identity_model(root / "repository")
     _, args = chart_key_and_args
     server = LocalTriton(
         model_repository=str(root / "repository"),

@@ -31,44 +31,7 @@ from deployer.local import (
 )
 from deployer.render import render
 from tests.conftest import CHART_DIR
-
-ECHO_CONFIG = """backend: "python"
-max_batch_size: 8
-input [ { name: "x", data_type: TYPE_FP32, dims: [ 4 ] } ]
-output [ { name: "y", data_type: TYPE_FP32, dims: [ 4 ] } ]
-instance_group [ { kind: KIND_CPU, count: 1 } ]
-"""
-
-ECHO_MODEL = """import triton_python_backend_utils as pb_utils
-
-
-class TritonPythonModel:
-    def execute(self, requests):
-        responses = []
-        for request in requests:
-            x = pb_utils.get_input_tensor_by_name(request, "x").as_numpy()
-            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("y", x * 2)]))
-        return responses
-"""
-
-STUCK_MODEL = """import time
-
-
-class TritonPythonModel:
-    def initialize(self, args):
-        time.sleep(600)
-
-    def execute(self, requests):
-        return []
-"""
-
-
-def _repository(root: Path, model_code: str) -> Path:
-    model = root / "models" / "echo"
-    (model / "1").mkdir(parents=True)
-    (model / "config.pbtxt").write_text(ECHO_CONFIG)
-    (model / "1" / "model.py").write_text(model_code)
-    return root / "models"
+from tests.identity_model import STUCK_CODE, write_identity_model
 
 
 @pytest.mark.parametrize(
@@ -172,21 +135,25 @@ def test_local_arguments_replace_only_what_is_the_pods() -> None:
 @pytest.mark.slow
 def test_a_local_server_answers_and_stops(tmp_path: Path) -> None:
     server = LocalTriton(
-        model_repository=str(_repository(tmp_path, ECHO_MODEL)),
+        model_repository=str(write_identity_model(tmp_path / "models")),
         workdir=tmp_path / "work",
         chart_args=["--model-control-mode=none", "--exit-timeout-secs=5"],
         ready_timeout_s=60,
     )
     with server:
         body = json.dumps(
-            {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
+            {
+                "inputs": [
+                    {"name": "INPUT0", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}
+                ]
+            }
         ).encode()
-        request = urllib.request.Request(f"{server.http_url}/v2/models/echo/infer", data=body)
+        request = urllib.request.Request(f"{server.http_url}/v2/models/identity/infer", data=body)
         with urllib.request.urlopen(request, timeout=10) as response:
             outputs = json.loads(response.read())["outputs"]
         pid = server.pid
     assert pid is not None
-    assert outputs[0]["data"] == [2.0, 4.0, 6.0, 8.0]
+    assert outputs[0]["data"] == [1.0, 2.0, 3.0, 4.0]
     assert server.pid is None
     assert not server.is_ready()
     with pytest.raises(ProcessLookupError):
@@ -208,7 +175,7 @@ def test_a_server_that_exits_at_start_is_reported(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_server_that_never_becomes_ready_is_stopped_within_the_bound(tmp_path: Path) -> None:
     server = LocalTriton(
-        model_repository=str(_repository(tmp_path, STUCK_MODEL)),
+        model_repository=str(write_identity_model(tmp_path / "models", code=STUCK_CODE)),
         workdir=tmp_path / "work",
         chart_args=["--exit-timeout-secs=1"],
         ready_timeout_s=4,
