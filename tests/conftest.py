@@ -14,6 +14,14 @@ SHARED_DIR = ROOT.parent / "shared"
 CRDS_DIR = SHARED_DIR / "crds"
 
 
+def require_crds() -> Path:
+    """``../shared/crds``, or skip the calling test with the reason where it is absent
+    (a clone without the shared folder beside it)."""
+    if not CRDS_DIR.is_dir():
+        pytest.skip(f"{CRDS_DIR} is absent: the custom resource definitions are not available")
+    return CRDS_DIR
+
+
 def _tool(env_var: str, default: Path) -> Path:
     path = Path(os.environ.get(env_var) or default)
     if not path.is_absolute():

@@ -24,6 +24,7 @@ from kubernetes.client.exceptions import ApiException
 
 from deployer.cluster import Cluster
 from deployer.objects import ObjectRef
+from tests.conftest import require_crds
 from tests.deployer.apiserver import EmulatedCluster, deployment_rolls_out
 
 CONFIGMAP: dict[str, Any] = {
@@ -125,6 +126,7 @@ def test_controllers_failures_and_logs(emulator: EmulatedCluster, cluster: Clust
 
 
 def test_discovery_serves_the_crds(cluster: Cluster) -> None:
+    require_crds()
     assert cluster.is_namespaced("app.k8s.io/v1beta1", "Application")
     assert cluster.is_namespaced("networking.istio.io/v1", "VirtualService")
     assert not cluster.is_namespaced("scheduling.k8s.io/v1", "PriorityClass")

@@ -34,7 +34,7 @@ import yaml
 
 from deployer import render, values
 from deployer.errors import RenderError, ValuesError
-from tests.conftest import CHART_DIR, CRDS_DIR, ROOT
+from tests.conftest import CHART_DIR, ROOT, require_crds
 from tests.deployer.apiserver import EXTRA_RESOURCES, crd_resources
 from tests.deployer.conftest import MARKETPLACE_CHART, SCHEMA
 
@@ -288,8 +288,7 @@ def _plurals() -> dict[tuple[str, str], str]:
         if resources[r].kind
     }
     extra = dict(EXTRA_RESOURCES)
-    if CRDS_DIR.is_dir():
-        extra.update(crd_resources(CRDS_DIR))
+    extra.update(crd_resources(require_crds()))
     extra.update(crd_resources(GKE_POLICY_CRDS_DIR))
     plurals.update({(g, info["kind"]): p for (g, _, p), info in extra.items()})
     return plurals
