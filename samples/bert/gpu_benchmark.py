@@ -4,14 +4,19 @@ One run, one machine, one GPU:
 
 1. writes the ``python``-variant repository (``large``, fp16, GPU instances) with the sample's
    own writer, so the benchmark serves exactly what users deploy;
-2. times the raw network in-process at each batch size (CUDA events, median of repeats);
+2. times the raw network in-process at each batch size two ways: a burst (CUDA events, median
+   of a few passes) and sustained (back to back for as long as a served point lasts, inputs
+   copied in and logits copied out each pass, as any server must);
 3. starts ``tritonserver`` with the chart's arguments (``deployer.local.LocalTriton``) once per
    server configuration and sweeps client concurrency with several client processes, each an
    asyncio loop speaking the v2 binary tensor protocol (``locust/bert_payload.py``), every
-   response checked;
+   response checked; Triton's own statistics give the batch sizes it formed and how busy the
+   model was;
 4. prints a Markdown table and writes it with the raw figures to ``--out``.
 
-The figure of merit is served sequences per second over the best raw sequences per second.
+The figure of merit is served sequences per second over the raw network's best sustained
+sequences per second: both ran for the same time, at the clocks a sustained load gets (the GPU's
+SM clock, power and busy time are recorded next to each figure, ``gpu_telemetry``).
 Every phase is bounded in time; only loopback receives traffic.
 """
 
@@ -25,6 +30,7 @@ import os
 import statistics
 import sys
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +39,7 @@ from typing import Any
 from deployer.local import ContainerLaunch, LocalTriton, triton_container_launch
 from deployer.render import render
 from samples.bert import contract
+from samples.bert.gpu_telemetry import GpuSampler, GpuSummary
 
 # The payload module lives beside the locustfile, outside any package (see its docstring).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "locust"))
@@ -56,6 +63,18 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class ServerCounters:
+    """Triton's statistics for the model over one point (differences of its counters)."""
+
+    sequences_per_batch: float
+    """Mean sequences per model execution: the batch size dynamic batching formed."""
+    model_busy: float
+    """Time the model's instances spent executing, over wall time and instances (0-1)."""
+    queue_ms: float
+    """Mean time a request waited in the scheduler's queue."""
+
+
+@dataclass(frozen=True)
 class ServedPoint:
     """The served figures at one concurrency and request size."""
 
@@ -68,6 +87,10 @@ class ServedPoint:
     p50_ms: float
     p99_ms: float
     first_failure: str = ""
+    server: ServerCounters | None = None
+    """What Triton counted over the point, warm-up included."""
+    gpu: str = ""
+    """The GPU over the point (:meth:`GpuSummary.brief`), empty without telemetry."""
 
 
 @dataclass
@@ -75,18 +98,27 @@ class Report:
     """Everything one run measured."""
 
     raw_seq_per_s: dict[str, dict[int, float]] = field(default_factory=dict)
-    """Raw sequences per second by mode (``eager``, ``compiled``) and batch size."""
+    """Raw burst sequences per second by mode (``eager``, ``compiled``) and batch size."""
+    raw_sustained_seq_per_s: dict[str, dict[int, float]] = field(default_factory=dict)
+    """Raw sustained sequences per second by mode and batch size (the figure of merit's base)."""
+    raw_gpu: dict[str, str] = field(default_factory=dict)
+    """The GPU during each sustained raw phase (``eager 256`` ...)."""
     served: list[ServedPoint] = field(default_factory=list)
     compiled_configs: set[str] = field(default_factory=set)
     """Labels of the configurations that serve the compiled network."""
     environment: dict[str, str] = field(default_factory=dict)
 
-    def best_raw(self, mode: str = "eager") -> float:
-        return max(self.raw_seq_per_s.get(mode, {}).values(), default=0.0)
+    def best_raw(self, mode: str = "eager", *, sustained: bool = True) -> float:
+        """The best raw figure of ``mode``: sustained where measured, else the burst."""
+        figures = self.raw_sustained_seq_per_s if sustained else self.raw_seq_per_s
+        if sustained and not figures.get(mode):
+            figures = self.raw_seq_per_s
+        return max(figures.get(mode, {}).values(), default=0.0)
 
-    def raw_for(self, config: str) -> float:
+    def raw_for(self, config: str, *, sustained: bool = True) -> float:
         """The raw figure a configuration is compared with: the same network, eager or compiled."""
-        return self.best_raw("compiled" if config in self.compiled_configs else "eager")
+        mode = "compiled" if config in self.compiled_configs else "eager"
+        return self.best_raw(mode, sustained=sustained)
 
     def best_served(self, config: str | None = None) -> ServedPoint | None:
         points = [
@@ -98,37 +130,53 @@ class Report:
         modes = sorted(self.raw_seq_per_s)
         batches = sorted({b for by_batch in self.raw_seq_per_s.values() for b in by_batch})
         lines = [
-            "| batch | " + " | ".join(f"raw {m} seq/s" for m in modes) + " |",
-            "| ---: |" + " ---: |" * len(modes),
+            "| batch | " + " | ".join(f"{m} burst | {m} sustained" for m in modes) + " |",
+            "| ---: |" + " ---: | ---: |" * len(modes),
         ]
-        lines += [
-            f"| {b} | "
-            + " | ".join(f"{self.raw_seq_per_s[m].get(b, 0):,.0f}" for m in modes)
-            + " |"
-            for b in batches
-        ]
+        for b in batches:
+            cells = []
+            for m in modes:
+                sustained = self.raw_sustained_seq_per_s.get(m, {}).get(b)
+                cells.append(f"{self.raw_seq_per_s[m].get(b, 0):,.0f}")
+                cells.append("-" if sustained is None else f"{sustained:,.0f}")
+            lines.append(f"| {b} | " + " | ".join(cells) + " |")
+        lines += [f"- raw {phase}: {gpu}" for phase, gpu in self.raw_gpu.items()]
         lines += [
             "",
             "| config | concurrency | seq/request | seq/s | served/raw | p50 ms | p99 ms "
-            "| failures |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| failures | seq/batch | model busy | queue ms |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for p in self.served:
             raw = self.raw_for(p.config)
             ratio = p.seq_per_s / raw if raw else 0.0
+            counters = (
+                f"{p.server.sequences_per_batch:.0f} | {p.server.model_busy:.2f} | "
+                f"{p.server.queue_ms:.1f}"
+                if p.server
+                else "- | - | -"
+            )
             lines.append(
                 f"| {p.config} | {p.concurrency} | {p.sequences_per_request} | "
                 f"{p.seq_per_s:,.0f} | {ratio:.2f} | {p.p50_ms:.1f} | {p.p99_ms:.1f} | "
-                f"{p.failures} |"
+                f"{p.failures} | {counters} |"
             )
+        lines += [
+            f"- {p.config} {p.concurrency} x {p.sequences_per_request}: {p.gpu}"
+            for p in self.served
+            if p.gpu
+        ]
         best = self.best_served()
         if best is not None and self.raw_for(best.config):
             raw = self.raw_for(best.config)
+            burst = self.raw_for(best.config, sustained=False)
             lines += [
                 "",
                 f"Best served: {best.seq_per_s:,.0f} seq/s ({best.config}, concurrency "
-                f"{best.concurrency}, {best.sequences_per_request} seq/request); best raw of "
-                f"the same network: {raw:,.0f} seq/s; served/raw = {best.seq_per_s / raw:.2f}",
+                f"{best.concurrency}, {best.sequences_per_request} seq/request); raw network of "
+                f"the same kind: {raw:,.0f} seq/s sustained, {burst:,.0f} burst; "
+                f"served/raw = {best.seq_per_s / raw:.2f} (against the burst: "
+                f"{best.seq_per_s / burst:.2f})",
             ]
         return "\n".join(lines)
 
@@ -136,17 +184,36 @@ class Report:
 # --- the raw network ---------------------------------------------------------------------
 
 
+@dataclass
+class RawFigures:
+    """The raw network's sequences per second by batch size."""
+
+    burst: dict[int, float] = field(default_factory=dict)
+    sustained: dict[int, float] = field(default_factory=dict)
+    gpu: dict[int, GpuSummary] = field(default_factory=dict)
+    """The GPU during each sustained phase."""
+
+
 def measure_raw(
     *,
     weights: Path,
     batch_sizes: Sequence[int],
     repeats: int,
+    sustained_batches: Sequence[int],
+    sustained_s: float,
     gpu: bool,
     compile_network: bool,
-) -> dict[int, float]:
-    """Sequences per second of the network alone, per batch size: the median of ``repeats``
-    timed forward passes after warm-up, inputs already on the device. On a GPU the network is
-    fp16 (as served) and timed with CUDA events."""
+    sampler: GpuSampler,
+) -> RawFigures:
+    """Sequences per second of the network alone, per batch size, on the device the sample
+    serves from (fp16 on a GPU, as served).
+
+    Burst: the median of ``repeats`` timed passes after warm-up, inputs already on the device,
+    timed with CUDA events on a GPU. Sustained (at ``sustained_batches``): passes back to back
+    for ``sustained_s`` seconds of wall time, each copying its inputs from host memory and its
+    FP32 logits back, as the served model does; this is what one process could serve with no
+    server around it, at the clocks a sustained load gets.
+    """
     import torch
 
     from samples.bert import network as bert_network
@@ -157,9 +224,13 @@ def measure_raw(
     if compile_network:
         model = torch.compile(model, dynamic=True)
     batch = bert_payload.make_batches(
-        count=1, batch_size=max(batch_sizes), seq_len=contract.SEQUENCE_LENGTH, seed=1
+        count=1,
+        batch_size=max([*batch_sizes, *sustained_batches]),
+        seq_len=contract.SEQUENCE_LENGTH,
+        seed=1,
     )[0]
-    full = [torch.from_numpy(t).to(device) for _, t in batch.named()]
+    host = [torch.from_numpy(t) for _, t in batch.named()]
+    full = [t.to(device) for t in host]
 
     def timed(inputs: list[Any]) -> float:
         if not gpu:
@@ -174,16 +245,35 @@ def measure_raw(
         end.synchronize()
         return float(start.elapsed_time(end)) / 1000
 
-    results: dict[int, float] = {}
+    figures = RawFigures()
     with torch.inference_mode():
         for batch_size in batch_sizes:
             inputs = [t[:batch_size] for t in full]
             for _ in range(3):
                 timed(inputs)
             seconds = statistics.median(timed(inputs) for _ in range(repeats))
-            results[batch_size] = batch_size / seconds
-            print(f"raw batch {batch_size:4d}: {results[batch_size]:9,.0f} seq/s", flush=True)
-    return results
+            figures.burst[batch_size] = batch_size / seconds
+            print(f"raw batch {batch_size:4d}: {figures.burst[batch_size]:9,.0f} seq/s", flush=True)
+        for batch_size in sustained_batches:
+            inputs = [t[:batch_size] for t in host]
+            model(*[t.to(device) for t in inputs]).float().cpu()  # warm this size
+            passes = 0
+            with sampler.phase() as phase:
+                started = time.perf_counter()
+                while (elapsed := time.perf_counter() - started) < sustained_s:
+                    on_device = [t.to(device, non_blocking=True) for t in inputs]
+                    model(*on_device).float().cpu()
+                    passes += 1
+            figures.sustained[batch_size] = passes * batch_size / elapsed
+            if phase.summary is not None:
+                figures.gpu[batch_size] = phase.summary
+            gpu_state = f"  ({phase.summary.brief()})" if phase.summary else ""
+            print(
+                f"raw batch {batch_size:4d} sustained {elapsed:.0f} s: "
+                f"{figures.sustained[batch_size]:9,.0f} seq/s{gpu_state}",
+                flush=True,
+            )
+    return figures
 
 
 # --- the client ----------------------------------------------------------------------------
@@ -259,6 +349,70 @@ async def _client(job: ClientJob) -> dict[str, Any]:
     return {"latencies": latencies, "failures": failures, "sequences": sequences}
 
 
+@dataclass(frozen=True)
+class ModelStatistics:
+    """Reads Triton's statistics of one model; the chart restricts that API to its key."""
+
+    url: str
+    model: str
+    headers: dict[str, str]
+
+    def read(self) -> dict[str, Any] | None:
+        """The model's ``model_stats`` entry, or ``None`` (with a note) if Triton refuses."""
+        request = urllib.request.Request(
+            f"{self.url}/v2/models/{self.model}/stats", headers=self.headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                stats: dict[str, Any] = json.loads(response.read())["model_stats"][0]
+                return stats
+        except (OSError, KeyError, IndexError, ValueError) as exc:
+            print(f"note: no server statistics ({exc})", flush=True)
+            return None
+
+
+def admin_headers(args: Sequence[str], api: str = "statistics") -> dict[str, str]:
+    """The header that opens ``api`` where Triton's args restrict it
+    (``--http-restricted-api=a,b:header=value``); none where they do not."""
+    for arg in args:
+        name, _, value = arg.partition("=")
+        if name != "--http-restricted-api":
+            continue
+        apis, _, header = value.rpartition(":")
+        key, _, secret = header.partition("=")
+        if api in apis.split(","):
+            return {key: secret}
+    return {}
+
+
+def counters_between(
+    before: dict[str, Any], after: dict[str, Any], *, wall_s: float, instances: int
+) -> ServerCounters:
+    """What Triton did between two readings of its statistics."""
+
+    def busy_ns(stats: dict[str, Any]) -> int:
+        return sum(
+            batch[part]["ns"]
+            for batch in stats.get("batch_stats", [])
+            for part in ("compute_input", "compute_infer", "compute_output")
+        )
+
+    def delta(path: tuple[str, ...]) -> int:
+        a: Any = after
+        b: Any = before
+        for key in path:
+            a, b = a[key], b[key]
+        return int(a) - int(b)
+
+    executions = delta(("execution_count",))
+    queued = delta(("inference_stats", "queue", "count"))
+    return ServerCounters(
+        sequences_per_batch=delta(("inference_count",)) / executions if executions else 0.0,
+        model_busy=(busy_ns(after) - busy_ns(before)) / 1e9 / wall_s / max(1, instances),
+        queue_ms=delta(("inference_stats", "queue", "ns")) / 1e6 / queued if queued else 0.0,
+    )
+
+
 def run_point(
     *,
     url: str,
@@ -269,8 +423,12 @@ def run_point(
     seconds: float,
     warmup_s: float,
     processes: int,
+    statistics_reader: ModelStatistics | None = None,
+    instances: int = 1,
+    sampler: GpuSampler | None = None,
 ) -> ServedPoint:
-    """Drive the server at one concurrency for ``seconds`` and measure what completes."""
+    """Drive the server at one concurrency for ``seconds`` and measure what completes; with a
+    statistics reader, Triton's counters over the point; with a sampler, the GPU's state."""
     processes = max(1, min(processes, concurrency))
     shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
     start_at = time.time() + warmup_s + 1.0  # one second for the processes to start
@@ -286,8 +444,18 @@ def run_point(
         )
         for i, share in enumerate(shares)
     ]
+    before = statistics_reader.read() if statistics_reader else None
+    started = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        results = pool.map(_client_process, jobs)
+        if sampler is None:
+            results = pool.map(_client_process, jobs)
+            gpu = None
+        else:
+            with sampler.phase() as phase:
+                results = pool.map(_client_process, jobs)
+            gpu = phase.summary
+    wall_s = time.perf_counter() - started
+    after = statistics_reader.read() if statistics_reader else None
     latencies = sorted(x for r in results for x in r["latencies"])
     failures = [f for r in results for f in r["failures"]]
     sequences = sum(r["sequences"] for r in results)
@@ -307,6 +475,12 @@ def run_point(
         p50_ms=quantile(0.50),
         p99_ms=quantile(0.99),
         first_failure=failures[0] if failures else "",
+        server=(
+            counters_between(before, after, wall_s=wall_s, instances=instances)
+            if before and after
+            else None
+        ),
+        gpu=gpu.brief() if gpu else "",
     )
     print(
         f"{config}: concurrency {concurrency:4d} x {sequences_per_request} seq: "
@@ -314,6 +488,14 @@ def run_point(
         f"  failures {point.failures}",
         flush=True,
     )
+    if point.server:
+        print(
+            f"  triton: {point.server.sequences_per_batch:.0f} seq/batch, model busy "
+            f"{point.server.model_busy:.2f}, queue {point.server.queue_ms:.1f} ms",
+            flush=True,
+        )
+    if point.gpu:
+        print(f"  gpu: {point.gpu}", flush=True)
     return point
 
 
@@ -360,6 +542,8 @@ def save(report: Report, out: Path) -> str:
     document = {
         "environment": report.environment,
         "raw_seq_per_s": report.raw_seq_per_s,
+        "raw_sustained_seq_per_s": report.raw_sustained_seq_per_s,
+        "raw_gpu": report.raw_gpu,
         "served": [asdict(p) for p in report.served],
     }
     (out / "report.json").write_text(json.dumps(document, indent=2))
@@ -410,6 +594,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--raw-batches", type=_ints, default=_ints("1,8,32,64,128,256"))
     parser.add_argument("--raw-repeats", type=int, default=20)
+    parser.add_argument(
+        "--sustained-batches",
+        type=_ints,
+        help="batch sizes timed sustained (default: each configuration's max batch size)",
+    )
+    parser.add_argument(
+        "--sustained-seconds", type=float, help="length of each sustained raw phase (--seconds)"
+    )
     parser.add_argument("--concurrency", type=_ints, default=_ints("32,128,256,512"))
     parser.add_argument("--seqs-per-request", type=_ints, default=_ints("1,8"))
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -432,6 +624,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     launch = chart_launch(helm=args.helm, args_file=args.chart_args)
     report = Report(environment=_environment())
+    sampler = GpuSampler()
+    if sampler.unavailable:
+        print(f"note: {sampler.unavailable}", flush=True)
+    sustained_batches = args.sustained_batches or sorted({c.max_batch_size for c in args.configs})
     repository = args.out / "models"
     for number, config in enumerate(args.configs):
         settings = BuildSettings(
@@ -456,13 +652,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             report.compiled_configs.add(config.label)
         if mode not in report.raw_seq_per_s:
             print(f"timing the raw {mode} network", flush=True)
-            report.raw_seq_per_s[mode] = measure_raw(
+            raw = measure_raw(
                 weights=settings.model_dir / str(settings.version) / "weights",
                 batch_sizes=args.raw_batches,
                 repeats=args.raw_repeats,
+                sustained_batches=sustained_batches,
+                sustained_s=args.sustained_seconds or args.seconds,
                 gpu=args.device == "gpu",
                 compile_network=config.torch_compile,
+                sampler=sampler,
             )
+            report.raw_seq_per_s[mode] = raw.burst
+            report.raw_sustained_seq_per_s[mode] = raw.sustained
+            report.raw_gpu.update({f"{mode} {b}": g.brief() for b, g in raw.gpu.items()})
+            save(report, args.out)
             if args.device == "gpu":
                 import torch
 
@@ -476,6 +679,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"starting tritonserver for {config}", flush=True)
         with server:
+            statistics_reader = ModelStatistics(
+                url=server.http_url,
+                model=contract.DEFAULT_MODEL_NAME,
+                headers=admin_headers(launch.args),
+            )
             for per_request in args.seqs_per_request:
                 for concurrency in args.concurrency:
                     report.served.append(
@@ -488,6 +696,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                             seconds=args.seconds,
                             warmup_s=args.warmup,
                             processes=args.processes,
+                            statistics_reader=statistics_reader,
+                            instances=config.instances,
+                            sampler=sampler,
                         )
                     )
                     save(report, args.out)  # a run cut short still leaves its figures

@@ -2,20 +2,30 @@
 
 The figures it reports on an H200 live in docs/benchmarks.md; here the harness itself is
 checked: configuration parsing (and its error), the served/raw ratio taken against the raw
-network of the same kind (eager or compiled), and one whole short run (repository written by
-the sample's writer, raw timing, the real local Triton, several client processes, every
-response checked) that ends with no failures and a report on disk.
+network of the same kind (eager or compiled), the admin header read from the chart's
+restricted-API flag, Triton's counters turned into batch size, busy share and queue time, and
+one whole short run (repository written by the sample's writer, burst and sustained raw timing,
+the real local Triton behind the chart's restricted APIs, several client processes, every
+response checked) that ends with no failures, the server's counters and a report on disk.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from samples.bert import gpu_benchmark
-from samples.bert.gpu_benchmark import Report, ServedPoint, ServerConfig, parse_configs
+from samples.bert.gpu_benchmark import (
+    Report,
+    ServedPoint,
+    ServerConfig,
+    admin_headers,
+    counters_between,
+    parse_configs,
+)
 
 
 def test_configurations_parse() -> None:
@@ -81,8 +91,57 @@ def test_a_short_cpu_run_serves_every_request(tmp_path: Path, helm: Path) -> Non
     assert code == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert set(report["raw_seq_per_s"]["eager"]) == {"1", "4"}
+    assert set(report["raw_sustained_seq_per_s"]["eager"]) == {"8"}  # the config's max batch
     (point,) = report["served"]
+    assert point["server"]["sequences_per_batch"] >= 1  # read with the chart's admin key
     assert point["failures"] == 0, point["first_failure"]
     assert point["requests"] > 0
     assert point["seq_per_s"] > 0
     assert "served/raw" in (tmp_path / "report.md").read_text()
+
+
+def test_the_statistics_header_comes_from_the_restricted_api_flag() -> None:
+    args = [
+        "--log-verbose=0",
+        "--http-restricted-api=model-repository,statistics,trace:triton-admin-key=s3cr=t",
+    ]
+    assert admin_headers(args) == {"triton-admin-key": "s3cr=t"}
+    assert admin_headers(args, api="logging") == {}
+    assert admin_headers(["--log-verbose=0"]) == {}
+
+
+def _stats(inferences: int, executions: int, busy_ms: int, queue_ms: int) -> dict[str, Any]:
+    per_part = busy_ms * 1_000_000 // 3
+    return {
+        "inference_count": inferences,
+        "execution_count": executions,
+        "inference_stats": {"queue": {"count": inferences // 8, "ns": queue_ms * 1_000_000}},
+        "batch_stats": [
+            {part: {"count": executions, "ns": per_part} for part in PARTS},
+        ],
+    }
+
+
+PARTS = ("compute_input", "compute_infer", "compute_output")
+
+
+def test_server_counters_are_differences_over_the_point() -> None:
+    before = _stats(inferences=800, executions=10, busy_ms=300, queue_ms=100)
+    after = _stats(inferences=8_800, executions=42, busy_ms=3_300, queue_ms=1_100)
+    counters = counters_between(before, after, wall_s=2.0, instances=2)
+    assert counters.sequences_per_batch == 250.0  # 8,000 sequences in 32 executions
+    assert counters.model_busy == pytest.approx(0.75)  # 3 s of 2 instances x 2 s
+    assert counters.queue_ms == 1.0  # 1,000 ms over 1,000 requests
+
+
+def test_the_ratio_is_taken_against_the_sustained_raw_figure_where_measured() -> None:
+    report = Report(
+        raw_seq_per_s={"eager": {256: 1000.0}},
+        raw_sustained_seq_per_s={"eager": {256: 900.0}},
+        served=[_point("eager", 855.0)],
+    )
+    assert report.raw_for("eager") == 900.0
+    assert report.raw_for("eager", sustained=False) == 1000.0
+    table = report.markdown()
+    assert "| 256 | 1,000 | 900 |" in table
+    assert "served/raw = 0.95 (against the burst: 0.85)" in table

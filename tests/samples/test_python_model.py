@@ -3,8 +3,9 @@
 Cases, for both CPU runtimes (onnxruntime, the default, and torch, the GPU code path): the
 served config has the contract's names, types and shapes; an inference of three sequences
 answers ``cls_squad_logits`` FP32 ``[3, 128, 2]`` with torch's values; concurrent requests,
-which the dynamic batcher merges into one execute() call, each get their own answer; a request
-with the wrong sequence length is refused with a message naming the expected shape.
+which the dynamic batcher merges into one execute() call, each get their own answer, also when
+clients send the three inputs in different orders; a request with the wrong sequence length is
+refused with a message naming the expected shape.
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ def client(local_triton: LocalTriton) -> Iterator[http.InferenceServerClient]:
     client.close()
 
 
-def _request(inputs: dict[str, npt.NDArray[np.int32]]) -> list[http.InferInput]:
+def _request(
+    inputs: dict[str, npt.NDArray[np.int32]], *, reverse: bool = False
+) -> list[http.InferInput]:
     request = []
-    for spec in contract.INPUTS:
+    for spec in reversed(contract.INPUTS) if reverse else contract.INPUTS:
         tensor = http.InferInput(spec.name, list(inputs[spec.name].shape), spec.datatype)
         tensor.set_data_from_numpy(inputs[spec.name], binary_data=True)
         request.append(tensor)
@@ -87,8 +90,13 @@ def test_batched_requests_get_their_own_answers(
     client: http.InferenceServerClient, reference: SquadLogits, model: str
 ) -> None:
     requests = [sample_inputs(1 + k % 3, seed=10 + k) for k in range(CONCURRENCY)]
-    # In flight together, on the client's pooled connections (it is not thread-safe).
-    pending = [client.async_infer(model, _request(inputs)) for inputs in requests]
+    # In flight together, on the client's pooled connections (it is not thread-safe); every
+    # other request names its inputs in reverse order, as nothing obliges a client to follow
+    # the config's.
+    pending = [
+        client.async_infer(model, _request(inputs, reverse=k % 2 == 1))
+        for k, inputs in enumerate(requests)
+    ]
     results = [call.get_result() for call in pending]
     for inputs, result in zip(requests, results, strict=True):
         np.testing.assert_allclose(
