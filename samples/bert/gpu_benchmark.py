@@ -24,18 +24,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deployer.errors import LocalTritonError
 from deployer.local import ContainerLaunch, LocalTriton, triton_container_launch
 from deployer.render import render
 from samples.bert import contract
@@ -60,6 +64,9 @@ class ServerConfig:
     """``max_queue_delay_microseconds`` of dynamic batching."""
     torch_compile: bool = False
     """Compile the network with ``torch.compile`` at load."""
+    mps: bool = False
+    """Run the server's processes as clients of an MPS daemon (CUDA Multi-Process Service), so
+    the instances' kernels share the GPU instead of time-slicing it between CUDA contexts."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,8 @@ class Report:
     served: list[ServedPoint] = field(default_factory=list)
     compiled_configs: set[str] = field(default_factory=set)
     """Labels of the configurations that serve the compiled network."""
+    failed_configs: dict[str, str] = field(default_factory=dict)
+    """Configurations whose server did not start, with the first line of why."""
     environment: dict[str, str] = field(default_factory=dict)
 
     def best_raw(self, mode: str = "eager", *, sustained: bool = True) -> float:
@@ -166,6 +175,7 @@ class Report:
             for p in self.served
             if p.gpu
         ]
+        lines += [f"- {label} did not start: {why}" for label, why in self.failed_configs.items()]
         best = self.best_served()
         if best is not None and self.raw_for(best.config):
             raw = self.raw_for(best.config)
@@ -545,19 +555,29 @@ def save(report: Report, out: Path) -> str:
         "raw_sustained_seq_per_s": report.raw_sustained_seq_per_s,
         "raw_gpu": report.raw_gpu,
         "served": [asdict(p) for p in report.served],
+        "failed_configs": report.failed_configs,
     }
     (out / "report.json").write_text(json.dumps(document, indent=2))
     return table
 
 
+CONFIG_FLAGS = ("compile", "mps")
+
+# Where the MPS control program is looked for: PATH, then where GKE and the NVIDIA container
+# toolkit mount the driver's utilities.
+MPS_SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/nvidia/bin"])
+
+
 def parse_configs(text: str) -> list[ServerConfig]:
-    """``label:instances:max_batch:queue_delay_us[:compile]`` entries, comma separated."""
+    """``label:instances:max_batch:queue_delay_us[:compile][:mps]`` entries, comma separated."""
     configs = []
     for entry in text.split(","):
         parts = entry.split(":")
-        if len(parts) not in (4, 5):
+        flags = parts[4:]
+        if len(parts) < 4 or any(f not in CONFIG_FLAGS for f in flags):
             raise SystemExit(
-                f"--configs entry {entry!r}: write label:instances:max_batch:delay_us[:compile]"
+                f"--configs entry {entry!r}: write label:instances:max_batch:delay_us, then "
+                "optional flags :compile (torch.compile) and :mps (an MPS daemon)"
             )
         configs.append(
             ServerConfig(
@@ -565,10 +585,42 @@ def parse_configs(text: str) -> list[ServerConfig]:
                 instances=int(parts[1]),
                 max_batch_size=int(parts[2]),
                 queue_delay_us=int(parts[3]),
-                torch_compile=len(parts) == 5 and parts[4] == "compile",
+                torch_compile="compile" in flags,
+                mps="mps" in flags,
             )
         )
     return configs
+
+
+def mps_control() -> str:
+    """The path of ``nvidia-cuda-mps-control``; a clear stop where it is missing."""
+    control = shutil.which("nvidia-cuda-mps-control", path=MPS_SEARCH_PATH)
+    if control is None:
+        raise SystemExit(
+            "a configuration asks for MPS (:mps) but nvidia-cuda-mps-control is not on PATH or "
+            "in /usr/local/nvidia/bin: install the driver's utilities or drop :mps"
+        )
+    return control
+
+
+@contextlib.contextmanager
+def mps_daemon(workdir: Path) -> Iterator[dict[str, str]]:
+    """An MPS control daemon of its own (pipe and log folders under ``workdir``), quit on
+    exit; yields the environment that makes a process its client."""
+    control = mps_control()
+    env = {
+        "CUDA_MPS_PIPE_DIRECTORY": str(workdir / "mps-pipe"),
+        "CUDA_MPS_LOG_DIRECTORY": str(workdir / "mps-log"),
+    }
+    for folder in env.values():
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    subprocess.run([control, "-d"], env={**os.environ, **env}, check=True, timeout=30)
+    try:
+        yield env
+    finally:
+        subprocess.run(
+            [control], input=b"quit\n", env={**os.environ, **env}, check=False, timeout=60
+        )
 
 
 def _ints(text: str) -> list[int]:
@@ -617,10 +669,59 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def serve_and_sweep(
+    config: ServerConfig,
+    *,
+    args: argparse.Namespace,
+    launch: ContainerLaunch,
+    report: Report,
+    sampler: GpuSampler,
+) -> None:
+    """Start Triton for ``config`` (behind its own MPS daemon where asked) and run every
+    concurrency and request size against it, saving the report after each point."""
+    repository = args.out / "models"
+    workdir = args.out / f"server-{config.label}"
+    with contextlib.ExitStack() as stack:
+        mps_env = stack.enter_context(mps_daemon(workdir)) if config.mps else {}
+        server = LocalTriton(
+            model_repository=str(repository),
+            workdir=workdir,
+            chart_args=launch.args,
+            env={**launch.env, **mps_env},
+            ready_timeout_s=args.ready_timeout,
+        )
+        stack.enter_context(server)
+        statistics_reader = ModelStatistics(
+            url=server.http_url,
+            model=contract.DEFAULT_MODEL_NAME,
+            headers=admin_headers(launch.args),
+        )
+        for per_request in args.seqs_per_request:
+            for concurrency in args.concurrency:
+                report.served.append(
+                    run_point(
+                        url=server.http_url,
+                        model=contract.DEFAULT_MODEL_NAME,
+                        config=config.label,
+                        concurrency=concurrency,
+                        sequences_per_request=per_request,
+                        seconds=args.seconds,
+                        warmup_s=args.warmup,
+                        processes=args.processes,
+                        statistics_reader=statistics_reader,
+                        instances=config.instances,
+                        sampler=sampler,
+                    )
+                )
+                save(report, args.out)  # a run cut short still leaves its figures
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from samples.bert.repository import BuildSettings, render_config, write_repository
 
+    if any(config.mps for config in args.configs):
+        mps_control()  # before anything runs, not after the first configurations
     args.out.mkdir(parents=True, exist_ok=True)
     launch = chart_launch(helm=args.helm, args_file=args.chart_args)
     report = Report(environment=_environment())
@@ -670,38 +771,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 import torch
 
                 torch.cuda.empty_cache()  # the raw network is gone; give its memory back
-        server = LocalTriton(
-            model_repository=str(repository),
-            workdir=args.out / f"server-{config.label}",
-            chart_args=launch.args,
-            env=launch.env,
-            ready_timeout_s=args.ready_timeout,
-        )
         print(f"starting tritonserver for {config}", flush=True)
-        with server:
-            statistics_reader = ModelStatistics(
-                url=server.http_url,
-                model=contract.DEFAULT_MODEL_NAME,
-                headers=admin_headers(launch.args),
-            )
-            for per_request in args.seqs_per_request:
-                for concurrency in args.concurrency:
-                    report.served.append(
-                        run_point(
-                            url=server.http_url,
-                            model=contract.DEFAULT_MODEL_NAME,
-                            config=config.label,
-                            concurrency=concurrency,
-                            sequences_per_request=per_request,
-                            seconds=args.seconds,
-                            warmup_s=args.warmup,
-                            processes=args.processes,
-                            statistics_reader=statistics_reader,
-                            instances=config.instances,
-                            sampler=sampler,
-                        )
-                    )
-                    save(report, args.out)  # a run cut short still leaves its figures
+        try:
+            serve_and_sweep(config, args=args, launch=launch, report=report, sampler=sampler)
+        except (LocalTritonError, subprocess.SubprocessError) as exc:
+            # One configuration that cannot start must not cost the others their figures.
+            report.failed_configs[config.label] = str(exc).splitlines()[0][:300]
+            print(f"{config.label} failed: {exc}", flush=True)
+            save(report, args.out)
     print(save(report, args.out))
     return 0
 

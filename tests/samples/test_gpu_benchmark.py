@@ -2,7 +2,8 @@
 
 The figures it reports on an H200 live in docs/benchmarks.md; here the harness itself is
 checked: configuration parsing (and its error), the served/raw ratio taken against the raw
-network of the same kind (eager or compiled), the admin header read from the chart's
+network of the same kind (eager or compiled), the MPS flag and the clear stop where the MPS
+control program is missing, the admin header read from the chart's
 restricted-API flag, Triton's counters turned into batch size, busy share and queue time, and
 one whole short run (repository written by the sample's writer, burst and sustained raw timing,
 the real local Triton behind the chart's restricted APIs, several client processes, every
@@ -29,17 +30,35 @@ from samples.bert.gpu_benchmark import (
 
 
 def test_configurations_parse() -> None:
-    assert parse_configs("a:2:256:500,b:1:64:0:compile") == [
+    assert parse_configs("a:2:256:500,b:1:64:0:compile,c:4:256:0:compile:mps") == [
         ServerConfig(label="a", instances=2, max_batch_size=256, queue_delay_us=500),
         ServerConfig(
             label="b", instances=1, max_batch_size=64, queue_delay_us=0, torch_compile=True
         ),
+        ServerConfig(
+            label="c",
+            instances=4,
+            max_batch_size=256,
+            queue_delay_us=0,
+            torch_compile=True,
+            mps=True,
+        ),
     ]
 
 
-def test_a_malformed_configuration_says_how_to_write_it() -> None:
-    with pytest.raises(SystemExit, match="label:instances:max_batch:delay_us"):
-        parse_configs("a:2:256")
+@pytest.mark.parametrize("entry", ["a:2:256", "a:2:256:0:fast"])
+def test_a_malformed_configuration_says_how_to_write_it(entry: str) -> None:
+    with pytest.raises(SystemExit, match=r"label:instances:max_batch:delay_us.*:mps"):
+        parse_configs(entry)
+
+
+def test_mps_without_its_control_program_stops_before_any_server_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gpu_benchmark, "MPS_SEARCH_PATH", str(tmp_path))
+    with pytest.raises(SystemExit, match="nvidia-cuda-mps-control is not on PATH"):
+        gpu_benchmark.main([f"--out={tmp_path / 'out'}", "--configs=a:2:256:0:mps"])
+    assert not (tmp_path / "out").exists()
 
 
 def _point(config: str, seq_per_s: float) -> ServedPoint:
