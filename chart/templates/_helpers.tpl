@@ -91,6 +91,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* The Triton container's shell line with gpu.mps.enabled: start the MPS control daemon (its
+pipe and log folders under the /tmp emptyDir), stop with what to change if it cannot start, then
+become tritonserver with the container's args ("$@"), so signals and the exit code are Triton's. */}}
+{{- define "triton.mpsLauncher" -}}
+mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY" && {{ .Values.gpu.mps.controlPath }} -d || { echo "gpu.mps.enabled: could not start the MPS control daemon ({{ .Values.gpu.mps.controlPath }} -d): set gpu.mps.controlPath to nvidia-cuda-mps-control in this image, or disable gpu.mps" >&2; exit 1; }; exec tritonserver "$@"
+{{- end }}
+
 {{/* Node selector terms that place Triton on the right GPUs in GKE. */}}
 {{- define "triton.gpuNodeSelector" -}}
 {{- with .Values.gpu }}

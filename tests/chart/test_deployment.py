@@ -5,11 +5,15 @@ options map to flags; probes on the health paths with a startup budget for large
 resources with the GPU limit; GKE GPU placement (accelerator, MIG, time-sharing, CPU only);
 /dev/shm as a sized memory volume; a Pod Security "restricted" pod; graceful drain; image by
 tag or digest; LD_PRELOAD, extra env, labels and annotations; selector labels only name and
-instance.
+instance; the in-pod MPS daemon (off by default; its shell line run for real with a stand-in
+control program: Triton gets every argument verbatim, and a daemon that cannot start stops the
+container with what to change).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +214,78 @@ class TestDeployment:
     def test_selector_labels_are_only_name_and_instance(self, defaults: list[Manifest]) -> None:
         selector = only(defaults, "Deployment")["spec"]["selector"]["matchLabels"]
         assert set(selector) == {"app.kubernetes.io/name", "app.kubernetes.io/instance"}
+
+
+class TestMpsDaemon:
+    """``gpu.mps.enabled``: the container starts the MPS control daemon, then becomes Triton."""
+
+    def test_off_by_default(self, defaults: list[Manifest]) -> None:
+        container = triton_container(defaults)
+        assert container["command"] == ["tritonserver"]
+        assert not [e for e in container.get("env", []) if e["name"].startswith("CUDA_MPS")]
+
+    def test_the_launcher_keeps_tritons_arguments_and_uses_the_tmp_volume(
+        self, helm: Path, defaults: list[Manifest]
+    ) -> None:
+        rendered = deployment(helm, {"gpu": {"mps": {"enabled": True}}})
+        container = field(rendered, "spec.template.spec.containers")[0]
+        assert container["command"][:2] == ["/bin/sh", "-c"]
+        assert container["command"][3] == "tritonserver"  # $0 of the shell line
+        assert container["args"] == triton_container(defaults)["args"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["CUDA_MPS_PIPE_DIRECTORY"] == "/tmp/nvidia-mps"
+        assert env["CUDA_MPS_LOG_DIRECTORY"] == "/tmp/nvidia-mps-log"
+        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+
+    @staticmethod
+    def _run_launcher(
+        helm: Path, tmp_path: Path, *, control_exit: int
+    ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+        """Run the rendered shell line with a stand-in for the driver's control program (which
+        needs a GPU) and a `tritonserver` on PATH that records its arguments."""
+        control = tmp_path / "nvidia-cuda-mps-control"
+        control.write_text(
+            '#!/bin/sh\ntest -d "$CUDA_MPS_PIPE_DIRECTORY" || exit 3\n'
+            f'echo "$@" > {tmp_path}/control-args\nexit {control_exit}\n'
+        )
+        server = tmp_path / "bin" / "tritonserver"
+        server.parent.mkdir()
+        server.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/server-args\n')
+        for program in (control, server):
+            program.chmod(0o755)
+        mps = {"enabled": True, "controlPath": str(control)}
+        rendered = deployment(helm, {"gpu": {"mps": mps}})
+        container = field(rendered, "spec.template.spec.containers")[0]
+        env = {
+            **os.environ,
+            "PATH": f"{server.parent}{os.pathsep}{os.environ['PATH']}",
+            "CUDA_MPS_PIPE_DIRECTORY": str(tmp_path / "pipe"),
+            "CUDA_MPS_LOG_DIRECTORY": str(tmp_path / "log"),
+        }
+        result = subprocess.run(
+            [*container["command"], *container["args"]],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return result, container["args"]
+
+    def test_the_daemon_starts_then_triton_gets_every_argument_verbatim(
+        self, helm: Path, tmp_path: Path
+    ) -> None:
+        result, args = self._run_launcher(helm, tmp_path, control_exit=0)
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "control-args").read_text().split() == ["-d"]
+        assert (tmp_path / "log").is_dir()
+        assert (tmp_path / "server-args").read_text().splitlines() == args
+
+    def test_a_daemon_that_cannot_start_stops_the_container_with_what_to_change(
+        self, helm: Path, tmp_path: Path
+    ) -> None:
+        result, _ = self._run_launcher(helm, tmp_path, control_exit=1)
+        assert result.returncode == 1
+        assert "could not start the MPS control daemon" in result.stderr
+        assert "set gpu.mps.controlPath" in result.stderr
+        assert not (tmp_path / "server-args").exists()  # Triton never started

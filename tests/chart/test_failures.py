@@ -2,7 +2,8 @@
 
 Cases: a mistyped key, a wrong type, replicas out of range, a bad enum, no model repository,
 an existing ServiceAccount without a name, a grace period shorter than the drain, MIG with a
-sharing strategy GKE does not combine with it, an extra argument not written `--flag=value`,
+sharing strategy GKE does not combine with it, an in-pod MPS daemon without GPUs, on a GPU
+shared with other pods, or at a relative path, an extra argument not written `--flag=value`,
 bad ingress, autoscaling, standby and security combinations, Kubernetes older than 1.30.
 """
 
@@ -39,6 +40,21 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "mig-with-mps",
         {**REPO, "gpu": {"partitionSize": "1g.5gb", "sharing": {"strategy": "mps"}}},
         "gpu.partitionSize (MIG) combines only with gpu.sharing.strategy=time-sharing",
+    ),
+    (
+        "mps-without-gpu",
+        {**REPO, "gpu": {"count": 0, "mps": {"enabled": True}}},
+        "gpu.mps.enabled needs GPUs: set gpu.count",
+    ),
+    (
+        "mps-daemon-on-a-shared-gpu",
+        {**REPO, "gpu": {"sharing": {"strategy": "mps"}, "mps": {"enabled": True}}},
+        "gpu.sharing.strategy=mps shares them with other pods (with mps, GKE runs the daemon)",
+    ),
+    (
+        "mps-control-path-not-absolute",
+        {**REPO, "gpu": {"mps": {"enabled": True, "controlPath": "nvidia-cuda-mps-control"}}},
+        "/gpu/mps/controlPath",
     ),
     ("extra-arg-not-a-flag", {**REPO, "server": {"extraArgs": ["load bert"]}}, "extraArgs/0"),
     (
