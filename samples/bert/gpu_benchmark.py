@@ -662,8 +662,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--configs",
         type=parse_configs,
-        default=parse_configs("i2-b256:2:256:500"),
-        help="server configurations: label:instances:max_batch:delay_us[:compile],...",
+        default=parse_configs("i4-mps:4:256:500:mps,i4:4:256:500"),
+        help="server configurations: label:instances:max_batch:delay_us[:compile][:mps],... "
+        "(default: four instances behind MPS, then without)",
     )
     parser.add_argument("--ready-timeout", type=float, default=300.0)
     return parser
