@@ -32,6 +32,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -95,7 +96,7 @@ class ServedPoint:
     p99_ms: float
     first_failure: str = ""
     server: ServerCounters | None = None
-    """What Triton counted over the point, warm-up included."""
+    """What Triton counted over the measured seconds."""
     gpu: str = ""
     """The GPU over the point (:meth:`GpuSummary.brief`), empty without telemetry."""
 
@@ -438,7 +439,8 @@ def run_point(
     sampler: GpuSampler | None = None,
 ) -> ServedPoint:
     """Drive the server at one concurrency for ``seconds`` and measure what completes; with a
-    statistics reader, Triton's counters over the point; with a sampler, the GPU's state."""
+    statistics reader, Triton's counters over the same seconds; with a sampler, the GPU's
+    state over them."""
     processes = max(1, min(processes, concurrency))
     shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
     start_at = time.time() + warmup_s + 1.0  # one second for the processes to start
@@ -454,18 +456,29 @@ def run_point(
         )
         for i, share in enumerate(shares)
     ]
-    before = statistics_reader.read() if statistics_reader else None
-    started = time.perf_counter()
+    stop_at = start_at + seconds
+    # Triton's counters are read when measuring starts and stops, from a thread, so warm-up
+    # and any request still waiting after the window stay out of them, as they stay out of
+    # the client's figures; the GPU readings are cut to the same window.
+    readings: dict[str, dict[str, Any] | None] = {}
+
+    def read_counters_at_window_edges() -> None:
+        for edge, at in (("before", start_at), ("after", stop_at)):
+            time.sleep(max(0.0, at - time.time()))
+            readings[edge] = statistics_reader.read() if statistics_reader else None
+
+    counter_thread = threading.Thread(target=read_counters_at_window_edges, daemon=True)
+    counter_thread.start()
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         if sampler is None:
             results = pool.map(_client_process, jobs)
             gpu = None
         else:
-            with sampler.phase() as phase:
+            with sampler.phase(window=(start_at, stop_at)) as phase:
                 results = pool.map(_client_process, jobs)
             gpu = phase.summary
-    wall_s = time.perf_counter() - started
-    after = statistics_reader.read() if statistics_reader else None
+    counter_thread.join()
+    before, after = readings.get("before"), readings.get("after")
     latencies = sorted(x for r in results for x in r["latencies"])
     failures = [f for r in results for f in r["failures"]]
     sequences = sum(r["sequences"] for r in results)
@@ -486,7 +499,7 @@ def run_point(
         p99_ms=quantile(0.99),
         first_failure=failures[0] if failures else "",
         server=(
-            counters_between(before, after, wall_s=wall_s, instances=instances)
+            counters_between(before, after, wall_s=seconds, instances=instances)
             if before and after
             else None
         ),

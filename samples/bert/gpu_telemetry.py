@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import statistics
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ CLOCK_EVENT_REASONS: dict[int, str] = {
 class GpuSample:
     """One reading of the GPU."""
 
+    at: float
+    """Wall-clock time of the reading (``time.time()``)."""
     sm_clock_mhz: float
     power_w: float
     utilization_pct: float
@@ -128,6 +131,7 @@ class GpuSampler:
             getattr(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None),
         )
         return GpuSample(
+            at=time.time(),
             sm_clock_mhz=float(nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM)),
             power_w=nvml.nvmlDeviceGetPowerUsage(handle) / 1000,
             utilization_pct=float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu),
@@ -136,8 +140,9 @@ class GpuSampler:
         )
 
     @contextmanager
-    def phase(self) -> Iterator[PhaseRecord]:
-        """Sample while the block runs; the yielded record holds the summary afterwards."""
+    def phase(self, window: tuple[float, float] | None = None) -> Iterator[PhaseRecord]:
+        """Sample while the block runs; the yielded record holds the summary afterwards, of the
+        readings within ``window`` (wall-clock start and stop) where one is given."""
         record = PhaseRecord()
         if self._nvml is None:
             yield record
@@ -156,4 +161,6 @@ class GpuSampler:
         finally:
             stop.set()
             thread.join()
+            if window is not None:
+                samples = [s for s in samples if window[0] <= s.at <= window[1]]
             record.summary = summarize(samples, power_limit_w=self._power_limit_w)

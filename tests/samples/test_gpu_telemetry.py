@@ -3,7 +3,8 @@
 Cases: without NVML the sampler says why and records nothing (the benchmark goes on); the
 summary of readings takes medians, the highest temperature, and names only the clock event
 reasons present in at least a tenth of the readings; a phase samples through an NVML module
-(a stand-in with NVML's functions, since no driver runs here) and summarizes on exit.
+(a stand-in with NVML's functions, since no driver runs here) and summarizes on exit, only the
+readings inside its window where it has one.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from samples.bert.gpu_telemetry import GpuSample, GpuSampler, summarize
 
 def _sample(clock: float, reasons: int = 0, temperature: float = 50.0) -> GpuSample:
     return GpuSample(
+        at=0.0,
         sm_clock_mhz=clock,
         power_w=600.0,
         utilization_pct=100.0,
@@ -55,8 +57,8 @@ def test_summary_takes_medians_and_frequent_reasons() -> None:
     assert summarize([], power_limit_w=700.0) is None
 
 
-def test_a_phase_samples_through_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
-    nvml = SimpleNamespace(
+def _fake_nvml() -> SimpleNamespace:
+    return SimpleNamespace(
         NVML_CLOCK_SM=1,
         NVML_TEMPERATURE_GPU=0,
         nvmlInit=lambda: None,
@@ -68,7 +70,10 @@ def test_a_phase_samples_through_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
         nvmlDeviceGetTemperature=lambda handle, sensor: 61,
         nvmlDeviceGetCurrentClocksEventReasons=lambda handle: 0x4,
     )
-    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+
+
+def test_a_phase_samples_through_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml())
     sampler = GpuSampler(interval_s=0.01)
     assert sampler.unavailable == ""
     with sampler.phase() as phase:
@@ -79,3 +84,16 @@ def test_a_phase_samples_through_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
     assert phase.summary.power_w == 650.0
     assert phase.summary.power_limit_w == 700.0
     assert phase.summary.reasons == ["software power cap"]
+
+
+def test_a_window_keeps_only_the_readings_inside_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml())
+    sampler = GpuSampler(interval_s=0.01)
+    started = time.time()
+    with sampler.phase(window=(started + 0.1, started + 0.2)) as inside:
+        time.sleep(0.3)
+    assert inside.summary is not None
+    assert 3 <= inside.summary.samples <= 12  # about 10 of the about 30 readings
+    with sampler.phase(window=(started - 10, started - 5)) as before_it:
+        time.sleep(0.05)
+    assert before_it.summary is None
