@@ -209,6 +209,15 @@ triton_release
 {{/* Bad combinations of values, refused before anything is rendered. */}}
 {{- define "triton.validate" -}}
 {{- $v := .Values }}
+{{- if and $v.gpu.partitionSize $v.gpu.sharing.strategy (ne $v.gpu.sharing.strategy "time-sharing") }}
+{{- fail "gpu.partitionSize (MIG) combines only with gpu.sharing.strategy=time-sharing on GKE: clear one of them" }}
+{{- end }}
+{{- if and $v.gpu.mps.enabled (eq (int $v.gpu.count) 0) }}
+{{- fail "gpu.mps.enabled needs GPUs: set gpu.count, or leave gpu.mps.enabled false on CPU nodes" }}
+{{- end }}
+{{- if and $v.gpu.mps.enabled $v.gpu.sharing.strategy }}
+{{- fail (printf "gpu.mps.enabled starts a daemon that expects the pod's GPUs to itself, but gpu.sharing.strategy=%s shares them with other pods (with mps, GKE runs the daemon): clear one of them" $v.gpu.sharing.strategy) }}
+{{- end }}
 {{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
 {{- fail (printf "autoscaling.minReplicas (%d) is above autoscaling.maxReplicas (%d): lower minReplicas or raise maxReplicas" (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
 {{- end }}

@@ -469,14 +469,10 @@ def run_point(
 
     counter_thread = threading.Thread(target=read_counters_at_window_edges, daemon=True)
     counter_thread.start()
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        if sampler is None:
-            results = pool.map(_client_process, jobs)
-            gpu = None
-        else:
-            with sampler.phase(window=(start_at, stop_at)) as phase:
-                results = pool.map(_client_process, jobs)
-            gpu = phase.summary
+    sampling = sampler.phase(window=(start_at, stop_at)) if sampler else contextlib.nullcontext()
+    with multiprocessing.get_context("spawn").Pool(processes) as pool, sampling as phase:
+        results = pool.map(_client_process, jobs)
+    gpu = phase.summary if phase else None
     counter_thread.join()
     before, after = readings.get("before"), readings.get("after")
     latencies = sorted(x for r in results for x in r["latencies"])
@@ -627,13 +623,12 @@ def mps_daemon(workdir: Path) -> Iterator[dict[str, str]]:
     }
     for folder in env.values():
         Path(folder).mkdir(parents=True, exist_ok=True)
-    subprocess.run([control, "-d"], env={**os.environ, **env}, check=True, timeout=30)
+    daemon_env = {**os.environ, **env}
+    subprocess.run([control, "-d"], env=daemon_env, check=True, timeout=30)
     try:
         yield env
     finally:
-        subprocess.run(
-            [control], input=b"quit\n", env={**os.environ, **env}, check=False, timeout=60
-        )
+        subprocess.run([control], input=b"quit\n", env=daemon_env, check=False, timeout=60)
 
 
 def _ints(text: str) -> list[int]:
@@ -686,6 +681,7 @@ def _parser() -> argparse.ArgumentParser:
 def serve_and_sweep(
     config: ServerConfig,
     *,
+    repository: Path,
     args: argparse.Namespace,
     launch: ContainerLaunch,
     report: Report,
@@ -693,7 +689,6 @@ def serve_and_sweep(
 ) -> None:
     """Start Triton for ``config`` (behind its own MPS daemon where asked) and run every
     concurrency and request size against it, saving the report after each point."""
-    repository = args.out / "models"
     workdir = args.out / f"server-{config.label}"
     with contextlib.ExitStack() as stack:
         mps_env = stack.enter_context(mps_daemon(workdir)) if config.mps else {}
@@ -787,7 +782,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 torch.cuda.empty_cache()  # the raw network is gone; give its memory back
         print(f"starting tritonserver for {config}", flush=True)
         try:
-            serve_and_sweep(config, args=args, launch=launch, report=report, sampler=sampler)
+            serve_and_sweep(
+                config,
+                repository=repository,
+                args=args,
+                launch=launch,
+                report=report,
+                sampler=sampler,
+            )
         except (LocalTritonError, subprocess.SubprocessError) as exc:
             # One configuration that cannot start must not cost the others their figures.
             report.failed_configs[config.label] = str(exc).splitlines()[0][:300]

@@ -1,9 +1,8 @@
 """What the GPU did while a benchmark phase ran: SM clock, power, busy time, why clocks dropped.
 
-A sustained load on a GPU does not run at the clocks a one-second burst sees: past its power
-limit the card lowers its clocks, so throughput measured over ten seconds is lower than a
-short median suggests. Recording the clocks next to every figure tells a serving overhead
-apart from a slower card.
+Past its power limit a GPU lowers its clocks, and a GPU time-sliced between CUDA contexts
+reports itself busy while doing less work. Recording clock, power and busy share next to every
+figure tells a serving overhead apart from a slower card.
 
 Samples come from NVML (``pynvml``, the ``nvidia-ml-py`` package that CUDA images carry) in a
 background thread. Where NVML is missing (no GPU, or a CPU smoke run) the sampler records
@@ -111,6 +110,7 @@ class GpuSampler:
     """Why nothing is recorded, or empty when NVML answers."""
     _nvml: Any = field(default=None, repr=False)
     _handle: Any = field(default=None, repr=False)
+    _reasons_of: Any = field(default=None, repr=False)
     _power_limit_w: float = 0.0
 
     def __post_init__(self) -> None:
@@ -119,17 +119,18 @@ class GpuSampler:
             nvml.nvmlInit()
             self._handle = nvml.nvmlDeviceGetHandleByIndex(self.index)
             self._power_limit_w = nvml.nvmlDeviceGetEnforcedPowerLimit(self._handle) / 1000
+            # Newer NVML names the call "event reasons"; older ones only "throttle reasons".
+            self._reasons_of = getattr(
+                nvml,
+                "nvmlDeviceGetCurrentClocksEventReasons",
+                getattr(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None),
+            )
             self._nvml = nvml
         except Exception as exc:  # any NVML failure only means no telemetry
             self.unavailable = f"no GPU telemetry ({type(exc).__name__}: {exc})"
 
     def read(self) -> GpuSample:
-        nvml, handle = self._nvml, self._handle
-        reasons_of = getattr(
-            nvml,
-            "nvmlDeviceGetCurrentClocksEventReasons",
-            getattr(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None),
-        )
+        nvml, handle, reasons_of = self._nvml, self._handle, self._reasons_of
         return GpuSample(
             at=time.time(),
             sm_clock_mhz=float(nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM)),
