@@ -54,12 +54,14 @@ def test_constant_rate_is_reached_without_failures(
         "--target-qps",
         str(target),
         "-t",
-        "4s",
+        # Locust's clock starts before the users connect: 6 s keeps a slow first connection
+        # on a busy 2-core runner from reading as a missed rate.
+        "6s",
     )
     summary = summarize(run.stats)
     assert run.returncode == 0, run.output
     assert summary.failures == 0
-    assert summary.requests >= 3 * target
+    assert summary.requests >= 5 * target
     assert 0.9 * target <= summary.qps <= 1.3 * target, summary
     assert "summary" in run.output and "rate" in run.output
 
