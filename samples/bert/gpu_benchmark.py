@@ -444,6 +444,7 @@ def run_point(
     processes = max(1, min(processes, concurrency))
     shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
     start_at = time.time() + warmup_s + 1.0  # one second for the processes to start
+    stop_at = start_at + seconds
     jobs = [
         ClientJob(
             url=url,
@@ -451,12 +452,11 @@ def run_point(
             connections=share,
             sequences_per_request=sequences_per_request,
             start_at=start_at,
-            stop_at=start_at + seconds,
+            stop_at=stop_at,
             seed=i,
         )
         for i, share in enumerate(shares)
     ]
-    stop_at = start_at + seconds
     # Triton's counters are read when measuring starts and stops, from a thread, so warm-up
     # and any request still waiting after the window stay out of them, as they stay out of
     # the client's figures; the GPU readings are cut to the same window.

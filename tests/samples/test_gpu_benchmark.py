@@ -129,6 +129,9 @@ def test_the_statistics_header_comes_from_the_restricted_api_flag() -> None:
     assert admin_headers(["--log-verbose=0"]) == {}
 
 
+PARTS = ("compute_input", "compute_infer", "compute_output")
+
+
 def _stats(inferences: int, executions: int, busy_ms: int, queue_ms: int) -> dict[str, Any]:
     per_part = busy_ms * 1_000_000 // 3
     return {
@@ -139,9 +142,6 @@ def _stats(inferences: int, executions: int, busy_ms: int, queue_ms: int) -> dic
             {part: {"count": executions, "ns": per_part} for part in PARTS},
         ],
     }
-
-
-PARTS = ("compute_input", "compute_infer", "compute_output")
 
 
 def test_server_counters_are_differences_over_the_point() -> None:
