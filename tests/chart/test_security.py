@@ -221,6 +221,7 @@ class TestEdgeAuthentication:
         assert policy["spec"]["default"]["iap"]["oauth2ClientSecret"] == {"name": "oauth"}
         check = only(manifests, "HealthCheckPolicy")
         assert field(check, "spec.default.config.httpHealthCheck") == {
+            "portSpecification": "USE_FIXED_PORT",
             "port": 8000,
             "requestPath": "/v2/health/ready",
         }
