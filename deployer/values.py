@@ -3,7 +3,9 @@
 ``schema.yaml`` is a Marketplace schema v2: its ``properties`` are dotted chart value keys
 (``image.tag``, ``server.logVerbose``) plus the Marketplace's own ``name`` and ``namespace``
 (typed ``NAME`` and ``NAMESPACE``), and its ``x-google-marketplace.images`` name the image
-properties the Marketplace fills in. Every function here is pure.
+properties. GKE Marketplace sends no image property: it sends ``__image_repo_prefix__``, and
+the image properties are derived from it the way Google's ``expand_config.py`` derives them.
+Every function here is pure.
 """
 
 from __future__ import annotations
@@ -20,8 +22,13 @@ from deployer.errors import SchemaError, ValuesError
 
 # Marketplace property types that are not chart values: they name the Helm release.
 _RELEASE_TYPES = {"NAME": "name", "NAMESPACE": "namespace"}
-# Image property types the Marketplace fills in from `x-google-marketplace.images`.
+# Image property types `x-google-marketplace.images` may project an image onto.
 _IMAGE_TYPES = {"REGISTRY", "REPO_WITHOUT_REGISTRY", "REPO_WITH_REGISTRY", "TAG", "FULL"}
+
+IMAGE_REPO_PREFIX = "__image_repo_prefix__"
+"""The key GKE Marketplace adds to a schema-v2 deploy's values (``provision.py``): where its
+copies of the images live, such as ``gcr.io/PROJECT/APP``. Image ``NAME`` is at
+``PREFIX/NAME:publishedVersion``, the image named ``""`` at ``PREFIX:publishedVersion``."""
 
 FIXED_VALUES: dict[str, Any] = {"marketplace.enabled": True}
 """Chart values every deploy sets, never a form choice. ``marketplace.enabled`` renders the
@@ -42,6 +49,9 @@ class Schema:
     """``{"name": KEY, "namespace": KEY}``: the properties typed NAME and NAMESPACE."""
     published_version: str
     """``x-google-marketplace.publishedVersion``."""
+    images: dict[str, dict[str, str]]
+    """``x-google-marketplace.images``: each image's name (``""`` allowed) to its
+    ``{property key: projection type}``."""
 
     def json_schema(self) -> dict[str, Any]:
         """A JSON schema for a flat values mapping; unknown keys are refused."""
@@ -78,13 +88,17 @@ def parse_schema(document: Any, *, source: str = "schema.yaml") -> Schema:
     if not isinstance(properties, Mapping) or not properties:
         raise SchemaError(f"{source} has no `properties`: list the form's values there")
     merged: dict[str, dict[str, Any]] = {str(k): dict(v or {}) for k, v in properties.items()}
+    images: dict[str, dict[str, str]] = {}
     for image_name, image in (header.get("images") or {}).items():
+        projections = images.setdefault(str(image_name), {})
         for key, prop in ((image or {}).get("properties") or {}).items():
             if prop.get("type") not in _IMAGE_TYPES:
                 raise SchemaError(
                     f"{source}: image {image_name!r} property {key!r} has type "
                     f"{prop.get('type')!r}; use one of {sorted(_IMAGE_TYPES)}"
                 )
+            projections[str(key)] = str(prop["type"])
+            # Typed by hand (helm-style values) when no image prefix is given.
             merged.setdefault(str(key), {"type": "string"})
     release_keys = {
         role: key
@@ -114,6 +128,7 @@ def parse_schema(document: Any, *, source: str = "schema.yaml") -> Schema:
         required=tuple(str(k) for k in document.get("required") or ()),
         release_keys=release_keys,
         published_version=str(header.get("publishedVersion", "")),
+        images=images,
     )
 
 
@@ -153,7 +168,10 @@ def load_values_dir(path: Path, schema: Schema) -> dict[str, Any]:
         if file.name.startswith(".") or not file.is_file():
             continue
         text = file.read_text()
-        if schema.properties.get(file.name, {}).get("type") == "string":
+        if (
+            file.name == IMAGE_REPO_PREFIX
+            or schema.properties.get(file.name, {}).get("type") == "string"
+        ):
             found[file.name] = text
             continue
         try:
@@ -188,6 +206,67 @@ def flatten(values: Mapping[str, Any], properties: Mapping[str, Any]) -> dict[st
     for key, value in values.items():
         walk(str(key), value)
     return flat
+
+
+def image_values(schema: Schema, prefix: Any) -> dict[str, str]:
+    """Every image property, derived from ``__image_repo_prefix__`` as ``expand_config.py``
+    does: ``REGISTRY/REPO`` is ``PREFIX/NAME`` (``PREFIX`` for the image named ``""``), split
+    at its first ``/``; the tag is ``publishedVersion``."""
+    if not isinstance(prefix, str) or not prefix:
+        raise ValuesError(
+            [
+                f"{IMAGE_REPO_PREFIX}: {prefix!r} is not a registry path; give the prefix the "
+                "images were published under, such as gcr.io/PROJECT/APP"
+            ]
+        )
+    if not schema.published_version:
+        raise ValuesError(
+            [
+                f"{IMAGE_REPO_PREFIX}: the schema has no x-google-marketplace.publishedVersion, "
+                "which is the images' tag: add it to the schema"
+            ]
+        )
+    tag = schema.published_version
+    derived: dict[str, str] = {}
+    for name, projections in schema.images.items():
+        registry_repo = f"{prefix}/{name}" if name else prefix
+        registry, slash, repo = registry_repo.partition("/")
+        if not slash:
+            raise ValuesError(
+                [
+                    f"{IMAGE_REPO_PREFIX}: {prefix!r} names no repository for image {name!r}; "
+                    "give REGISTRY/PATH, such as gcr.io/PROJECT/APP"
+                ]
+            )
+        parts = {
+            "FULL": f"{registry_repo}:{tag}",
+            "REGISTRY": registry,
+            "REPO_WITH_REGISTRY": registry_repo,
+            "REPO_WITHOUT_REGISTRY": repo,
+            "TAG": tag,
+        }
+        derived.update({key: parts[kind] for key, kind in projections.items()})
+    return derived
+
+
+def with_images(schema: Schema, flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat values with ``__image_repo_prefix__`` replaced by the image properties it
+    derives; values without it are returned as they are (image values typed by hand, or
+    the chart's defaults). An image property both typed and derived is refused, as
+    ``expand_config.py`` refuses a generated property that already has a value."""
+    if IMAGE_REPO_PREFIX not in flat:
+        return dict(flat)
+    rest = {k: v for k, v in flat.items() if k != IMAGE_REPO_PREFIX}
+    derived = image_values(schema, flat[IMAGE_REPO_PREFIX])
+    both = sorted(set(rest) & set(derived))
+    if both:
+        raise ValuesError(
+            [
+                f"{key}: given, and derived from {IMAGE_REPO_PREFIX}; give one of them"
+                for key in both
+            ]
+        )
+    return {**rest, **derived}
 
 
 def _key_of(error: jsonschema.ValidationError) -> str:
@@ -258,9 +337,10 @@ class DeployValues:
 
 
 def resolve(schema: Schema, values: Mapping[str, Any]) -> DeployValues:
-    """Validate raw (flat or nested) values, fill defaults, split off name and namespace,
-    add the FIXED_VALUES, and expand the rest into the chart's nested values."""
-    checked = validate(schema, flatten(values, schema.properties))
+    """Derive the image properties from ``__image_repo_prefix__`` if given, validate raw
+    (flat or nested) values, fill defaults, split off name and namespace, add the
+    FIXED_VALUES, and expand the rest into the chart's nested values."""
+    checked = validate(schema, with_images(schema, flatten(values, schema.properties)))
     name = str(checked.pop(schema.release_keys["name"], ""))
     namespace = str(checked.pop(schema.release_keys["namespace"], ""))
     chart_values = expand_dotted({**checked, **FIXED_VALUES})

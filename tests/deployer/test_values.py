@@ -9,7 +9,8 @@ Cases:
 - validation lists every problem with its key at once (type, required, enum, minimum,
   maximum, pattern, unknown key) and adds the property's title; release name and namespace
   must be DNS labels;
-- defaults fill only what was left out; the Marketplace's image values are accepted;
+- defaults fill only what was left out; image values typed by hand are accepted (the
+  Marketplace's `__image_repo_prefix__` is in test_marketplace_images.py);
 - nested values are flattened onto dotted properties, dotted keys expanded back; a key that
   is both a value and a parent is refused;
 - schema and values files: missing, broken YAML, not a mapping; an empty values file is
