@@ -64,8 +64,13 @@ lint: venv tools ## ruff, mypy, helm lint (Helm 3 and 4), yamllint on the render
 	yamllint -c .yamllint.yaml deployer/rbac.yaml
 	hadolint Dockerfile.deployer
 
+.PHONY: etcd
+etcd: ## etcd for the control-plane tests (Debian's etcd-server), installed when missing
+	@command -v etcd >/dev/null || { echo "==> installing etcd-server (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
+
 .PHONY: test
-test: lint ## Lint, then run every test (pytest)
+test: lint etcd ## Lint, then run every test (pytest), the control-plane ones included
 	pytest
 
 # --- the main job ----------------------------------------------------------------------------
