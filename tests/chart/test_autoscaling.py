@@ -8,18 +8,22 @@ two releases' duty-cycle selectors never overlap; behaviour defaults scale up fa
 slowly, and can be replaced; the PodDisruptionBudget follows maxReplicas; standby placeholders
 request the same GPU, CPU and memory on the same nodes at a lower, non-preempting priority, and
 no Triton Service selects them; PodMonitoring and ServiceMonitor scrape port `metrics` of this
-release's pods; the Grafana dashboard is valid JSON that plots the metrics the HPA uses.
+release's pods; the Grafana dashboard is valid JSON that plots the metrics the HPA uses; every
+description of `nv_inference_pending_request_count` says what Triton documents it to count
+(requests waiting to start execution), never requests in flight.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.chart.helpers import field, only, render_chart
+from tests.conftest import ROOT
 
 REPO = {"modelRepository": "gs://bucket/models"}
 SCRAPED = {"metrics": {"podMonitoring": {"enabled": True}}}
@@ -211,3 +215,31 @@ class TestMetrics:
             "nv_inference_pending_request_count",
         ):
             assert metric in queries
+
+
+PENDING_DESCRIBED_IN = (
+    "chart/templates/hpa.yaml",
+    "chart/values.yaml",
+    "chart/README.md",
+    "docs/autoscaling.md",
+    "schema.yaml",
+)
+"""Every file that tells a user what the pendingRequests signal counts."""
+
+
+@pytest.mark.parametrize("path", PENDING_DESCRIBED_IN)
+def test_pending_requests_described_as_waiting_to_start_execution(path: str) -> None:
+    """Triton's `nv_inference_pending_request_count` counts requests not yet picked up by a
+    model instance (tests/chart/test_metrics_prometheus.py measures it): a target sized as if
+    it counted executing requests too scales late."""
+    lines = (ROOT / path).read_text().splitlines()
+    mentions = [
+        i
+        for i, line in enumerate(lines)
+        if re.search("pending_request_count|pendingRequests", line)
+    ]
+    assert mentions, f"{path} no longer mentions the pendingRequests signal"
+    near = "\n".join("\n".join(lines[max(i - 1, 0) : i + 6]) for i in mentions).lower()
+    for wrong in ("in flight", "in-flight", "not yet answered", "not yet finished"):
+        assert wrong not in near, f"{path} describes pending requests as {wrong!r}"
+    assert "waiting to start execution" in " ".join(near.replace("#", " ").split())
