@@ -67,8 +67,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if not .Values.modelRepository }}
 {{- fail "modelRepository is required: set it to the Triton model repository, e.g. --set modelRepository=gs://BUCKET/PATH" }}
 {{- end -}}
-- --model-repository={{ .Values.modelRepository }}
+- --model-repository={{ include "triton.modelRepositoryPath" . }}
 - --model-control-mode={{ .Values.server.modelControlMode }}
+- --model-load-thread-count={{ .Values.modelLoading.threadCount }}
 {{- if .Values.server.disableAutoCompleteConfig }}
 - --disable-auto-complete-config
 {{- end }}
@@ -89,6 +90,48 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- range .Values.server.extraArgs }}
 - {{ . }}
 {{- end }}
+{{- end }}
+
+{{/* The bucket and the path inside it of a `gs://BUCKET/PATH` modelRepository, as a dict
+{bucket, path} (path without slashes at either end; empty for a whole bucket). */}}
+{{- define "triton.gcsLocation" -}}
+{{- $parts := splitn "/" 2 (trimPrefix "gs://" .Values.modelRepository) }}
+bucket: {{ $parts._0 | quote }}
+path: {{ trimAll "/" (default "" $parts._1) | quote }}
+{{- end }}
+
+{{/* The repository Triton reads: modelRepository itself, or its local form when the model
+loading options put it on a mounted volume (the FUSE mount, or the init container's copy). */}}
+{{- define "triton.modelRepositoryPath" -}}
+{{- $loading := .Values.modelLoading }}
+{{- if $loading.gcsFuse.enabled }}
+{{- /* The mount holds the repository's folder only (only-dir), so its root is the repository. */}}
+{{- $loading.gcsFuse.mountPath }}
+{{- else if $loading.cache.enabled }}
+{{- trimSuffix "/" $loading.cache.mountPath }}/repository
+{{- else }}
+{{- .Values.modelRepository }}
+{{- end }}
+{{- end }}
+
+{{/* The gcsfuse mount options of modelLoading.gcsFuse, comma-separated as the CSI driver's
+`mountOptions` attribute wants them. Only the repository's folder is mounted (`only-dir`), so
+the metadata prefetch lists nothing else; `implicit-dirs` because uploads (ours, gcloud's)
+write objects without folder placeholders. */}}
+{{- define "triton.gcsFuseMountOptions" -}}
+{{- $fuse := .Values.modelLoading.gcsFuse }}
+{{- $location := include "triton.gcsLocation" . | fromYaml }}
+{{- $options := list "implicit-dirs" }}
+{{- with $location.path }}
+{{- $options = append $options (printf "only-dir=%s" .) }}
+{{- end }}
+{{- if and $fuse.parallelDownloads (ne $fuse.fileCache "none") }}
+{{- $options = append $options "file-cache:enable-parallel-downloads:true" }}
+{{- end }}
+{{- if gt (int $fuse.readAheadKb) 0 }}
+{{- $options = append $options (printf "read_ahead_kb=%d" (int $fuse.readAheadKb)) }}
+{{- end }}
+{{- join "," (concat $options $fuse.extraMountOptions) }}
 {{- end }}
 
 {{/* The Triton container's shell line with gpu.mps.enabled: start the MPS control daemon (its
@@ -270,6 +313,30 @@ triton_release
 {{- end }}
 {{- if and $v.security.iap.enabled (or (not $v.security.iap.clientId) (not $v.security.iap.clientSecretName)) }}
 {{- fail "security.iap.enabled needs security.iap.clientId and security.iap.clientSecretName (a Secret whose `key` holds the OAuth client secret)" }}
+{{- end }}
+{{- if and $v.modelLoading.gcsFuse.enabled $v.modelLoading.cache.enabled }}
+{{- fail "modelLoading.gcsFuse and modelLoading.cache both replace Triton's download of modelRepository: enable one of them" }}
+{{- end }}
+{{- if and (or $v.modelLoading.gcsFuse.enabled $v.modelLoading.cache.enabled) (not (hasPrefix "gs://" $v.modelRepository)) }}
+{{- fail (printf "modelLoading.gcsFuse and modelLoading.cache read a Cloud Storage repository, but modelRepository is %q: set it to gs://BUCKET/PATH, or turn them off to let Triton read it directly" $v.modelRepository) }}
+{{- end }}
+{{- if and $v.modelLoading.cache.enabled (eq $v.modelLoading.cache.volume.type "persistentVolumeClaim") (not $v.modelLoading.cache.volume.claimName) }}
+{{- fail "modelLoading.cache.volume.type=persistentVolumeClaim needs modelLoading.cache.volume.claimName: the claim holding the copy" }}
+{{- end }}
+{{- range $v.server.extraArgs }}
+{{- $flag := regexReplaceAll "=.*" . "" }}
+{{- if has $flag (list "--model-repository" "--model-load-thread-count") }}
+{{- fail (printf "server.extraArgs sets %s, which the chart writes itself: use modelRepository (and modelLoading) or modelLoading.threadCount instead" $flag) }}
+{{- end }}
+{{- end }}
+{{- $reserved := list "dshm" "tmp" "model-cache" "model-repository" "gke-gcsfuse-cache" }}
+{{- range $v.extraVolumes }}
+{{- if hasKey . "hostPath" }}
+{{- fail (printf "extraVolumes: %s is a hostPath volume, which Pod Security restricted forbids: use a Secret, ConfigMap, PersistentVolumeClaim, CSI or emptyDir volume" .name) }}
+{{- end }}
+{{- if has .name $reserved }}
+{{- fail (printf "extraVolumes: the name %s is the chart's own volume: choose another name" .name) }}
+{{- end }}
 {{- end }}
 {{- if and $v.standby.enabled (eq (int $v.gpu.count) 0) }}
 {{- fail "standby keeps GPU nodes warm, but gpu.count is 0: set gpu.count, or standby.enabled=false" }}

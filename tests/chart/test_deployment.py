@@ -36,6 +36,7 @@ class TestDeployment:
         assert container["args"] == [
             "--model-repository=gs://bucket/models",
             "--model-control-mode=none",
+            "--model-load-thread-count=4",
             "--disable-auto-complete-config",
             "--log-verbose=0",
             "--allow-gpu-metrics=true",
