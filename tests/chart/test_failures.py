@@ -4,7 +4,8 @@ Cases: a mistyped key, a wrong type, replicas out of range, a bad enum, no model
 an existing ServiceAccount without a name, a grace period shorter than the drain, MIG with a
 sharing strategy GKE does not combine with it, an in-pod MPS daemon without GPUs, on a GPU
 shared with other pods, or at a relative path, an extra argument not written `--flag=value`,
-bad ingress, autoscaling, standby and security combinations, Kubernetes older than 1.30.
+bad ingress, autoscaling, standby and security combinations, a standby priority the cluster
+autoscaler would ignore (below its cutoff, -10), Kubernetes older than 1.30.
 """
 
 from __future__ import annotations
@@ -153,6 +154,12 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "standby keeps GPU nodes warm, but gpu.count is 0",
     ),
     ("standby-priority-not-below-zero", {**REPO, "standby": {"priority": 10}}, "priority"),
+    # The cluster autoscaler adds no node for pods below -10 (--expendable-pods-priority-cutoff).
+    (
+        "standby-priority-below-autoscaler-cutoff",
+        {**REPO, "standby": {"enabled": True, "priority": -11}},
+        "/standby/priority': minimum: got -11, want -10",
+    ),
 ]
 
 

@@ -4,7 +4,8 @@ Cases: values.yaml and every ci file validate against values.schema.json, and th
 strict (no object without additionalProperties: false or a declared value type); every value is
 documented with a `# --` comment; chart/README.md's values table is up to date; Chart.yaml's
 appVersion matches the default image; NOTES.txt prints a readiness curl, the Locust command,
-how to read the admin key, the address for each ingress mode and the autoscaler watch.
+how to read the admin key, the address for each ingress mode, the autoscaler watch, and the
+check of an existing standby PriorityClass against the cluster autoscaler's cutoff.
 """
 
 from __future__ import annotations
@@ -127,6 +128,14 @@ def test_notes_print_the_address_for_each_mode(
     tmp_path: Path, settings: list[str], address: str
 ) -> None:
     assert address in notes(tmp_path, *settings)
+
+
+def test_notes_ask_to_check_an_existing_standby_priority_class(tmp_path: Path) -> None:
+    """Its value cannot be read at render time: NOTES print the check and the cutoff."""
+    text = notes(tmp_path, "standby.enabled=true", "standby.existingPriorityClass=spare")
+    assert "kubectl get priorityclass spare -o jsonpath='{.value}" in text
+    assert "expendable-pods" in text and "at least -10" in text
+    assert "get priorityclass" not in notes(tmp_path, "standby.enabled=true")
 
 
 def test_notes_show_the_autoscaler(tmp_path: Path) -> None:
