@@ -1,6 +1,7 @@
 """Ingress modes (templates/istio.yaml, templates/gateway-api.yaml).
 
-Cases: `none` renders no route; Istio Gateway and VirtualService send HTTP to 8000 and gRPC to
+Cases: `none` renders no route, and the README says its L4 Service balances gRPC per
+connection; Istio Gateway and VirtualService send HTTP to 8000 and gRPC to
 8001 with timeout and retries; an existing Istio Gateway is used as named; TLS credentialName
 and the HTTPS redirect; Gateway API Gateway with its class, HTTPRoute and GRPCRoute on separate
 hostnames, attached to the created Gateway or an existing parent; the HTTPS listener with
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.chart.helpers import Manifest, field, only, render_chart
+from tests.conftest import ROOT
 
 REPO = {"modelRepository": "gs://bucket/models"}
 SERVICE = "triton-triton-inference-server"
@@ -77,6 +79,26 @@ class TestNone:
     def test_no_route_objects(self, defaults: list[Manifest]) -> None:
         routed = {"Gateway", "VirtualService", "HTTPRoute", "GRPCRoute"}
         assert not [m for m in defaults if m["kind"] in routed]
+
+    @pytest.mark.parametrize("service_type", ["ClusterIP", "LoadBalancer"])
+    def test_readme_says_none_balances_grpc_per_connection(
+        self, helm: Path, service_type: str
+    ) -> None:
+        """With no L7 proxy, only the Service (L4) balances, once per connection: the README
+        may not promise per-request gRPC balancing for `none`."""
+        manifests = render_chart(helm, {**REPO, "service": {"type": service_type}})
+        assert {m["kind"] for m in manifests} & {
+            "VirtualService",
+            "HTTPRoute",
+            "GRPCRoute",
+        } == set()
+        assert only(manifests, "Service", SERVICE)["spec"]["type"] == service_type
+        readme = " ".join((ROOT / "README.md").read_text().split())
+        ingress = readme.split("## Ingress", 1)[1].split("### `istio`", 1)[0]
+        assert "Every mode balances" not in ingress
+        none_section = ingress.split("### `none`", 1)[1]
+        assert "balances per connection" in none_section
+        assert "each gRPC client stays on one pod" in none_section
 
 
 class TestIstio:
