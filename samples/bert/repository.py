@@ -271,7 +271,29 @@ def render_config(settings: BuildSettings) -> str:
         instance_count=settings.instance_count,
         instance_kind="KIND_GPU" if device == "gpu" else "KIND_CPU",
         parameters=parameters,
+        warmup_batch_sizes=warmup_batch_sizes(settings.resolved_max_batch_size, device),
     )
+
+
+def warmup_batch_sizes(max_batch_size: int, device: str) -> list[int]:
+    """The batch sizes Triton warms the model with before it reports the model ready.
+
+    On a GPU, 1 and every power of two up to the largest batch (which is included): the
+    dynamic batcher forms any size up to it, and the first request of a new size can wait
+    on work done once per shape (a TensorRT or ``torch.compile`` specialisation, cuBLAS and
+    cuDNN picking kernels, CUDA loading modules lazily); the powers of two reach every size
+    range in log2(max) + 1 runs instead of one run per size. On a CPU, 1 and the largest
+    batch only: ONNX Runtime and eager torch compile nothing per shape, and the largest batch
+    grows the memory arenas once, at load rather than under the first burst.
+    """
+    if device == "cpu":
+        return sorted({1, max_batch_size})
+    sizes = {1, max_batch_size}
+    size = 2
+    while size < max_batch_size:
+        sizes.add(size)
+        size *= 2
+    return sorted(sizes)
 
 
 def engine_plan(settings: BuildSettings) -> tensorrt.EnginePlan:

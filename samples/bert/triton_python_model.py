@@ -52,12 +52,11 @@ class TritonPythonModel:
     """The python backend's entry point: ``initialize``, ``execute``, ``finalize``."""
 
     def initialize(self, args: dict[str, str]) -> None:
-        """Read names and parameters from the config, load the network, warm it up."""
+        """Read names and parameters from the config, load the network."""
         config = json.loads(args["model_config"])
         self.input_names = [tensor["name"] for tensor in config["input"]]
         self.input_column = {name: i for i, name in enumerate(self.input_names)}
         self.output_name = config["output"][0]["name"]
-        self.max_batch_size = int(config.get("max_batch_size", 1)) or 1
         on_gpu = args["model_instance_kind"] == "GPU"
         self.device = torch.device(f"cuda:{args['model_instance_device_id']}" if on_gpu else "cpu")
         self.runtime = _parameter(config, "runtime", "torch")
@@ -70,10 +69,8 @@ class TritonPythonModel:
             raise pb_utils.TritonModelException(
                 f"parameter runtime={self.runtime!r} is unknown: use torch or onnxruntime"
             )
-        # One pass at each end of the batch range, so the first requests are not the slow ones.
-        for batch_size in sorted({1, self.max_batch_size if on_gpu else 1}):
-            dummy = torch.ones((batch_size, *config["input"][0]["dims"]), dtype=torch.int32)
-            self._forward([dummy, torch.zeros_like(dummy), dummy])
+        # No warm-up here: config.pbtxt's model_warmup has Triton run every batch size it
+        # names through execute() before the model is marked ready.
 
     def _torch_network(self, config: dict[str, Any], threads: int) -> torch.nn.Module:
         if threads > 0 and self.device.type == "cpu":

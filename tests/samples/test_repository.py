@@ -5,6 +5,9 @@ Cases:
   platform or backend, dynamic batching and the instance kind the device asks for;
 - the python variant's GPU config carries torch and fp16, its CPU config onnxruntime on one
   thread;
+- every config warms the model with zeros in each input, at batch 1 and each power of two up
+  to the largest batch on a GPU (the largest included when it is not a power of two), at 1
+  and the largest on a CPU;
 - the manifest records size and seed, or the checkpoint; a checkpoint folder builds the same
   network as the random weights saved into it; --replace swaps a model in one rename;
 - bad input (unknown variant, size, device, GPU or runtime; size and checkpoint together;
@@ -27,7 +30,13 @@ from samples.bert import contract
 from samples.bert.cli import main
 from samples.bert.errors import BuildError
 from samples.bert.network import SquadLogits, load_network, save_network
-from samples.bert.repository import MANIFEST, BuildSettings, render_config, write_repository
+from samples.bert.repository import (
+    MANIFEST,
+    BuildSettings,
+    render_config,
+    warmup_batch_sizes,
+    write_repository,
+)
 from tests.samples.helpers import SEED, expected_logits, quiet, sample_inputs
 
 
@@ -89,6 +98,36 @@ def test_python_cpu_config_defaults_to_onnxruntime_on_one_thread(tmp_path: Path)
     parameters = {key: value.string_value for key, value in config.parameters.items()}
     assert parameters == {"runtime": "onnxruntime", "cpu_threads": "1"}
     assert config.max_batch_size == 32
+
+
+@pytest.mark.parametrize(
+    ("device", "max_batch_size", "sizes"),
+    [
+        ("gpu", 64, [1, 2, 4, 8, 16, 32, 64]),
+        ("gpu", 48, [1, 2, 4, 8, 16, 32, 48]),
+        ("gpu", 1, [1]),
+        ("cpu", 32, [1, 32]),
+    ],
+)
+def test_warmup_batch_sizes(device: str, max_batch_size: int, sizes: list[int]) -> None:
+    assert warmup_batch_sizes(max_batch_size, device) == sizes
+
+
+@pytest.mark.parametrize("variant", ["python", "onnx", "tensorrt"])
+def test_config_warms_each_batch_size_with_zeros(tmp_path: Path, variant: str) -> None:
+    settings = BuildSettings(variant=variant, repository=tmp_path, max_batch_size=16)
+    config = parse_config(render_config(settings))
+    expected = warmup_batch_sizes(16, settings.resolved_device)
+    assert [w.batch_size for w in config.model_warmup] == expected
+    assert [w.name for w in config.model_warmup] == [f"batch_{size}" for size in expected]
+    for warmup in config.model_warmup:
+        assert set(warmup.inputs) == {spec.name for spec in contract.INPUTS}
+        for value in warmup.inputs.values():
+            assert value.zero_data
+            assert (value.data_type, list(value.dims)) == (
+                model_config_pb2.TYPE_INT32,
+                [contract.SEQUENCE_LENGTH],
+            )
 
 
 def test_random_weights_manifest(python_repository: Path) -> None:
