@@ -27,6 +27,7 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	@echo "==> creating $(VENV) (pinned; first run takes a few minutes)"
 	$(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable .
 	touch $@
 
 $(HELM3) $(HELM4) &:
@@ -80,7 +81,7 @@ DEMO_QPS ?= 200
 
 .PHONY: demo
 demo: venv tools ## The whole path on this machine: sample model, Triton as the chart runs it, Locust (DEMO_SECONDS=60 DEMO_QPS=200)
-	$(PY) -m deployer.demo --seconds $(DEMO_SECONDS) --qps $(DEMO_QPS) --helm $(HELM4) --out $(BUILD)/demo
+	$(PY) -m demo --seconds $(DEMO_SECONDS) --qps $(DEMO_QPS) --helm $(HELM4) --out $(BUILD)/demo
 
 # --- benchmarks ------------------------------------------------------------------------------
 
@@ -88,7 +89,7 @@ demo: venv tools ## The whole path on this machine: sample model, Triton as the 
 bench: bench-locust bench-deployer bench-cpu-runtime ## Every CPU benchmark, each side by side in one run (docs/benchmarks.md)
 
 bench-locust: venv ## Load generators against one local Triton: this locustfile, the original's style, tritonclient
-	$(PY) locust/bench_clients.py --out $(BUILD)/bench
+	$(PY) -m bench.clients --out $(BUILD)/bench
 
 # Needs an NVIDIA GPU and a Python whose torch has CUDA (the .venv's torch is the CPU build):
 #   make bench-gpu GPU_PYTHON=/path/to/python   (docs/benchmarks.md has the H200 figures)
@@ -97,7 +98,7 @@ BENCH_GPU_ARGS ?=
 
 .PHONY: bench-gpu
 bench-gpu: tools ## BERT-large through Triton against the raw network on a GPU (GPU_PYTHON, BENCH_GPU_ARGS)
-	$(GPU_PYTHON) -m samples.bert.gpu_benchmark --helm $(HELM4) --out $(BUILD)/bench-gpu $(BENCH_GPU_ARGS)
+	$(GPU_PYTHON) -m bench.gpu_benchmark --helm $(HELM4) --out $(BUILD)/bench-gpu $(BENCH_GPU_ARGS)
 
 .PHONY: chart-docs
 chart-docs: venv ## Regenerate the values table of chart/README.md from chart/values.yaml
@@ -107,7 +108,7 @@ chart-docs: venv ## Regenerate the values table of chart/README.md from chart/va
 
 .PHONY: bench-deployer
 bench-deployer: venv tools ## Deployer cost (validate, render, apply; waits excluded) -> docs/benchmarks.md
-	$(PY) -m tests.deployer.bench_deployer --helm $(HELM4) --runs 7 --write docs/benchmarks.md
+	$(PY) -m bench.deployer_cost --helm $(HELM4) --runs 7 --write docs/benchmarks.md
 
 .PHONY: e2e
 e2e: venv tools ## Deploy, check and delete on a real cluster from KUBECONFIG with the deployer's Role (not in CI)
@@ -137,4 +138,4 @@ upload: venv ## Copy the model repository OUT to DEST=gs://BUCKET/PREFIX (unchan
 
 .PHONY: bench-cpu-runtime
 bench-cpu-runtime: venv ## Serve the tiny python variant on each CPU runtime, side by side (~2 min)
-	$(PY) -m samples.bert.cpu_benchmark --seconds 12 --concurrency 16
+	$(PY) -m bench.cpu_runtime --seconds 12 --concurrency 16

@@ -7,10 +7,6 @@ class DeployerError(Exception):
     """Base of every error the deployer reports to its user."""
 
 
-class LocalTritonError(DeployerError):
-    """The local Triton server could not be found, started or made ready."""
-
-
 class BadInputError(DeployerError):
     """The user's input (schema, values, chart) is wrong: nothing was sent to the cluster.
 
@@ -64,7 +60,3 @@ class ReadinessTimeout(ClusterError):  # noqa: N818 (the name the docs and style
 
 class VerificationError(ClusterError):
     """The Marketplace tester pod did not succeed."""
-
-
-class DemoError(DeployerError):
-    """``make demo`` could not run a step; the message says which and what to do."""

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
-from bert_payload import MIN_SEQUENCE_LENGTH
 from load_plan import Stage, constant_stages, stepped_stages
 
+from samples.bert.client import MIN_SEQUENCE_LENGTH
 from samples.bert.contract import DEFAULT_MODEL_NAME, SEQUENCE_LENGTH
 
 PROTOCOLS: Final = ("binary", "json", "grpc")
@@ -76,6 +76,8 @@ class RunSettings:
 
     progress_s: float = 0.0
     """Seconds between two progress lines (0: none; Locust's own table is the default)."""
+    summary_file: str = ""
+    """Where to write the end-of-run summary as JSON (empty: only printed)."""
 
     @classmethod
     def from_options(cls, options: argparse.Namespace | None) -> RunSettings:
@@ -151,6 +153,7 @@ OPTIONS: Final = (
         "seconds between one-line progress reports (0: none)",
         _non_negative_float,
     ),
+    Option("--summary-file", "summary_file", "JSON file for the end-of-run summary (empty: none)"),
 )
 
 

@@ -24,6 +24,7 @@ Options (each also read from the environment variable named after it, or from lo
     --grpc-url HOST:PORT          LOCUST_GRPC_URL   (default: the -H host, port 8001)
     --ready-timeout S             LOCUST_READY_TIMEOUT
     --progress-seconds S          LOCUST_PROGRESS_SECONDS  one line of progress every S seconds
+    --summary-file PATH           LOCUST_SUMMARY_FILE  the end-of-run summary as JSON, too
 
 The duration is Locust's ``-t/--run-time`` (``LOCUST_RUN_TIME``), counted from the moment the
 server and the model are ready.
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import logging
 import random
 import sys
@@ -51,11 +53,16 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
-# Locust puts this folder on sys.path when it loads the file; importing it by path (tests,
-# run_single_user) needs the same.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Locust puts this folder on sys.path when it loads the file, so the modules beside it import
+# as they are; the repository root gives the sample's client code to a clone that is not
+# installed with `pip install -e .`.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bert_payload import (
+from load_options import RunSettings, add_options
+from load_plan import Stage, stage_at, users_for
+from load_summary import summarize
+
+from samples.bert.client import (
     BertBatch,
     EncodedRequest,
     UnexpectedResponseError,
@@ -65,10 +72,6 @@ from bert_payload import (
     encode_json,
     make_batches,
 )
-from load_options import RunSettings, add_options
-from load_plan import Stage, stage_at, users_for
-from load_summary import summarize
-
 from samples.bert.contract import OUTPUT_LOGITS
 
 logger = logging.getLogger("bert_load")
@@ -241,6 +244,9 @@ def print_summary(environment: Environment, **_: Any) -> None:
     logger.info("summary (%s, %s shape):", RUN.settings.protocol, RUN.settings.load_shape)
     for line in summary.lines():
         logger.info("  %s", line)
+    if RUN.settings.summary_file:
+        path = Path(RUN.settings.summary_file)
+        path.write_text(json.dumps(summary.to_json(), indent=2) + "\n")
     for error in sorted(environment.stats.errors.values(), key=lambda e: -e.occurrences):
         logger.info("  %d x %s %s: %s", error.occurrences, error.method, error.name, error.error)
     target = RUN.settings.target_qps

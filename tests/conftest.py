@@ -55,6 +55,13 @@ def helm(request: pytest.FixtureRequest) -> Path:
     return _tool(env_var, default)
 
 
+@pytest.fixture(scope="session")
+def helm4() -> Path:
+    """The helm the deployer image ships (Helm 4)."""
+    env_var, default = HELM_BINARIES["helm4"]
+    return _tool(env_var, default)
+
+
 # -- the real Kubernetes control plane (../shared/k8s) and its kubelet stand-in ----------------
 
 CHART_CRDS_DIR = ROOT / "tests" / "chart" / "crds"

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.local import LocalTriton, Ports, triton_container_launch
+from demo.local import LocalTriton, Ports, triton_container_launch
 from tests.chart.helpers import render_chart
 from tests.conftest import CHART_DIR, ROOT
 from tests.identity_model import CONFIG, write_identity_model

@@ -2,7 +2,7 @@
 
 The container's arguments and environment come from the rendered chart; the key comes from the
 rendered Secret and is substituted into `$(TRITON_ADMIN_KEY)` the way the kubelet does
-(`deployer.local.triton_container_launch`, the local runner's own resolution). One
+(`demo.local.triton_container_launch`, the local runner's own resolution). One
 server (a tiny python-backend identity model) serves the whole module.
 
 Cases: inference works without the header over HTTP and
@@ -26,7 +26,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from deployer.local import LocalTriton, triton_container_launch
+from demo.local import LocalTriton, triton_container_launch
 from tests.chart.helpers import only, render_chart
 from tests.conftest import ROOT
 from tests.identity_model import write_identity_model

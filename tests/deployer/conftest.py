@@ -13,7 +13,7 @@ from kubernetes import client
 
 from deployer.cli import main
 from deployer.cluster import Cluster
-from tests.conftest import CHART_DIR, CRDS_DIR, HELM_BINARIES, ROOT, _tool
+from tests.conftest import CHART_DIR, CRDS_DIR, ROOT
 from tests.deployer.apiserver import EmulatedCluster
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -21,13 +21,6 @@ MARKETPLACE_CHART = FIXTURES / "marketplace-chart"
 SCHEMA = ROOT / "schema.yaml"
 NAMESPACE = "triton"
 RELEASE = "triton-test"
-
-
-@pytest.fixture(scope="session")
-def helm4() -> Path:
-    """The helm the deployer image ships (Helm 4)."""
-    env_var, default = HELM_BINARIES["helm4"]
-    return _tool(env_var, default)
 
 
 @pytest.fixture

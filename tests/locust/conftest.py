@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from deployer.local import LocalTriton
+from bench.clients import write_light_model
+from demo.local import LocalTriton
 from samples.bert.contract import LOGITS_PER_TOKEN, SEQUENCE_LENGTH
 from samples.bert.repository import BuildSettings, write_repository
 
@@ -21,12 +22,6 @@ LOCUST_DIR = ROOT / "locust"
 LOCUSTFILE = LOCUST_DIR / "locustfile-bert-large.py"
 WRONG_SHAPE_MODEL = "bert_wrong_shape"
 """Served next to the sample: answers 200 with logits of shape [batch, 128, 3]."""
-
-# The shared modules next to the locustfile are imported by the tests as Locust imports them.
-if str(LOCUST_DIR) not in sys.path:
-    sys.path.insert(0, str(LOCUST_DIR))
-
-from bench_clients import write_light_model  # noqa: E402
 
 
 def write_model_repository(repository: Path) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from load_summary import summarize
 
-from deployer.local import LocalTriton, Ports
+from demo.local import LocalTriton, Ports
 from tests.locust.conftest import (
     WRONG_SHAPE_MODEL,
     finish,

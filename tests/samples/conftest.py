@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.local import LocalTriton
+from demo.local import LocalTriton
 from samples.bert import contract
 from samples.bert.network import SquadLogits, random_network
 from samples.bert.repository import BuildSettings, write_repository

@@ -18,7 +18,7 @@ import pytest
 import tritonclient.http as http
 from tritonclient.utils import InferenceServerException
 
-from deployer.local import LocalTriton
+from demo.local import LocalTriton
 from samples.bert import contract
 from samples.bert.network import SquadLogits
 from tests.samples.helpers import TORCH_MODEL, expected_logits, sample_inputs

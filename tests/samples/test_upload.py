@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tritonclient.http as http
 
-from deployer.local import LocalTriton
+from demo.local import LocalTriton
 from samples.bert import contract
 from samples.bert.cli import main
 from samples.bert.errors import UploadError

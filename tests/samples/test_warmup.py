@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.local import LocalTriton, triton_container_launch
+from demo.local import LocalTriton, triton_container_launch
 from deployer.render import render
 from samples.bert import contract
 from tests.conftest import CHART_DIR, ROOT

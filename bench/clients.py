@@ -1,6 +1,6 @@
 """Load generators side by side against one local Triton: ``make bench`` (the Locust part).
 
-    python locust/bench_clients.py [--seconds 10] [--rounds 3] [--concurrency 8] [--out build/bench]
+    python -m bench.clients [--seconds 10] [--rounds 3] [--concurrency 8] [--out build/bench]
 
 Three clients, one after the other, each at its maximum rate with the same concurrency, in
 several rounds (the machine's load changes over time; each client's median round is reported,
@@ -10,7 +10,7 @@ and the locustfile against the original style round by round):
 - ``original``: the original sample's style (HttpUser, JSON body, no check);
 - ``tritonclient``: a plain loop of ``tritonclient.http`` calls in threads (binary, checked).
 
-The server runs a light model with the BERT contract's I/O (``bench_model.py``) so the clients,
+The server runs a light model with the BERT contract's I/O (``light_model.py``) so the clients,
 not the network, are measured. On a machine with two cores or more, the server is pinned to core
 0 and each client to core 1. For each client: requests per second, and requests per client
 CPU-second, both over the steady part of the run (the first two seconds of load and the last one
@@ -36,20 +36,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-HERE: Final = Path(__file__).resolve().parent
-ROOT: Final = HERE.parent
-sys.path.insert(0, str(ROOT))
-
-from bert_payload import check_logits, make_batches  # noqa: E402
-
-from samples.bert.contract import (  # noqa: E402
+from samples.bert.client import check_logits, encode_json, make_batches
+from samples.bert.contract import (
     DEFAULT_MODEL_NAME,
     INPUT_DATATYPE,
     OUTPUT_LOGITS,
     SEQUENCE_LENGTH,
 )
 
-LIGHT_MODEL_SOURCE: Final = HERE / "bench_model.py"
+HERE: Final = Path(__file__).resolve().parent
+ROOT: Final = HERE.parent
+LOCUSTFILE: Final = ROOT / "locust" / "locustfile-bert-large.py"
+LIGHT_MODEL_SOURCE: Final = HERE / "light_model.py"
+BODY_FILE_VARIABLE: Final = "BENCH_ORIGINAL_BODY"
+"""The environment variable that gives ``original_style.py`` its request body."""
 SERVER_CORE: Final = 0
 CLIENT_CORE: Final = 1
 WARMUP_S: Final = 2
@@ -59,7 +59,7 @@ TAIL_S: Final = 1
 
 
 def write_light_model(repository: Path, *, name: str, output_dims: Sequence[int]) -> Path:
-    """``bench_model.py`` as ``<repository>/<name>``, with the contract's inputs and an output
+    """``light_model.py`` as ``<repository>/<name>``, with the contract's inputs and an output
     of ``output_dims`` (per sequence). Returns the model's folder."""
     model = repository / name
     (model / "1").mkdir(parents=True)
@@ -165,11 +165,14 @@ def _pin(core: int) -> Callable[[], None] | None:
     return lambda: os.sched_setaffinity(0, {core})
 
 
-def run_client(command: Sequence[str], *, timeout_s: float) -> tuple[int, CpuSampler, str]:
+def run_client(
+    command: Sequence[str], *, timeout_s: float, env: Mapping[str, str] | None = None
+) -> tuple[int, CpuSampler, str]:
     """Run one client process pinned to the client core; its exit code, CPU samples, output."""
     process = subprocess.Popen(
         command,
         cwd=ROOT,
+        env=None if env is None else {**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -207,6 +210,7 @@ def bench_locust(
     users: int,
     out: Path,
     extra: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> ClientResult:
     prefix = out / f"{name}-stats"
     command = [
@@ -215,7 +219,7 @@ def bench_locust(
         "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
         "--json-file", str(prefix), *extra,
     ]  # fmt: skip
-    code, sampler, output = run_client(command, timeout_s=seconds + 60)
+    code, sampler, output = run_client(command, timeout_s=seconds + 60, env=env)
     stats_file = prefix.with_name(prefix.name + ".json")
     if not stats_file.exists():
         raise RuntimeError(f"{name}: locust exited {code} without statistics:\n{output[-2000:]}")
@@ -226,7 +230,7 @@ def bench_locust(
 def bench_tritonclient(*, url: str, seconds: int, threads: int, out: Path) -> ClientResult:
     result_file = out / "tritonclient.json"
     command = [
-        sys.executable, str(Path(__file__)), "loop", "--url", url,
+        sys.executable, "-m", "bench.clients", "loop", "--url", url,
         "--seconds", str(seconds), "--threads", str(threads), "--out", str(result_file),
     ]  # fmt: skip
     code, sampler, output = run_client(command, timeout_s=seconds + 60)
@@ -328,12 +332,16 @@ def run_bench(
     *, seconds: int, concurrency: int, rounds: int, out: Path
 ) -> list[dict[str, ClientResult]]:
     """``rounds`` rounds of the three clients, one after the other; the results by round."""
-    from deployer.local import LocalTriton
+    from demo.local import LocalTriton
 
     out.mkdir(parents=True, exist_ok=True)
     repository = out / "models"
     shutil.rmtree(repository, ignore_errors=True)
     write_light_model(repository, name=DEFAULT_MODEL_NAME, output_dims=(SEQUENCE_LENGTH, 2))
+    # The original style's one request, built here so its locustfile imports nothing of ours.
+    (batch,) = make_batches(count=1, batch_size=1, seq_len=SEQUENCE_LENGTH)
+    original_body = out / "original-body.json"
+    original_body.write_bytes(encode_json(batch).body)
     pin = _pin(SERVER_CORE)
     if pin is not None:
         pin()  # the server and its stubs inherit core 0; clients move to core 1
@@ -342,13 +350,14 @@ def run_bench(
         print(f"==> tritonserver ready at {server.http_url} (light model)", flush=True)
         runs: list[tuple[str, Callable[[], ClientResult]]] = [
             ("locustfile", lambda: bench_locust(
-                name="locustfile", locustfile=HERE / "locustfile-bert-large.py",
+                name="locustfile", locustfile=LOCUSTFILE,
                 host=server.http_url, seconds=seconds, users=concurrency, out=out,
                 extra=["--load-shape", "users", "--user-qps", "0"],
             )),
             ("original", lambda: bench_locust(
-                name="original", locustfile=HERE / "bench_original_style.py",
+                name="original", locustfile=HERE / "original_style.py",
                 host=server.http_url, seconds=seconds, users=concurrency, out=out,
+                env={BODY_FILE_VARIABLE: str(original_body)},
             )),
             ("tritonclient", lambda: bench_tritonclient(
                 url=server.http_url, seconds=seconds, threads=concurrency, out=out,

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from samples.bert import gpu_benchmark
-from samples.bert.gpu_benchmark import (
+from bench import gpu_benchmark
+from bench.gpu_benchmark import (
     Report,
     ServedPoint,
     ServerConfig,

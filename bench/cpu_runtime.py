@@ -1,12 +1,12 @@
 """Which CPU runtime serves the python variant faster: side by side, in one run, on this machine.
 
 For each configuration (runtime, intra-op threads, instances) it writes the tiny python-variant
-repository, serves it with the local Triton (``deployer.local.LocalTriton``, loopback only),
+repository, serves it with the local Triton (``demo.local.LocalTriton``, loopback only),
 drives it for a fixed time with a fixed number of requests in flight (one sequence a request,
 binary tensors, every response's name and shape checked) and prints a Markdown table with each
 configuration's throughput as a ratio to the first. Every phase is bounded in time.
 
-    python -m samples.bert.cpu_benchmark --seconds 12 --concurrency 16
+    python -m bench.cpu_runtime --seconds 12 --concurrency 16
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import tritonclient.http as http
 
-from deployer.local import LocalTriton
+from demo.local import LocalTriton
 from samples.bert import contract
 from samples.bert.repository import BuildSettings, write_repository
 
@@ -171,7 +171,7 @@ def table(results: Sequence[Result]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure every configuration and print the table."""
-    parser = argparse.ArgumentParser(prog="python -m samples.bert.cpu_benchmark")
+    parser = argparse.ArgumentParser(prog="python -m bench.cpu_runtime")
     parser.add_argument("--seconds", type=float, default=12.0, help="per configuration (<= 120)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     args = parser.parse_args(argv)

@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 
 import pytest
-from bench_clients import (
+
+from bench.clients import (
     ClientResult,
     locust_per_second,
     measure,

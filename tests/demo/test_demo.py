@@ -1,4 +1,4 @@
-"""``make demo`` (``python -m deployer.demo``): each step, and whole runs with real components.
+"""``make demo`` (``python -m demo``): each step, and whole runs with real components.
 
 Cases (the chart's container resolution is covered in test_local.py): a helm failure and a
 missing helm end the demo with exit 1 and a message saying why; bad --seconds/--qps exit 2
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.demo import main, parse_settings
+from demo.run import main, parse_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SUMMARY_FIELDS = {"requests", "failures", "qps", "p50_ms", "p95_ms", "p99_ms"}
@@ -69,7 +69,7 @@ def _as_in_a_terminal() -> None:
 
 def _demo(out: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "deployer.demo", "--out", str(out), *args],
+        [sys.executable, "-m", "demo", "--out", str(out), *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -4,8 +4,8 @@
 2. Render the chart with ``helm template`` and take the Triton container's arguments from the
    rendered Deployment, so the demo runs the server exactly as the chart describes it.
 3. Run that server locally (``LocalTriton``) and wait until it is ready.
-4. Run the load test headless at a constant rate, print its summary, and write
-   ``report.html`` (Locust's) and ``summary.json`` next to it.
+4. Run the load test headless at a constant rate; it prints its summary and writes it to
+   ``summary.json``, next to Locust's ``report.html``.
 
 The server is stopped on every way out: success, failure, Ctrl-C or SIGTERM. Exit codes: 0 the
 run had no failure, 1 it had failures or could not run, 2 bad arguments, 130 interrupted.
@@ -24,21 +24,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Final
+from typing import Any, Final
 
-from deployer.errors import DemoError, DeployerError
-from deployer.local import LocalTriton, triton_container_launch
+from demo.errors import DemoError
+from demo.local import LocalTriton, triton_container_launch
+from deployer.errors import DeployerError
 from deployer.render import render
 from samples.bert.errors import SampleError
 from samples.bert.repository import BuildSettings, write_repository
 
 ROOT: Final = Path(__file__).resolve().parent.parent
-LOCUST_DIR: Final = ROOT / "locust"
-LOCUSTFILE: Final = LOCUST_DIR / "locustfile-bert-large.py"
-
-# The summary code lives next to the locustfile, which imports it the same way.
-sys.path.insert(0, str(LOCUST_DIR))
-from load_summary import LoadSummary, summarize_file  # noqa: E402
+LOCUSTFILE: Final = ROOT / "locust" / "locustfile-bert-large.py"
 
 RELEASE: Final = "demo"
 LOCUST_GRACE_S: Final = 60.0
@@ -74,15 +70,6 @@ class DemoSettings:
     @property
     def summary_json(self) -> Path:
         return self.out_dir / "summary.json"
-
-    @property
-    def locust_stats_prefix(self) -> Path:
-        """Locust's ``--json-file`` prefix; it writes ``locust_stats_file``."""
-        return self.out_dir / "locust-stats"
-
-    @property
-    def locust_stats_file(self) -> Path:
-        return self.out_dir / "locust-stats.json"
 
 
 def progress(message: str) -> None:
@@ -129,8 +116,8 @@ def locust_command(settings: DemoSettings, host: str) -> list[str]:
         "30",
         "--html",
         str(settings.report_html),
-        "--json-file",
-        str(settings.locust_stats_prefix),
+        "--summary-file",
+        str(settings.summary_json),
     ]
 
 
@@ -156,20 +143,19 @@ def run_locust(command: Sequence[str], *, timeout_s: float) -> int:
         raise
 
 
-def write_summary(settings: DemoSettings) -> LoadSummary:
-    """Read Locust's final statistics and write ``summary.json``."""
-    stats = settings.locust_stats_file
-    if not stats.exists():
-        raise DemoError(f"locust wrote no statistics ({stats} is missing); see its output above")
-    summary = summarize_file(stats)
-    settings.summary_json.write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+def read_summary(settings: DemoSettings) -> dict[str, Any]:
+    """The load test's end-of-run figures (``summary.json``, which it writes)."""
+    path = settings.summary_json
+    if not path.exists():
+        raise DemoError(f"the load test wrote no summary ({path} is missing); see its output")
+    summary: dict[str, Any] = json.loads(path.read_text())
     return summary
 
 
 def run_demo(settings: DemoSettings) -> int:
     """Every step in order; returns the exit code (0: a run without failures)."""
     settings.out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (settings.summary_json, settings.report_html, settings.locust_stats_file):
+    for stale in (settings.summary_json, settings.report_html):
         stale.unlink(missing_ok=True)
     started = time.monotonic()
     progress(f"building the model repository in {settings.model_repository}")
@@ -203,18 +189,16 @@ def run_demo(settings: DemoSettings) -> int:
             timeout_s=settings.seconds + LOCUST_GRACE_S,
         )
         progress("stopping tritonserver")
-    summary = write_summary(settings)
-    progress(f"summary ({time.monotonic() - started:.0f} s in all):")
-    for line in summary.lines():
-        print(f"    {line}")
+    summary = read_summary(settings)
+    progress(f"done in {time.monotonic() - started:.0f} s; the summary is above")
     progress(f"wrote {settings.summary_json} and {settings.report_html}")
-    if summary.qps < LAGGING_SHARE * settings.qps:
+    if summary["qps"] < LAGGING_SHARE * settings.qps:
         progress(
             f"the rate stayed below {settings.qps:g} requests/s: this machine could not keep "
             "up (try DEMO_QPS=100)"
         )
-    if code != 0 or summary.failures:
-        progress(f"the run had {summary.failures} failures (locust exit code {code})")
+    if code != 0 or summary["failures"]:
+        progress(f"the run had {summary['failures']} failures (locust exit code {code})")
         return 1
     return 0
 
@@ -226,9 +210,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     d = DemoSettings()
-    parser = argparse.ArgumentParser(
-        prog="python -m deployer.demo", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=d.seconds, help="load duration (60)")
     parser.add_argument("--qps", type=float, default=d.qps, help="requests per second (200)")
     parser.add_argument("--out", type=Path, default=d.out_dir, help="output folder")
@@ -258,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         progress("interrupted; the server has been stopped")
         return 130
-    except (DeployerError, SampleError) as exc:
+    except (DemoError, DeployerError, SampleError) as exc:
         progress(f"demo failed: {exc}")
         return 1
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from deployer.errors import LocalTritonError
-from deployer.local import (
+from demo.errors import LocalTritonError
+from demo.local import (
     LocalTriton,
     Ports,
     expand_references,

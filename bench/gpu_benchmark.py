@@ -7,9 +7,9 @@ One run, one machine, one GPU:
 2. times the raw network in-process at each batch size two ways: a burst (CUDA events, median
    of a few passes) and sustained (back to back for as long as a served point lasts, inputs
    copied in and logits copied out each pass, as any server must);
-3. starts ``tritonserver`` with the chart's arguments (``deployer.local.LocalTriton``) once per
+3. starts ``tritonserver`` with the chart's arguments (``demo.local.LocalTriton``) once per
    server configuration and sweeps client concurrency with several client processes, each an
-   asyncio loop speaking the v2 binary tensor protocol (``locust/bert_payload.py``), every
+   asyncio loop speaking the v2 binary tensor protocol (``samples/bert/client.py``), every
    response checked; Triton's own statistics give the batch sizes it formed and how busy the
    model was;
 4. prints a Markdown table and writes it with the raw figures to ``--out``.
@@ -40,15 +40,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deployer.errors import LocalTritonError
-from deployer.local import ContainerLaunch, LocalTriton, triton_container_launch
+from bench.gpu_telemetry import GpuSampler, GpuSummary
+from demo.errors import LocalTritonError
+from demo.local import ContainerLaunch, LocalTriton, triton_container_launch
 from deployer.render import render
+from samples.bert import client as bert_client
 from samples.bert import contract
-from samples.bert.gpu_telemetry import GpuSampler, GpuSummary
-
-# The payload module lives beside the locustfile, outside any package (see its docstring).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "locust"))
-import bert_payload
 
 
 @dataclass(frozen=True)
@@ -234,7 +231,7 @@ def measure_raw(
     model = (model.half() if gpu else model).to(device)
     if compile_network:
         model = torch.compile(model, dynamic=True)
-    batch = bert_payload.make_batches(
+    batch = bert_client.make_batches(
         count=1,
         batch_size=max([*batch_sizes, *sustained_batches]),
         seq_len=contract.SEQUENCE_LENGTH,
@@ -313,8 +310,8 @@ async def _client(job: ClientJob) -> dict[str, Any]:
     import aiohttp
 
     requests = [
-        bert_payload.encode_binary(batch)
-        for batch in bert_payload.make_batches(
+        bert_client.encode_binary(batch)
+        for batch in bert_client.make_batches(
             count=16,
             batch_size=job.sequences_per_request,
             seq_len=contract.SEQUENCE_LENGTH,
@@ -336,15 +333,15 @@ async def _client(job: ClientJob) -> dict[str, Any]:
             try:
                 async with session.post(url, data=request.body, headers=request.headers) as resp:
                     body = await resp.read()
-                    length = resp.headers.get(bert_payload.INFER_HEADER_LENGTH)
-                    bert_payload.check_response(
+                    length = resp.headers.get(bert_client.INFER_HEADER_LENGTH)
+                    bert_client.check_response(
                         status=resp.status,
                         body=body,
                         header_length=None if length is None else int(length),
                         request=request,
                     )
             # A request past the client's timeout is a failure of that point, not of the run.
-            except (aiohttp.ClientError, TimeoutError, bert_payload.UnexpectedResponseError) as exc:
+            except (aiohttp.ClientError, TimeoutError, bert_client.UnexpectedResponseError) as exc:
                 if now >= job.start_at:
                     failures.append(f"{type(exc).__name__}: {exc}"[:200])
                 continue
@@ -539,7 +536,7 @@ def chart_launch(*, helm: Path | None, args_file: Path | None) -> ContainerLaunc
     """Triton's arguments as the chart runs it: rendered now with ``helm``, or read from a JSON
     list written where helm runs (a GPU machine may have none)."""
     if helm is not None:
-        chart = Path(__file__).resolve().parents[2] / "chart"
+        chart = Path(__file__).resolve().parents[1] / "chart"
         objects = render(
             helm=helm,
             chart=chart,
@@ -636,9 +633,7 @@ def _ints(text: str) -> list[int]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m samples.bert.gpu_benchmark", description=__doc__
-    )
+    parser = argparse.ArgumentParser(prog="python -m bench.gpu_benchmark", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("build/bench-gpu"))
     parser.add_argument("--size", default="large", help="network size (large, base, tiny)")
     parser.add_argument(

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bert_payload import (
+
+from samples.bert.client import (
     CLS_ID,
     FIRST_WORD_ID,
     INFER_HEADER_LENGTH,
@@ -28,7 +29,6 @@ from bert_payload import (
     encode_json,
     make_batches,
 )
-
 from samples.bert.contract import INPUT_IDS, INPUT_MASK, OUTPUT_LOGITS, SEGMENT_IDS
 
 SEQ = 128

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from deployer.errors import LocalTritonError
+from demo.errors import LocalTritonError
 
 # Flags whose local value is ours to choose; the chart's value for them is dropped.
 _LOCAL_FLAGS = (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deployer.bench_deployer import SECTION, one_run, write_section
+from bench.deployer_cost import SECTION, one_run, write_section
 
 
 def test_one_run_measures_each_phase(helm4: Path) -> None:
