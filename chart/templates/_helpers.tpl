@@ -290,6 +290,12 @@ triton_release
 {{- if and (eq $v.ingress.mode "gatewayApi") $v.ingress.tls.enabled (not $v.ingress.gatewayApi.createGateway) }}
 {{- fail "ingress.tls configures listeners of the Gateway this chart creates; with an existing Gateway (createGateway=false), configure TLS on that Gateway and leave ingress.tls.enabled=false" }}
 {{- end }}
+{{- if and (eq $v.ingress.mode "istio") (not $v.ingress.host) }}
+{{- fail "ingress.mode=istio needs ingress.host: with no host the routes claim every host (*), and Istio serves only one of two Gateways whose hosts overlap on the same ingress gateway and port (IST0145 ConflictingGateways), so a second release would collide with this one; set ingress.host to a name of this release's own (and ingress.grpc.host if gRPC has its own)" }}
+{{- end }}
+{{- if and (eq $v.ingress.mode "istio") (or (hasPrefix "*" $v.ingress.host) (hasPrefix "*" $v.ingress.grpc.host)) }}
+{{- fail "ingress.mode=istio matches this release's hosts exactly, and a wildcard host would overlap other releases' hosts on the same ingress gateway (IST0145 ConflictingGateways): name the host exactly; a shared Gateway (ingress.istio.createGateway=false, ingress.istio.existingGateway=NAMESPACE/NAME) may serve the wildcard itself" }}
+{{- end }}
 {{- if and (eq $v.ingress.mode "istio") (not $v.ingress.istio.createGateway) (not $v.ingress.istio.existingGateway) }}
 {{- fail "ingress.mode=istio with createGateway=false needs ingress.istio.existingGateway (namespace/name)" }}
 {{- end }}

@@ -267,3 +267,39 @@ def triton_container(manifests: Sequence[Manifest]) -> Manifest:
 def is_hook(manifest: Mapping[str, Any]) -> bool:
     """True for helm hooks (the `helm test` pod), which the deployer does not apply."""
     return "helm.sh/hook" in (manifest["metadata"].get("annotations") or {})
+
+
+def _host_covers(pattern: str, host: str) -> bool:
+    """True when the Istio host ``pattern`` (`*`, `*.suffix` or a name) matches ``host``."""
+    if pattern == "*":
+        return True
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:])
+    return pattern == host
+
+
+def conflicting_istio_gateways(gateways: Sequence[Manifest]) -> list[str]:
+    """The conflicts Istio's analyzer reports as IST0145 ConflictingGateways: two Gateways
+    that select the same gateway workload, use the same port, and have hosts that are the same
+    or overlap (Istio then serves only one of them). One line per conflicting pair of servers."""
+    servers = [
+        (
+            f"{g['metadata'].get('namespace', '')}/{g['metadata']['name']}",
+            json.dumps(g["spec"].get("selector") or {}, sort_keys=True),
+            server["port"]["number"],
+            [h.split("/", 1)[-1] for h in server["hosts"]],  # `namespace/host` binds a host
+        )
+        for g in gateways
+        for server in g["spec"]["servers"]
+    ]
+    conflicts = []
+    for i, (name, selector, port, hosts) in enumerate(servers):
+        for other, other_selector, other_port, other_hosts in servers[i + 1 :]:
+            if other == name or (selector, port) != (other_selector, other_port):
+                continue
+            shared = [
+                a for a in hosts for b in other_hosts if _host_covers(a, b) or _host_covers(b, a)
+            ]
+            if shared:
+                conflicts.append(f"{name} and {other}: port {port}, hosts {shared}")
+    return conflicts

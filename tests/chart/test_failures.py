@@ -113,7 +113,14 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "istio-without-gateway",
-        {**REPO, "ingress": {"mode": "istio", "istio": {"createGateway": False}}},
+        {
+            **REPO,
+            "ingress": {
+                "mode": "istio",
+                "host": "t.example.com",
+                "istio": {"createGateway": False},
+            },
+        },
         "needs ingress.istio.existingGateway",
     ),
     (
@@ -123,7 +130,10 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "canary-without-service",
-        {**REPO, "ingress": {"mode": "istio", "canary": {"enabled": True}}},
+        {
+            **REPO,
+            "ingress": {"mode": "istio", "host": "t.example.com", "canary": {"enabled": True}},
+        },
         "needs ingress.canary.serviceName",
     ),
     (
@@ -132,6 +142,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
             **REPO,
             "ingress": {
                 "mode": "istio",
+                "host": "t.example.com",
                 "canary": {"enabled": True, "serviceName": "triton-triton-inference-server"},
             },
         },
@@ -147,6 +158,33 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "redirect-without-tls",
         {**REPO, "ingress": {"mode": "istio", "tls": {"httpsRedirect": True}}},
         "set ingress.tls.enabled=true",
+    ),
+    (
+        "istio-without-host",
+        {**REPO, "ingress": {"mode": "istio"}},
+        "ingress.mode=istio needs ingress.host",
+    ),
+    (
+        "istio-gateway-for-a-wildcard",
+        {**REPO, "ingress": {"mode": "istio", "host": "*.example.com"}},
+        "a wildcard host would overlap other releases' hosts",
+    ),
+    (
+        "istio-shared-gateway-with-a-wildcard",
+        {
+            **REPO,
+            "ingress": {
+                "mode": "istio",
+                "host": "*.example.com",
+                "istio": {"createGateway": False, "existingGateway": "istio-system/shared"},
+            },
+        },
+        "name the host exactly",
+    ),
+    (
+        "istio-gateway-for-a-wildcard-grpc-host",
+        {**REPO, "ingress": {"mode": "istio", "host": "t.example.com", "grpc": {"host": "*.g.io"}}},
+        "IST0145 ConflictingGateways",
     ),
     (
         "standby-without-gpu",

@@ -5,7 +5,9 @@ connection; Istio Gateway and VirtualService send HTTP to 8000 and gRPC to
 8001 with timeout and retries; an existing Istio Gateway is used as named; TLS credentialName
 and the HTTPS redirect; Gateway API Gateway with its class, HTTPRoute and GRPCRoute on separate
 hostnames, attached to the created Gateway or an existing parent; the HTTPS listener with
-certificateRefs and the redirect route; the weighted canary split in both modes; the route
+certificateRefs and the redirect route; the weighted canary split in both modes; two Istio
+releases' Gateways never conflict on the shared ingress gateway (Istio's IST0145 rule, itself
+checked on Istio's example); the route
 matchers let through only health, metadata, readiness and inference (checked by matching
 real Triton paths against the rendered regexes).
 """
@@ -18,12 +20,18 @@ from typing import Any
 
 import pytest
 
-from tests.chart.helpers import Manifest, field, only, render_chart
+from tests.chart.helpers import (
+    Manifest,
+    conflicting_istio_gateways,
+    field,
+    only,
+    render_chart,
+)
 from tests.conftest import ROOT
 
 REPO = {"modelRepository": "gs://bucket/models"}
 SERVICE = "triton-triton-inference-server"
-ISTIO: dict[str, Any] = {**REPO, "ingress": {"mode": "istio"}}
+ISTIO: dict[str, Any] = {**REPO, "ingress": {"mode": "istio", "host": "t.example.com"}}
 GATEWAY_API: dict[str, Any] = {
     **REPO,
     "ingress": {"mode": "gatewayApi", "host": "t.example.com", "grpc": {"host": "g.example.com"}},
@@ -150,6 +158,7 @@ class TestIstio:
             **REPO,
             "ingress": {
                 "mode": "istio",
+                "host": "t.example.com",  # the shared Gateway may own `*.example.com`
                 "istio": {"createGateway": False, "existingGateway": "istio-ingress/shared"},
             },
         }
@@ -181,11 +190,60 @@ class TestIstio:
         assert {m["authority"]["exact"] for m in grpc["match"]} == {"g.example.com"}
 
     def test_canary_split(self, helm: Path) -> None:
-        values = {**REPO, "ingress": {"mode": "istio", "canary": CANARY}}
+        values = {**REPO, "ingress": {**ISTIO["ingress"], "canary": CANARY}}
         vs = only(render_chart(helm, values), "VirtualService")
         for route in vs["spec"]["http"]:
             weights = {r["destination"]["host"].split(".")[0]: r["weight"] for r in route["route"]}
             assert weights == {SERVICE: 80, CANARY["serviceName"]: 20}
+
+    def test_two_releases_gateways_do_not_conflict(self, helm: Path) -> None:
+        """Each release names its own host, so Istio's IST0145 check finds no overlap on the
+        shared ingress gateway, with HTTPS too."""
+        tls = {"enabled": True, "secretName": "cert"}
+        gateways = [
+            only(
+                render_chart(
+                    helm,
+                    {**REPO, "ingress": {"mode": "istio", "host": f"{r}.example.com", "tls": tls}},
+                    release=r,
+                ),
+                "Gateway",
+            )
+            for r in ("blue", "green")
+        ]
+        assert [len(g["spec"]["servers"]) for g in gateways] == [2, 2]
+        assert conflicting_istio_gateways(gateways) == []
+
+
+class TestIstioConflictCheck:
+    """The IST0145 check the tests above rely on, on Istio's own example and the chart's old
+    default (a Gateway for `*` per release)."""
+
+    @staticmethod
+    def gateway(name: str, hosts: list[str], port: int = 80) -> Manifest:
+        server = {"port": {"number": port, "name": "http", "protocol": "HTTP"}, "hosts": hosts}
+        return {
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"selector": {"istio": "ingressgateway"}, "servers": [server]},
+        }
+
+    def test_istio_documented_example_conflicts(self) -> None:
+        alpha = self.gateway("alpha", ["foo.example.com"])
+        beta = self.gateway("beta", ["*.example.com"])
+        assert conflicting_istio_gateways([alpha, beta]) == [
+            "default/alpha and default/beta: port 80, hosts ['foo.example.com']"
+        ]
+
+    def test_two_any_host_gateways_conflict(self) -> None:
+        assert conflicting_istio_gateways([self.gateway("a", ["*"]), self.gateway("b", ["*"])])
+
+    def test_other_port_or_distinct_hosts_do_not_conflict(self) -> None:
+        assert not conflicting_istio_gateways(
+            [self.gateway("a", ["a.example.com"]), self.gateway("b", ["b.example.com"])]
+        )
+        assert not conflicting_istio_gateways(
+            [self.gateway("a", ["*"]), self.gateway("b", ["*"], port=8080)]
+        )
 
 
 class TestGatewayApi:

@@ -114,7 +114,10 @@ def test_notes_print_ready_to_paste_commands(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("settings", "address"),
     [
-        (["ingress.mode=istio"], "-n istio-system get service istio-ingressgateway"),
+        (
+            ["ingress.mode=istio", "ingress.host=t.example.com"],
+            "-n istio-system get service istio-ingressgateway",
+        ),
         (
             ["ingress.mode=gatewayApi", "ingress.grpc.host=grpc.example.com"],
             "get gateway demo-triton-inference-server -o jsonpath='{.status.addresses[0].value}'",

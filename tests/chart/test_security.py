@@ -157,7 +157,7 @@ class TestNetworkPolicy:
     def test_istio_admits_the_gateway_namespace(self, helm: Path) -> None:
         values = {
             **REPO,
-            "ingress": {"mode": "istio"},
+            "ingress": {"mode": "istio", "host": "t.example.com"},
             "networkPolicy": {"allowSameNamespace": False, "allowedNamespaces": ["jobs"]},
         }
         policy, _ = self.policy(helm, values)
@@ -194,7 +194,12 @@ class TestEdgeAuthentication:
     def test_istio_jwt(self, helm: Path) -> None:
         jwt = {"enabled": True, "issuer": "https://issuer.example.com", "audiences": ["triton"]}
         manifests = render_chart(
-            helm, {**REPO, "ingress": {"mode": "istio"}, "security": {"jwt": jwt}}
+            helm,
+            {
+                **REPO,
+                "ingress": {"mode": "istio", "host": "t.example.com"},
+                "security": {"jwt": jwt},
+            },
         )
         selector = only(manifests, "Deployment")["spec"]["selector"]
         authn = only(manifests, "RequestAuthentication")

@@ -122,6 +122,7 @@ def test_the_defaults_render(schema: values.Schema, helm4: Path) -> None:
 # field depend on another, so the chart refuses the rest with a message saying what to set.
 COMPANIONS: dict[tuple[str, Any], dict[str, Any]] = {
     ("ingress.mode", "gatewayApi"): {"ingress.grpc.host": "grpc.example.com"},
+    ("ingress.mode", "istio"): {"ingress.host": "triton.example.com"},
     ("autoscaling.metric", "queueTime"): {
         "autoscaling.enabled": True,
         "metrics.podMonitoring.enabled": True,
