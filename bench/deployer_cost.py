@@ -20,7 +20,7 @@ from pathlib import Path
 
 from kubernetes import client
 
-from deployer import objects, render, values
+from deployer import application, objects, render, values
 from deployer.cluster import Cluster
 from tests.conftest import CHART_DIR, CRDS_DIR, ROOT
 from tests.deployer.apiserver import EmulatedCluster
@@ -50,11 +50,11 @@ def one_run(helm: Path) -> dict[str, float]:
         configuration = client.Configuration()
         configuration.host = emulator.url
         with Cluster(client.ApiClient(configuration), namespace=release.namespace) as target:
-            prepared = objects.prepare(
+            prepared = application.prepare(
                 regular,
                 namespace=release.namespace,
                 namespaced=target.namespaced_kinds(regular),
-                application=objects.find_application(regular),
+                application=application.find(regular),
                 application_uid=None,
             )
             target.apply_all(prepared)

@@ -64,15 +64,46 @@ def make_plan(inputs: Inputs) -> Plan:
         release=release,
         objects=regular,
         tests=tests,
-        application=objects.find_application(regular),
+        application=application.find(regular),
     )
 
 
 def _application_ref(plan: Plan) -> ObjectRef | None:
     if plan.application is None:
         return None
-    ref = ObjectRef.of(plan.application)
-    return ObjectRef(ref.api_version, ref.kind, ref.name, plan.release.namespace)
+    return application.ref_in(plan.application, plan.release.namespace)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One object after :func:`apply_or_keep`."""
+
+    live: Object
+    """The object as the cluster holds it."""
+    kept: bool = False
+    """True for a create-only object that already existed and was left untouched."""
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef.of(self.live)
+
+
+def apply_or_keep(cluster: Cluster, prepared: list[Object]) -> list[Applied]:
+    """Apply every object in order, except a create-only one (see
+    :func:`objects.is_create_only`) that the cluster holds with every data key the chart
+    renders: that one is read and kept. Raises ApplyError naming every object that failed."""
+    kept: dict[int, Object] = {}
+    for index, obj in enumerate(prepared):
+        if objects.is_create_only(obj):
+            # Read to decide only; the object (a Secret's data included) is never printed.
+            live = cluster.get(ObjectRef.of(obj))
+            if live is not None and objects.keeps_existing(obj, live):
+                kept[index] = live
+    applied = iter(cluster.apply_all([o for i, o in enumerate(prepared) if i not in kept]))
+    return [
+        Applied(live=kept[i], kept=True) if i in kept else Applied(live=next(applied))
+        for i in range(len(prepared))
+    ]
 
 
 def _set_phase(
@@ -120,14 +151,14 @@ def _prepare(cluster: Cluster, plan: Plan, *, report: Report) -> list[Object]:
     namespaced = cluster.namespaced_kinds([*plan.objects, *plan.tests])
     app_uid = None
     if plan.application is not None:
-        app = objects.prepare(
+        app = application.prepare(
             [plan.application],
             namespace=namespace,
             namespaced=namespaced,
-            application=None,
+            application=plan.application,
             application_uid=None,
         )[0]
-        live = cluster.apply_all([app])[0].live
+        live = cluster.apply_all([app])[0]
         app_uid = str(live["metadata"]["uid"])
         report(f"applied {ObjectRef.of(app)} (uid {app_uid})")
         _set_phase(
@@ -138,7 +169,7 @@ def _prepare(cluster: Cluster, plan: Plan, *, report: Report) -> list[Object]:
             message="applying objects",
         )
     rest = [o for o in plan.objects if o is not plan.application]
-    return objects.prepare(
+    return application.prepare(
         rest,
         namespace=namespace,
         namespaced=namespaced,
@@ -166,7 +197,7 @@ def deploy(
     )
     prepared = _prepare(cluster, plan, report=report)
     try:
-        applied = cluster.apply_all(prepared)
+        applied = apply_or_keep(cluster, prepared)
         for done in applied:
             if done.kept:
                 report(f"kept {done.ref}: it exists and is created once, never overwritten")
@@ -282,7 +313,7 @@ def _run_testers(
     ]
     app_ref = _application_ref(plan)
     app_live = cluster.get(app_ref) if app_ref else None
-    prepared = objects.prepare(
+    prepared = application.prepare(
         testers,
         namespace=plan.release.namespace,
         namespaced=cluster.namespaced_kinds(testers),
@@ -292,7 +323,7 @@ def _run_testers(
     applied = cluster.apply_all(prepared)
     report(f"running {len(applied)} tester object(s)")
     readiness.wait_until_ready(
-        [done.ref for done in applied],
+        [ObjectRef.of(live) for live in applied],
         fetch=cluster.get,
         explain_why=_explainer(cluster),
         report=report,

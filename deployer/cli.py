@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from deployer import actions, objects, render
+from deployer import actions, application, objects, render
 from deployer.cluster import Cluster, connect
 from deployer.errors import BadInputError, DeployerError
 
@@ -100,8 +100,8 @@ def _print(line: str) -> None:
 
 def _render(plan: actions.Plan, args: argparse.Namespace) -> None:
     shown = [*plan.objects, *(plan.tests if args.tests else [])]
-    labels = objects.selector_labels(plan.application) if plan.application else {}
-    docs = [objects.with_labels(o, labels) if o is not plan.application else o for o in shown]
+    labels = application.component_labels(plan.application) if plan.application else {}
+    docs = [objects.with_labels(o, labels) for o in shown]
     if not args.show_secrets:
         docs = [objects.redact_secrets(d) for d in docs]
     sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False))

@@ -1,9 +1,8 @@
 """The only module that talks to the Kubernetes API, through the official ``kubernetes`` client.
 
 Objects are applied with server-side apply under one field manager, so a second deploy of the
-same objects changes nothing and a later deploy takes back only the fields it owns. An object
-the chart marks create-only is applied only while it is missing. Every other module works on
-plain dicts.
+same objects changes nothing and a later deploy takes back only the fields it owns. What to
+apply is decided elsewhere; every other module works on plain dicts.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.discovery import LazyDiscoverer
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
-from deployer import objects
 from deployer.errors import ApplyError, ClusterError
 from deployer.objects import Object, ObjectRef
 
@@ -79,20 +77,6 @@ def api_message(exc: Exception) -> str:
     reason = getattr(exc, "reason", None) or type(exc).__name__
     text = f"{status} {reason}" if status else str(reason)
     return f"{text}: {message}" if message else text
-
-
-@dataclass(frozen=True)
-class Applied:
-    """One object after :meth:`Cluster.apply_all`."""
-
-    live: Object
-    """The object as the cluster holds it."""
-    kept: bool = False
-    """True for a create-only object that already existed and was left untouched."""
-
-    @property
-    def ref(self) -> ObjectRef:
-        return ObjectRef.of(self.live)
 
 
 @dataclass
@@ -205,30 +189,18 @@ class Cluster:
             )
         return dict(live.to_dict())
 
-    def apply_or_keep(self, obj: Mapping[str, Any]) -> Applied:
-        """Server-side apply one object, except a create-only one (see
-        :func:`objects.is_create_only`) that already exists: that one is read and kept."""
-        if objects.is_create_only(obj):
-            ref = ObjectRef.of(obj)
-            # Read to decide only; the object (a Secret's data included) is never printed.
-            live = self.get(ref)
-            if live is not None and objects.keeps_existing(obj, live):
-                return Applied(live=live, kept=True)
-        return Applied(live=self.apply(obj))
-
-    def apply_all(self, manifests: Iterable[Mapping[str, Any]]) -> list[Applied]:
-        """Apply every object in order (create-only ones only when missing), going on past
-        failures.
+    def apply_all(self, manifests: Iterable[Mapping[str, Any]]) -> list[Object]:
+        """Server-side apply every object in order, going on past failures.
 
         Returns what the cluster holds for each. Raises ApplyError naming every object that
         failed, after trying them all, so one run reports every problem.
         """
-        applied: list[Applied] = []
+        applied: list[Object] = []
         failures: list[str] = []
         for obj in manifests:
             ref = ObjectRef.of(obj)
             try:
-                applied.append(self.apply_or_keep(obj))
+                applied.append(self.apply(obj))
             except (ApiException, DynamicApiError) as exc:
                 failures.append(f"{ref}: {api_message(exc)}")
             except ClusterError as exc:

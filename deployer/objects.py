@@ -1,4 +1,5 @@
-"""Pure transformations of rendered objects: hooks, labels, owner references, redaction.
+"""Pure transformations of rendered objects: hooks, namespaces, labels, owner references,
+the create-only mark, redaction. (What the Application adds is in ``application``.)
 
 Every function returns new dicts and leaves its input alone. No object is built here: they
 all come from the chart; the deployer only adds labels, annotations and owner references.
@@ -16,7 +17,6 @@ from deployer.errors import RenderError
 HOOK_ANNOTATION = "helm.sh/hook"
 TEST_HOOKS = frozenset({"test", "test-success"})
 VERIFICATION_ANNOTATION = "marketplace.cloud.google.com/verification"
-APPLICATION_API_VERSION = "app.k8s.io/v1beta1"
 # "Create only": apply when missing, never overwrite. Flux's annotation for it, so that one
 # mark serves the deployer and GitOps tools alike.
 CREATE_ONLY_ANNOTATION = "kustomize.toolkit.fluxcd.io/ssa"
@@ -109,41 +109,6 @@ def split_hooks(objects: Iterable[Object]) -> tuple[list[Object], list[Object]]:
     return regular, tests
 
 
-def find_application(objects: Iterable[Object]) -> Object | None:
-    """The rendered Marketplace Application, if the chart renders one (at most one)."""
-    found = [
-        obj
-        for obj in objects
-        if obj.get("kind") == "Application" and obj.get("apiVersion") == APPLICATION_API_VERSION
-    ]
-    if len(found) > 1:
-        names = ", ".join(str(ObjectRef.of(o)) for o in found)
-        raise RenderError(f"the chart renders more than one Application ({names}): render one")
-    return found[0] if found else None
-
-
-def _normal_group(group: str) -> str:
-    """Marketplace examples write the core group as ``v1`` and others as ``apps/v1``; the
-    Application controller means the API group, so compare on that."""
-    if group in ("", "v1", "core"):
-        return ""
-    return group.split("/")[0]
-
-
-def component_kinds(application: Mapping[str, Any]) -> set[tuple[str, str]]:
-    """The ``(group, kind)`` pairs the Application lists in ``spec.componentKinds``."""
-    kinds = (application.get("spec") or {}).get("componentKinds") or []
-    return {
-        (_normal_group(str(k.get("group", ""))), str(k["kind"])) for k in kinds if k.get("kind")
-    }
-
-
-def selector_labels(application: Mapping[str, Any]) -> dict[str, str]:
-    """The labels by which the Application finds its components."""
-    selector = (application.get("spec") or {}).get("selector") or {}
-    return {str(k): str(v) for k, v in (selector.get("matchLabels") or {}).items()}
-
-
 def with_namespace(obj: Mapping[str, Any], namespace: str) -> Object:
     """A copy of a namespaced object with ``metadata.namespace`` set where the chart left it out."""
     out = copy.deepcopy(dict(obj))
@@ -167,60 +132,12 @@ def with_annotations(obj: Mapping[str, Any], annotations: Mapping[str, str]) -> 
     return out
 
 
-def owner_reference(application: Mapping[str, Any], uid: str) -> dict[str, Any]:
-    """An owner reference to the live Application (``uid`` from the cluster)."""
-    return {
-        "apiVersion": application["apiVersion"],
-        "kind": application["kind"],
-        "name": application["metadata"]["name"],
-        "uid": uid,
-        "blockOwnerDeletion": True,
-    }
-
-
 def with_owner(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> Object:
     """A copy owned by ``owner`` (replacing any earlier reference to the same owner uid)."""
     out = copy.deepcopy(dict(obj))
     refs = out.setdefault("metadata", {}).setdefault("ownerReferences", [])
     refs[:] = [r for r in refs if r.get("uid") != owner["uid"]] + [dict(owner)]
     return out
-
-
-def prepare(
-    objects: Iterable[Object],
-    *,
-    namespace: str,
-    namespaced: set[tuple[str, str]],
-    application: Mapping[str, Any] | None,
-    application_uid: str | None,
-) -> list[Object]:
-    """Every rendered object made ready to apply, in order.
-
-    ``namespaced`` holds the ``(group, kind)`` pairs the cluster serves as namespaced. Those
-    get the namespace; every object gets the Application's selector labels; namespaced objects
-    whose kind the Application lists get an owner reference to it, so deleting the
-    Application deletes them. Cluster-scoped objects cannot have a namespaced owner.
-    """
-    labels = selector_labels(application) if application else {}
-    kinds = component_kinds(application) if application else set()
-    owner = (
-        owner_reference(application, application_uid)
-        if application is not None and application_uid
-        else None
-    )
-    prepared: list[Object] = []
-    for obj in objects:
-        ref = ObjectRef.of(obj)
-        is_namespaced = (ref.group, ref.kind) in namespaced
-        out = with_namespace(obj, namespace) if is_namespaced else copy.deepcopy(obj)
-        is_application = application is not None and ref == ObjectRef.of(application)
-        if not is_application:
-            out = with_labels(out, labels)
-            same_namespace = out["metadata"].get("namespace") == namespace
-            if owner and is_namespaced and same_namespace and (ref.group, ref.kind) in kinds:
-                out = with_owner(out, owner)
-        prepared.append(out)
-    return prepared
 
 
 def redact_secrets(obj: Mapping[str, Any]) -> Object:

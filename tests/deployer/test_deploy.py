@@ -112,7 +112,9 @@ def test_deploy_of_the_chart_applies_what_helm_renders(
         applied = by_key[(obj["kind"], obj["metadata"]["name"])]
         assert applied["metadata"]["namespace"] == NAMESPACE
         assert chart_spec(applied) == chart_spec(obj)
-        assert obj["metadata"].get("labels", {}).items() <= applied["metadata"]["labels"].items()
+        # The chart's labels, but the app's name: the placeholder Application selects on it.
+        labels = {**obj["metadata"].get("labels", {}), "app.kubernetes.io/name": RELEASE}
+        assert labels.items() <= applied["metadata"]["labels"].items()
         managers = {m["manager"] for m in applied["metadata"]["managedFields"]}
         assert managers == {FIELD_MANAGER}
     applications = [o for o in live if o["kind"] == "Application"]
