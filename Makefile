@@ -62,7 +62,7 @@ lint: venv tools ## ruff, mypy, helm lint (Helm 3 and 4), yamllint on the render
 	mkdir -p $(BUILD)/lint
 	$(HELM4) template lint $(CHART) --set modelRepository=gs://bucket/models > $(BUILD)/lint/default.yaml
 	yamllint -c .yamllint.yaml $(BUILD)/lint/default.yaml $(CHART)/values.yaml $(wildcard schema.yaml)
-	yamllint -c .yamllint.yaml deployer/rbac.yaml
+	yamllint -c .yamllint.yaml deployer/rbac.yaml deployer/marketplace/test-schema.yaml
 	hadolint Dockerfile.deployer
 
 .PHONY: etcd

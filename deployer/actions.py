@@ -32,6 +32,8 @@ class Inputs:
     """The values file, or the Marketplace's values folder (one file per key)."""
     helm: Path
     """The helm binary."""
+    test_schema: Path | None = None
+    """For ``verify``: properties laid over the schema (``/data-test/schema.yaml``)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class Plan:
 
 def make_plan(inputs: Inputs) -> Plan:
     """Validate the values and render the chart. Raises BadInputError subclasses only."""
-    schema = values.load_schema(inputs.schema)
+    schema = values.load_schema(inputs.schema, test_schema=inputs.test_schema)
     release = values.resolve(schema, values.load_values(inputs.values, schema))
     rendered = render.render(
         helm=inputs.helm,
@@ -106,19 +108,55 @@ def apply_or_keep(cluster: Cluster, prepared: list[Object]) -> list[Applied]:
     ]
 
 
-def _set_phase(
-    cluster: Cluster, plan: Plan, *, phase: application.Phase, reason: str, message: str
+def _write_phase(
+    cluster: Cluster, ref: ObjectRef, *, phase: application.Phase, reason: str, message: str
 ) -> None:
-    """Write the Application's phase and the reason for it (nothing without an Application)."""
-    ref = _application_ref(plan)
-    if ref is None:
-        return
     cluster.merge_patch(ref, application.phase_patch(phase))
     cluster.merge_patch(
         ref,
         application.status_patch(phase, reason=reason, message=message),
         subresource="status",
     )
+
+
+def _set_phase(
+    cluster: Cluster, plan: Plan, *, phase: application.Phase, reason: str, message: str
+) -> None:
+    """Write the Application's phase and the reason for it (nothing without an Application)."""
+    ref = _application_ref(plan)
+    if ref is not None:
+        _write_phase(cluster, ref, phase=phase, reason=reason, message=message)
+
+
+def mark_failed(cluster: Cluster, *, name: str, namespace: str, reason: str, message: str) -> bool:
+    """What the trap of Google's ``deploy.sh`` does on any failure, the input's included:
+    mark the Application ``NAME`` Failed, if it exists (Marketplace's placeholder, or ours).
+    Returns whether there was one to mark."""
+    ref = ObjectRef(application.API_VERSION, "Application", name, namespace)
+    if cluster.get(ref) is None:
+        return False
+    _write_phase(cluster, ref, phase=application.Phase.FAILED, reason=reason, message=message)
+    return True
+
+
+DEPLOYER_COMPONENT = "deployer.marketplace.cloud.google.com"
+"""``app.kubernetes.io/component`` of the deployer's own objects (``provision.py``)."""
+
+
+def remove_deployer_service_account(cluster: Cluster, *, name: str, report: Report) -> int:
+    """What Google's ``clean_iam_resources.sh`` does after a successful deploy: delete the
+    ServiceAccounts labelled as app ``name``'s deployer (by ``provision.py`` and
+    ``set_app_labels.py``), without waiting. The token this deployer runs with goes with its
+    account, so this is its last request. Returns how many were deleted."""
+    selector = f"app.kubernetes.io/component={DEPLOYER_COMPONENT},{application.NAME_LABEL}={name}"
+    accounts = cluster.list_objects("v1", "ServiceAccount", label_selector=selector)
+    if not accounts:
+        report(f"no ServiceAccount labelled {selector} to remove")
+    for account in accounts:
+        ref = ObjectRef.of({**account, "apiVersion": "v1", "kind": "ServiceAccount"})
+        if cluster.delete(ref):
+            report(f"removed the deployer's {ref}")
+    return len(accounts)
 
 
 def _explainer(cluster: Cluster) -> readiness.Explain:
@@ -158,15 +196,17 @@ def _prepare(cluster: Cluster, plan: Plan, *, report: Report) -> list[Object]:
             application=plan.application,
             application_uid=None,
         )[0]
-        live = cluster.apply_all([app])[0]
+        # Pending from its first write, as Google's deploy.sh applies it (an Application
+        # with no phase reads as Success).
+        live = cluster.apply_all([application.with_phase(app, application.Phase.PENDING)])[0]
         app_uid = str(live["metadata"]["uid"])
-        report(f"applied {ObjectRef.of(app)} (uid {app_uid})")
-        _set_phase(
-            cluster,
-            plan,
-            phase=application.Phase.PENDING,
-            reason="Deploying",
-            message="applying objects",
+        report(f"applied {ObjectRef.of(app)} (uid {app_uid}), phase Pending")
+        cluster.merge_patch(
+            ObjectRef.of(live),
+            application.status_patch(
+                application.Phase.PENDING, reason="Deploying", message="applying objects"
+            ),
+            subresource="status",
         )
     rest = [o for o in plan.objects if o is not plan.application]
     return application.prepare(
@@ -303,14 +343,23 @@ def _wait_gone(
     report(f"all {len(refs)} objects deleted")
 
 
-def _run_testers(
+SMOKE_TEST = "SMOKE_TEST "
+"""The prefix Google's ``deploy_with_tests.sh`` puts on the tester's report: ``mpdev verify``
+keeps the deployer log's lines that start with it as the test log."""
+
+
+def run_testers(
     plan: Plan, cluster: Cluster, *, report: Report, timeout_s: float, poll_s: float
-) -> list[Object]:
-    """Apply the chart's test objects, annotated for Marketplace verification and owned by
-    the Application, and wait until they finish. Returns the testers applied."""
-    testers = [
-        objects.with_annotations(t, {objects.VERIFICATION_ANNOTATION: "test"}) for t in plan.tests
-    ]
+) -> bool:
+    """Google's ``run_tester.py``: apply the testers (owned by the Application, as
+    ``separate_tester_resources.py`` sets), then follow each tester Pod in turn until it
+    Succeeded or Failed or ``timeout_s`` passed since its turn began, and print its log and
+    the verdict, every line prefixed SMOKE_TEST. Returns whether every tester succeeded."""
+
+    def smoke(line: str) -> None:
+        report(SMOKE_TEST + line)
+
+    testers = [objects.as_tester(t) for t in plan.tests]
     app_ref = _application_ref(plan)
     app_live = cluster.get(app_ref) if app_ref else None
     prepared = application.prepare(
@@ -320,17 +369,32 @@ def _run_testers(
         application=plan.application,
         application_uid=str(app_live["metadata"]["uid"]) if app_live else None,
     )
-    applied = cluster.apply_all(prepared)
-    report(f"running {len(applied)} tester object(s)")
-    readiness.wait_until_ready(
-        [ObjectRef.of(live) for live in applied],
-        fetch=cluster.get,
-        explain_why=_explainer(cluster),
-        report=report,
-        timeout_s=timeout_s,
-        poll_s=poll_s,
-    )
-    return prepared
+    cluster.apply_all(prepared)
+    passed = True
+    for tester in prepared:
+        ref = ObjectRef.of(tester)
+        if ref.kind != "Pod":
+            smoke(f"INFO Skip '{ref}'")
+            continue
+        start = time.monotonic()
+        phase = None
+        while True:
+            live = cluster.get(ref)
+            phase = ((live or {}).get("status") or {}).get("phase")
+            if phase in ("Succeeded", "Failed") or time.monotonic() - start > timeout_s:
+                break
+            time.sleep(poll_s)
+        try:
+            for line in cluster.pod_log(ref.name).splitlines():
+                smoke(line)
+        except ClusterError as exc:
+            smoke(f"ERROR Failed to get the tester logs: {exc}")
+        if phase == "Succeeded":
+            smoke(f"INFO Tester '{ref}' succeeded.")
+            continue
+        passed = False
+        smoke(f"ERROR Tester '{ref}' {'failed' if phase == 'Failed' else 'timeout'}.")
+    return passed
 
 
 def verify(
@@ -339,39 +403,50 @@ def verify(
     *,
     report: Report,
     timeout_s: float,
+    tester_timeout_s: float,
     poll_s: float = 2.0,
     keep_app: bool = False,
 ) -> None:
-    """``mpdev verify``'s flow: deploy and wait until ready, then run the chart's test
-    objects annotated ``marketplace.cloud.google.com/verification: test`` and wait for them
-    to finish, print the tester pods' logs, and delete the testers and (unless ``keep_app``:
-    mpdev deletes the namespace itself) the application, whatever happened.
+    """Google's ``deploy_with_tests.sh``: deploy (phase Success once ready), then run the
+    chart's tests as Marketplace testers (:func:`run_testers`); a tester that fails or times
+    out marks the Application Failed. ``mpdev verify`` deletes the application and its
+    testers itself (``keep_app``); otherwise everything is deleted, whatever happened.
     Raises VerificationError if the deploy or a tester failed."""
     if not plan.tests:
         raise VerificationError(
             "the chart renders no test objects (helm.sh/hook: test): nothing to verify with"
         )
-    failure: ClusterError | None = None
     try:
         deploy(plan, cluster, report=report, timeout_s=timeout_s, poll_s=poll_s)
-        _run_testers(plan, cluster, report=report, timeout_s=timeout_s, poll_s=poll_s)
-    except ClusterError as exc:
-        failure = exc
-    finally:
-        for pod in (o for o in plan.tests if o["kind"] == "Pod"):
-            name = pod["metadata"]["name"]
-            try:
-                report(f"--- log of tester Pod/{name} ---\n{cluster.pod_log(name).rstrip()}")
-            except ClusterError as exc:
-                report(f"no log from tester Pod/{name}: {exc}")
-        report("cleaning up")
-        if keep_app:
-            testers = list(reversed(_all_refs(plan, with_tests=True)))[: len(plan.tests)]
-            _delete_refs(
-                testers, cluster=cluster, report=report, timeout_s=timeout_s, poll_s=poll_s
+        try:
+            passed = run_testers(
+                plan, cluster, report=report, timeout_s=tester_timeout_s, poll_s=poll_s
             )
-        else:
+        except ClusterError as exc:
+            _set_phase(
+                cluster,
+                plan,
+                phase=application.Phase.FAILED,
+                reason="TesterFailed",
+                message=str(exc),
+            )
+            raise
+        if not passed:
+            message = "At least 1 test failed or timed out."
+            _set_phase(
+                cluster,
+                plan,
+                phase=application.Phase.FAILED,
+                reason="TesterFailed",
+                message=message,
+            )
+            raise VerificationError(f"verification failed: {message}")
+    except VerificationError:
+        raise
+    except ClusterError as exc:
+        raise VerificationError(f"verification failed: {exc}") from exc
+    finally:
+        if not keep_app:
+            report("cleaning up")
             delete(plan, cluster, report=report, timeout_s=timeout_s, poll_s=poll_s)
-    if failure is not None:
-        raise VerificationError(f"verification failed: {failure}") from failure
     report("verification passed")

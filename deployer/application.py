@@ -143,6 +143,13 @@ class Phase(Enum):
 _CONDITION_STATUS = {Phase.PENDING: "Unknown", Phase.SUCCESS: "True", Phase.FAILED: "False"}
 
 
+def with_phase(application: Mapping[str, Any], phase: Phase) -> Object:
+    """A copy of the Application with its assembly phase set."""
+    out = copy.deepcopy(dict(application))
+    out.setdefault("spec", {})["assemblyPhase"] = phase.value
+    return out
+
+
 def phase_patch(phase: Phase) -> dict[str, Any]:
     """The merge patch that sets the Application's assembly phase."""
     return {"spec": {"assemblyPhase": phase.value}}

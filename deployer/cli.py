@@ -7,18 +7,21 @@ values, chart), with nothing sent to the cluster.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
-from deployer import actions, application, objects, render
+from deployer import actions, application, objects, render, values
 from deployer.cluster import Cluster, connect
 from deployer.errors import BadInputError, DeployerError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 REPO_ROOT = Path(__file__).resolve().parent.parent
+TEST_SCHEMA = "/data-test/schema.yaml"
+"""Where Google's deploy_with_tests.sh finds the properties verify lays over the schema."""
 
 
 def _default(image_path: str, repo_path: Path) -> Path:
@@ -68,18 +71,41 @@ def build_parser() -> argparse.ArgumentParser:
         "--poll-interval", type=float, default=2.0, help="seconds between checks (default: 2)"
     )
 
+    job = argparse.ArgumentParser(add_help=False)
+    job.add_argument(
+        "--marketplace-job",
+        action="store_true",
+        help="run as GKE Marketplace's deployer Job (the image's /bin/deploy.sh and "
+        "/bin/deploy_with_tests.sh): any failure marks the Application Failed, and success "
+        "ends by deleting the deployer's own ServiceAccount, as Google's deploy.sh does",
+    )
     for name, text in (
-        ("deploy", "validate, render, apply and wait until ready"),
         ("status", "print each object's readiness and the Application's phase"),
         ("delete", "delete what deploy applies, in reverse order, and wait"),
     ):
         sub.add_parser(name, parents=[inputs, live], help=text, description=text)
+    text = "validate, render, apply and wait until ready"
+    sub.add_parser("deploy", parents=[inputs, live, job], help=text, description=text)
     text = "deploy, run the chart's tests as Marketplace testers, report, clean up"
-    check = sub.add_parser("verify", parents=[inputs, live], help=text, description=text)
+    check = sub.add_parser("verify", parents=[inputs, live, job], help=text, description=text)
     check.add_argument(
         "--keep-app",
         action="store_true",
-        help="delete only the testers, not the application (mpdev deletes the namespace)",
+        help="leave the application and its testers (mpdev verify deletes them)",
+    )
+    check.add_argument(
+        "--test-schema",
+        type=Path,
+        default=Path(TEST_SCHEMA),
+        help="properties laid over the schema, as mpdev verify passes no values "
+        "(default: %(default)s, where it exists)",
+    )
+    check.add_argument(
+        "--tester-timeout",
+        type=float,
+        default=float(os.environ.get("TESTER_TIMEOUT") or 300),
+        help="seconds each tester pod may run (default: $TESTER_TIMEOUT, else 300, as in "
+        "Google's deploy_with_tests.sh)",
     )
     show = sub.add_parser(
         "render",
@@ -109,8 +135,13 @@ def _render(plan: actions.Plan, args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one command. Returns the exit code; DeployerError propagates to ``main``."""
+    test_schema = args.test_schema if args.command == "verify" else None
     inputs = actions.Inputs(
-        chart=args.chart, schema=args.schema, values=args.values, helm=render.find_helm(args.helm)
+        chart=args.chart,
+        schema=args.schema,
+        values=args.values,
+        helm=render.find_helm(args.helm),
+        test_schema=test_schema,
     )
     plan = actions.make_plan(inputs)
     if args.command == "render":
@@ -124,10 +155,52 @@ def run(args: argparse.Namespace) -> int:
         elif args.command == "delete":
             actions.delete(plan, cluster, report=_print, **timing)
         elif args.command == "verify":
-            actions.verify(plan, cluster, report=_print, keep_app=args.keep_app, **timing)
+            actions.verify(
+                plan,
+                cluster,
+                report=_print,
+                keep_app=args.keep_app,
+                tester_timeout_s=args.tester_timeout,
+                **timing,
+            )
         elif not actions.status(plan, cluster, report=_print):
             return EXIT_FAILED
+        if getattr(args, "marketplace_job", False):
+            actions.remove_deployer_service_account(cluster, name=plan.release.name, report=_print)
     return EXIT_OK
+
+
+def _release_of(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The app's name and namespace from the raw values, as deploy.sh's trap reads them
+    when the values could not be expanded; None when even they cannot be read."""
+    try:
+        schema = values.load_schema(args.schema)
+        raw = values.load_values(args.values, schema)
+    except DeployerError:
+        return None
+    name, namespace = (raw.get(schema.release_keys[k]) for k in ("name", "namespace"))
+    if not isinstance(name, str) or not isinstance(namespace, str) or not name or not namespace:
+        return None
+    return name, namespace
+
+
+def _mark_failed(args: argparse.Namespace, error: DeployerError) -> None:
+    """deploy.sh's trap: whatever failed, the Application says Failed and why."""
+    release = _release_of(args)
+    if release is None:
+        print("could not read the app's name and namespace: no Application marked Failed")
+        return
+    name, namespace = release
+    reason = "BadInput" if isinstance(error, BadInputError) else "DeployFailed"
+    try:
+        api = connect(kubeconfig=args.kubeconfig, context=args.context)
+        with Cluster(api, namespace=namespace) as cluster:
+            if actions.mark_failed(
+                cluster, name=name, namespace=namespace, reason=reason, message=str(error)
+            ):
+                print(f"Application/{name}: phase Failed", flush=True)
+    except DeployerError as exc:
+        print(f"could not mark Application/{name} Failed: {exc}", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,10 +208,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except BadInputError as exc:
-        print(f"error: {exc}\nnothing was sent to the cluster", file=sys.stderr, flush=True)
-        return EXIT_BAD_INPUT
     except DeployerError as exc:
+        if getattr(args, "marketplace_job", False):
+            _mark_failed(args, exc)
+        if isinstance(exc, BadInputError):
+            marked = getattr(args, "marketplace_job", False)
+            sent = "only the Application's phase" if marked else "nothing"
+            print(f"error: {exc}\n{sent} was sent to the cluster", file=sys.stderr, flush=True)
+            return EXIT_BAD_INPUT
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -125,10 +125,14 @@ def with_labels(obj: Mapping[str, Any], labels: Mapping[str, str]) -> Object:
     return out
 
 
-def with_annotations(obj: Mapping[str, Any], annotations: Mapping[str, str]) -> Object:
-    """A copy with ``annotations`` added."""
+def as_tester(obj: Mapping[str, Any]) -> Object:
+    """A ``helm test`` object as a Marketplace tester, as Google's ``process_helm_hooks.py``
+    makes one: its ``helm.sh/hook`` annotation replaced by
+    ``marketplace.cloud.google.com/verification: test``."""
     out = copy.deepcopy(dict(obj))
-    out.setdefault("metadata", {}).setdefault("annotations", {}).update(annotations)
+    annotations = out.setdefault("metadata", {}).setdefault("annotations", {})
+    annotations.pop(HOOK_ANNOTATION, None)
+    annotations[VERIFICATION_ANNOTATION] = "test"
     return out
 
 

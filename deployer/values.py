@@ -10,6 +10,7 @@ Every function here is pure.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,14 +133,41 @@ def parse_schema(document: Any, *, source: str = "schema.yaml") -> Schema:
     )
 
 
-def load_schema(path: Path) -> Schema:
-    """Read ``schema.yaml`` from ``path``."""
+def _read_schema(path: Path) -> Any:
     try:
-        document = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except OSError as exc:
         raise SchemaError(f"cannot read the schema {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise SchemaError(f"{path} is not valid YAML: {exc}") from exc
+
+
+def overlay_test_schema(
+    document: Mapping[str, Any], test_document: Any, *, source: str = "the test schema"
+) -> dict[str, Any]:
+    """``schema.yaml`` with the test schema's properties laid over it, as Google's
+    ``overlay_test_schema.py`` does for ``mpdev verify`` (which passes no values): each
+    property the test schema declares replaces the schema's whole; none may change its
+    ``x-google-marketplace`` type."""
+    merged = copy.deepcopy(dict(document))
+    properties = merged.setdefault("properties", {})
+    tests = test_document.get("properties") if isinstance(test_document, Mapping) else None
+    for key, prop in (tests or {}).items():
+        if _marketplace_type(prop or {}) != _marketplace_type(properties.get(key) or {}):
+            raise SchemaError(
+                f"{source}: property {key} changes its x-google-marketplace type, which a "
+                "test schema may not do"
+            )
+        properties[key] = prop
+    return merged
+
+
+def load_schema(path: Path, *, test_schema: Path | None = None) -> Schema:
+    """Read ``schema.yaml`` from ``path``, with ``test_schema``'s properties laid over it
+    when that file exists (``/data-test/schema.yaml`` for ``verify``)."""
+    document = _read_schema(path)
+    if test_schema is not None and test_schema.is_file() and isinstance(document, Mapping):
+        document = overlay_test_schema(document, _read_schema(test_schema), source=str(test_schema))
     return parse_schema(document, source=str(path))
 
 
@@ -285,7 +313,11 @@ def validate(schema: Schema, values: Mapping[str, Any]) -> dict[str, Any]:
     """
     validator = jsonschema.Draft7Validator(schema.json_schema())
     problems: list[str] = []
-    for error in sorted(validator.iter_errors(dict(values)), key=lambda e: _key_of(e)):
+    # A default counts for `required`, as in expand_config.py: a test schema makes a
+    # required property verifiable by giving it a default.
+    defaults = {k: p["default"] for k, p in schema.properties.items() if "default" in p}
+    given = {**defaults, **values}
+    for error in sorted(validator.iter_errors(given), key=lambda e: _key_of(e)):
         key = _key_of(error)
         if error.validator == "additionalProperties":
             unknown = sorted(set(values) - set(schema.properties))
@@ -299,11 +331,7 @@ def validate(schema: Schema, values: Mapping[str, Any]) -> dict[str, Any]:
         problems.append(f"{key}{hint}: {error.message}")
     if problems:
         raise ValuesError(problems)
-    filled = dict(values)
-    for key, prop in schema.properties.items():
-        if key not in filled and "default" in prop:
-            filled[key] = prop["default"]
-    return filled
+    return given
 
 
 def expand_dotted(flat: Mapping[str, Any]) -> dict[str, Any]:

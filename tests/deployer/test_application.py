@@ -10,6 +10,8 @@ Cases:
   component kinds in the same namespace, never on the Application; the input never mutated;
   without an Application only namespaces are added;
 - on the chart's own render the labels are exactly those Google's set_app_labels.py sets;
+- the Application's version is schema.yaml's publishedVersion, which Google's
+  patch_assembly_phase.sh requires before it marks Success;
 - phase patches: the assembly phase, and a Ready condition whose status follows the phase,
   its message cut; phase_of reads what Marketplace shows (empty is Success, Failed with the
   reason).
@@ -136,17 +138,20 @@ def test_prepare_without_an_application_adds_only_namespaces() -> None:
     assert out == [{**DEPLOYMENT, "metadata": {**DEPLOYMENT["metadata"], "namespace": "ns"}}]
 
 
-def test_the_labels_are_those_set_app_labels_sets(helm4: Path) -> None:
-    google_module("set_app_labels")  # skips where Google's tooling is absent
-    schema = values.load_schema(SCHEMA)
-    release = values.resolve(schema, {**BASE_VALUES, "ingress.mode": "istio"})
-    rendered = render.render(
-        helm=helm4,
+def _render_chart(helm: Path, **form: Any) -> tuple[values.DeployValues, list[dict[str, Any]]]:
+    release = values.resolve(values.load_schema(SCHEMA), {**BASE_VALUES, **form})
+    return release, render.render(
+        helm=helm,
         chart=CHART_DIR,
         release=release.name,
         namespace=release.namespace,
         values=release.chart_values,
     )
+
+
+def test_the_labels_are_those_set_app_labels_sets(helm4: Path) -> None:
+    google_module("set_app_labels")  # skips where Google's tooling is absent
+    release, rendered = _render_chart(helm4, **{"ingress.mode": "istio"})
     regular, tests = objects.split_hooks(rendered)
     every = [*regular, *tests]
     google = subprocess.run(
@@ -176,6 +181,14 @@ def test_the_labels_are_those_set_app_labels_sets(helm4: Path) -> None:
     assert len(ours) == len(expected) > 5
     for mine, theirs in zip(ours, expected, strict=True):
         assert mine == theirs, f"{objects.ObjectRef.of(mine)} is labelled otherwise"
+
+
+def test_the_application_version_is_the_published_version(helm4: Path) -> None:
+    _, rendered = _render_chart(helm4)
+    found = application.find(rendered)
+    assert found is not None
+    published = yaml.safe_load(SCHEMA.read_text())["x-google-marketplace"]["publishedVersion"]
+    assert found["spec"]["descriptor"]["version"] == published
 
 
 @pytest.mark.parametrize(

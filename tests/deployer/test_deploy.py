@@ -4,8 +4,8 @@ Cases:
 - deploy of the real chart applies exactly what ``helm template`` renders, in the namespace,
   under one field manager, and exits 0;
 - deploy of a Marketplace chart (fixture): the Application first, owner references by uid on
-  namespaced component kinds only, the Application's selector labels on every object, test
-  hooks left out, phase Success;
+  namespaced component kinds only, the Application's selector labels and
+  `app.kubernetes.io/name: NAME` on every object, test hooks left out, phase Success;
 - a second deploy changes no object (same resourceVersion) and ends in Success again;
 - invalid values: exit 2, every problem listed with its key, not one request sent;
 - a chart with a non-test hook, or a kind the cluster does not serve: nothing applied;
@@ -17,8 +17,9 @@ Cases:
 - delete removes everything in reverse apply order, the Application last, and is idempotent;
 - status exits 0 when everything is ready and 1 when it is not deployed, and shows why a
   failed Application failed;
-- verify runs the tester pod annotated for Marketplace, prints its log, cleans up, and fails
-  when the tester fails; with --keep-app it removes only the testers (mpdev deletes the rest);
+- verify runs the tester pod annotated for Marketplace, prints its log and verdict prefixed
+  SMOKE_TEST, cleans up, and fails when the tester fails; with --keep-app it leaves the app
+  and its testers (mpdev deletes them);
 - render prints the objects, Secret values redacted; no command ever prints Secret data;
   for the real chart it prints the Application named after the release and the key's
   Secret marked create-only;
@@ -30,7 +31,9 @@ Cases:
   delete removes it; a live Secret without the chart's key is applied over; its value is
   never printed;
 - with autoscaling on, the Deployment carries no replicas and a redeploy leaves the
-  autoscaler's count alone.
+  autoscaler's count alone;
+- as the Marketplace job, bad input marks the placeholder Application Failed (BadInput) and
+  sends nothing else.
 """
 
 from __future__ import annotations
@@ -409,7 +412,9 @@ def test_verify_fails_when_the_tester_fails(run: Run, emulator: EmulatedCluster)
     result = run("verify", "--timeout", "10", chart=MARKETPLACE_CHART)
     assert result.code == 1
     assert "verification failed" in result.err
-    assert "curl: (7) Failed to connect" in result.out
+    assert "SMOKE_TEST curl: (7) Failed to connect" in result.out
+    assert f"SMOKE_TEST ERROR Tester 'Pod/{RELEASE}-test-ready' failed." in result.out
+    assert "At least 1 test failed or timed out." in result.err
     assert emulator.objects() == []
 
 
@@ -454,7 +459,11 @@ def test_verify_can_leave_the_app_for_mpdev(run: Run, emulator: EmulatedCluster)
     emulator.set_controllers(HEALTHY)
     result = run("verify", "--keep-app", "--timeout", "10", chart=MARKETPLACE_CHART)
     assert result.code == 0, result.err
-    assert emulator.find("Pod", f"{RELEASE}-test-ready") is None, "testers are removed"
+    tester = emulator.find("Pod", f"{RELEASE}-test-ready")
+    assert tester is not None, "mpdev deletes the testers with the application"
+    assert tester["metadata"]["annotations"][VERIFICATION_ANNOTATION] == "test"
+    assert "helm.sh/hook" not in tester["metadata"]["annotations"]
+    assert f"SMOKE_TEST INFO Tester 'Pod/{RELEASE}-test-ready' succeeded." in result.out
     app = emulator.find("Application", RELEASE)
     assert app is not None and app["spec"]["assemblyPhase"] == "Success"
     assert emulator.find("Deployment", RELEASE) is not None
@@ -595,3 +604,18 @@ def test_a_redeploy_leaves_the_autoscalers_replicas_alone(
     deployment = emulator.find("Deployment", name)
     assert deployment is not None and deployment["spec"]["replicas"] == 3
     assert f"Deployment/{name}: 3/3 replicas available" in again.out
+
+
+def test_a_marketplace_job_marks_the_placeholder_failed_on_bad_input(
+    run: Run, emulator: EmulatedCluster, tmp_path: Path
+) -> None:
+    _placeholder_application(emulator)
+    result = run("deploy", "--marketplace-job", values=write_values(tmp_path, replicaCount=0))
+    assert result.code == 2
+    assert "replicaCount (Triton replicas): 0 is less than the minimum of 1" in result.err
+    assert "only the Application's phase was sent to the cluster" in result.err
+    app = emulator.find("Application", RELEASE)
+    assert app is not None and app["spec"]["assemblyPhase"] == "Failed"
+    (condition,) = app["status"]["conditions"]
+    assert (condition["reason"], condition["status"]) == ("BadInput", "False")
+    assert [o["kind"] for o in emulator.objects()] == ["Application"], "nothing else sent"
