@@ -151,7 +151,9 @@ def _render_chart(helm: Path, **form: Any) -> tuple[values.DeployValues, list[di
 
 def test_the_labels_are_those_set_app_labels_sets(helm4: Path) -> None:
     google_module("set_app_labels")  # skips where Google's tooling is absent
-    release, rendered = _render_chart(helm4, **{"ingress.mode": "istio"})
+    release, rendered = _render_chart(
+        helm4, **{"ingress.mode": "istio", "ingress.host": "triton.example.com"}
+    )
     regular, tests = objects.split_hooks(rendered)
     every = [*regular, *tests]
     google = subprocess.run(
