@@ -213,7 +213,7 @@ the condition of its template, and a test holds the two together. */}}
 {{- if include "triton.gkeHealthCheck.enabled" . }}
 - {group: networking.gke.io/v1, kind: HealthCheckPolicy}
 {{- end }}
-{{- if .Values.security.iap.enabled }}
+{{- if or .Values.security.iap.enabled (include "triton.gkeGateway" .) }}
 - {group: networking.gke.io/v1, kind: GCPBackendPolicy}
 {{- end }}
 {{- end }}
@@ -280,6 +280,15 @@ triton_release
 {{- if and $v.ingress.grpc.enabled (or (not $v.ingress.grpc.host) (eq $v.ingress.grpc.host $v.ingress.host)) }}
 {{- fail "ingress.mode=gatewayApi routes gRPC with a GRPCRoute, which may not share a hostname with the HTTPRoute: set ingress.grpc.host to its own name (e.g. grpc.example.com), or ingress.grpc.enabled=false" }}
 {{- end }}
+{{- end }}
+{{- if and (eq $v.ingress.mode "gatewayApi") (not $v.ingress.gatewayApi.regexPathMatch) (lt (len $v.ingress.inferencePaths) 3) }}
+{{- fail (printf "ingress.inferencePaths is %s, but with ingress.gatewayApi.regexPathMatch=false the edge routes the prefix /v2/models/, which passes every endpoint under it: set regexPathMatch=true (Istio, Envoy Gateway) to narrow it, or list infer, generate and generate_stream" (toJson $v.ingress.inferencePaths)) }}
+{{- end }}
+{{- if and $v.ingress.openai.enabled (eq $v.ingress.mode "none") }}
+{{- fail "ingress.openai routes the OpenAI-compatible frontend at the edge: set ingress.mode to istio or gatewayApi, or ingress.openai.enabled=false" }}
+{{- end }}
+{{- if and $v.ingress.openai.enabled (not $v.ingress.openai.serviceName) }}
+{{- fail "ingress.openai.enabled needs ingress.openai.serviceName: the Service of the process running Triton's OpenAI-compatible frontend in this namespace" }}
 {{- end }}
 {{- if and (ne $v.ingress.mode "none") $v.ingress.tls.enabled (not $v.ingress.tls.secretName) }}
 {{- fail "ingress.tls.enabled needs ingress.tls.secretName: the Secret holding the certificate (Istio: in the ingress gateway's namespace; Gateway API: in the release namespace)" }}
@@ -370,26 +379,63 @@ Rendered as a YAML list of {name, weight}. */}}
 {{- end }}
 {{- end }}
 
-{{/* The HTTP requests the edge lets through, as {type, value, method}: health, server and
-model metadata, model readiness, inference. Everything else (model repository, shared memory,
-statistics, trace, logging, model config) gets 404 at the edge. With regexes, a model name is
-any path segment except `stats` (GET /v2/models/stats is the statistics API), said without
-look-ahead, which RE2 does not have. Without (Gateway API implementations such as GKE's that
-only match Exact and PathPrefix), /v2/models/ is one prefix and Triton's restricted APIs guard
-the statistics, config and trace endpoints under it; methods are matched only with regexes
-(method matching is an extended Gateway API feature too). Called with (dict "regex" bool). */}}
+{{/* The HTTP requests the edge lets through, as {type, value, method, stream}: health, server
+and model metadata, model readiness, and the inference endpoints of `paths` (infer, generate,
+generate_stream). Everything else (model repository, shared memory, statistics, trace,
+logging, model config) gets 404 at the edge. `stream` marks answers that stream (server-sent
+events), which get the streaming timeout. With regexes, a model name is any path segment
+except `stats` (GET /v2/models/stats is the statistics API), said without look-ahead, which
+RE2 does not have. Without (Gateway API implementations such as GKE's that only match Exact and
+PathPrefix), /v2/models/ is one prefix, streaming when generate_stream is allowed, and Triton's
+restricted APIs guard the statistics, config and trace endpoints under it; methods are matched
+only with regexes (method matching is an extended Gateway API feature too). Called with
+(dict "regex" bool "paths" list). */}}
 {{- define "triton.httpRoutes" -}}
 {{- $get := ternary "GET" "" .regex }}
-- {type: Exact, value: /v2/health/live, method: {{ $get | quote }}}
-- {type: Exact, value: /v2/health/ready, method: {{ $get | quote }}}
-- {type: Exact, value: /v2, method: {{ $get | quote }}}
+- {type: Exact, value: /v2/health/live, method: {{ $get | quote }}, stream: false}
+- {type: Exact, value: /v2/health/ready, method: {{ $get | quote }}, stream: false}
+- {type: Exact, value: /v2, method: {{ $get | quote }}, stream: false}
 {{- if .regex }}
 {{- $model := "/v2/models/([^/s][^/]*|s|s[^/t][^/]*|st|st[^/a][^/]*|sta|sta[^/t][^/]*|stat|stat[^/s][^/]*|stats[^/]+)(/versions/[0-9]+)?" }}
-- {type: RegularExpression, value: {{ printf "%s(/ready)?" $model | quote }}, method: GET}
-- {type: RegularExpression, value: {{ printf "%s/infer" $model | quote }}, method: POST}
-{{- else }}
-- {type: PathPrefix, value: /v2/models/, method: ""}
+- {type: RegularExpression, value: {{ printf "%s(/ready)?" $model | quote }}, method: GET, stream: false}
+{{- with without .paths "generate_stream" }}
+- {type: RegularExpression, value: {{ printf "%s/(%s)" $model (join "|" .) | quote }}, method: POST, stream: false}
 {{- end }}
+{{- if has "generate_stream" .paths }}
+- {type: RegularExpression, value: {{ printf "%s/generate_stream" $model | quote }}, method: POST, stream: true}
+{{- end }}
+{{- else }}
+- {type: PathPrefix, value: /v2/models/, method: "", stream: {{ has "generate_stream" .paths }}}
+{{- end }}
+{{- end }}
+
+{{/* The paths of Triton's OpenAI-compatible frontend the edge lets through, as {type, value,
+method}: the model list and one model, completions and chat completions (either may stream).
+Called with (dict "regex" bool): methods only with regexes, as in triton.httpRoutes. */}}
+{{- define "triton.openaiRoutes" -}}
+{{- $get := ternary "GET" "" .regex }}
+{{- $post := ternary "POST" "" .regex }}
+- {type: Exact, value: /v1/models, method: {{ $get | quote }}}
+{{- if .regex }}
+- {type: RegularExpression, value: "/v1/models/[^/]+", method: GET}
+{{- else }}
+- {type: PathPrefix, value: /v1/models/, method: ""}
+{{- end }}
+- {type: Exact, value: /v1/completions, method: {{ $post | quote }}}
+- {type: Exact, value: /v1/chat/completions, method: {{ $post | quote }}}
+{{- end }}
+
+{{/* "true" when the routes attach to a GKE Gateway (a `gke-` class, or an existing Gateway,
+assumed GKE unless gkeHealthCheck is turned off), whose backend service has a timeout of its
+own (30 s unless a GCPBackendPolicy says otherwise). */}}
+{{- define "triton.gkeGateway" -}}
+{{- $gw := .Values.ingress.gatewayApi }}
+{{- if and (eq .Values.ingress.mode "gatewayApi") (ternary (hasPrefix "gke-" $gw.className) $gw.gkeHealthCheck $gw.createGateway) }}true{{ end }}
+{{- end }}
+
+{{/* Seconds of ingress.streaming.timeout (written `<N>s`). */}}
+{{- define "triton.streamingTimeoutSeconds" -}}
+{{- trimSuffix "s" .Values.ingress.streaming.timeout | int }}
 {{- end }}
 
 {{/* The gRPC methods of inference.GRPCInferenceService the edge lets through: the

@@ -9,7 +9,14 @@ certificateRefs and the redirect route; the weighted canary split in both modes;
 releases' Gateways never conflict on the shared ingress gateway (Istio's IST0145 rule, itself
 checked on Istio's example); the route
 matchers let through only health, metadata, readiness and inference (checked by matching
-real Triton paths against the rendered regexes).
+real Triton paths against the rendered regexes), generation (`generate`, `generate_stream`)
+included by default and left out when `ingress.inferencePaths` says so; streamed answers
+(`generate_stream`, gRPC `ModelStreamInfer`, the OpenAI routes) have routes of their own with
+the streaming timeout and tries that no per-try timeout cuts, in Istio and in Gateway API
+(regex rules, or the whole `/v2/models/` prefix without regexes); a GKE Gateway's backend
+policy carries the streaming timeout (with IAP when on), other classes get none; the
+OpenAI-compatible frontend's paths go to its own Service and port; narrowing the paths without
+regexes, and the frontend without a mode or a Service, are refused.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import Any
 import pytest
 
 from tests.chart.helpers import (
+    HelmFailedError,
     Manifest,
     conflicting_istio_gateways,
     field,
@@ -51,7 +59,11 @@ ALLOWED_HTTP = [
     ("POST", "/v2/models/stats_model/infer"),
     ("POST", "/v2/models/s/infer"),
     ("GET", "/v2/models/statistics"),
+    ("POST", "/v2/models/llm/generate"),
+    ("POST", "/v2/models/llm/versions/2/generate"),
+    ("POST", "/v2/models/llm/generate_stream"),
 ]
+STREAMED_HTTP = {("POST", "/v2/models/llm/generate_stream")}
 REFUSED_HTTP = [
     ("POST", "/v2/repository/index"),
     ("POST", "/v2/repository/models/bert/load"),
@@ -69,7 +81,23 @@ REFUSED_HTTP = [
     ("GET", "/"),
     ("DELETE", "/v2/models/bert/infer"),
     ("GET", "/v2/models/bert/infer"),
+    ("GET", "/v2/models/llm/generate"),
+    ("GET", "/v2/models/llm/generate_stream"),
+    ("POST", "/v2/models/llm/generate_streamed"),
+    ("POST", "/v2/models/stats/generate"),
+    ("POST", "/v1/chat/completions"),
 ]
+
+
+def istio_route(virtual_service: Manifest, method: str, path: str) -> Manifest | None:
+    """The route of an Istio VirtualService that takes (method, path), or None (404)."""
+    for route in virtual_service["spec"]["http"]:
+        for match in route["match"]:
+            uri, wanted = match["uri"], field(match, "method.exact")
+            hit = path == uri["exact"] if "exact" in uri else re.fullmatch(uri["regex"], path)
+            if hit and wanted in (None, method):
+                return route  # type: ignore[no-any-return]
+    return None
 
 
 def istio_routes_allow(virtual_service: Manifest, method: str, path: str) -> int | None:
@@ -122,7 +150,8 @@ class TestIstio:
         assert istio_routes_allow(vs, "POST", "/v2/models/bert/infer") == 8000
         assert istio_routes_allow(vs, "POST", "/inference.GRPCInferenceService/ModelInfer") == 8001
         for route in vs["spec"]["http"]:
-            assert route["timeout"] == "60s"
+            streamed = route["name"] in {"grpc-stream", "http-stream"}
+            assert route["timeout"] == ("3600s" if streamed else "60s")
             assert route["retries"]["attempts"] == 2
             destination = route["route"][0]["destination"]["host"]
             assert destination == f"{SERVICE}.serving.svc.cluster.local"
@@ -136,6 +165,62 @@ class TestIstio:
     def test_admin_paths_get_404(self, helm: Path, method: str, path: str) -> None:
         vs = only(render_chart(helm, ISTIO), "VirtualService")
         assert istio_routes_allow(vs, method, path) is None
+
+    def test_streams_are_not_cut(self, helm: Path) -> None:
+        ingress = {"mode": "istio", "host": "t.example.com", "streaming": {"timeout": "7200s"}}
+        vs = only(render_chart(helm, {**REPO, "ingress": ingress}), "VirtualService")
+        for method, path in [
+            *ALLOWED_HTTP,
+            ("POST", "/inference.GRPCInferenceService/ModelStreamInfer"),
+            ("POST", "/inference.GRPCInferenceService/ModelInfer"),
+        ]:
+            route = istio_route(vs, method, path)
+            assert route is not None, path
+            streamed = (method, path) in STREAMED_HTTP or path.endswith("/ModelStreamInfer")
+            assert route["timeout"] == ("7200s" if streamed else "60s"), path
+            assert ("perTryTimeout" in route["retries"]) is not streamed, path
+            assert route["retries"]["retryOn"] == "connect-failure,refused-stream,unavailable,reset"
+
+    def test_generation_can_be_left_out(self, helm: Path) -> None:
+        ingress = {"mode": "istio", "host": "t.example.com", "inferencePaths": ["infer"]}
+        vs = only(render_chart(helm, {**REPO, "ingress": ingress}), "VirtualService")
+        assert istio_routes_allow(vs, "POST", "/v2/models/bert/infer") == 8000
+        assert istio_routes_allow(vs, "POST", "/v2/models/llm/generate") is None
+        assert istio_routes_allow(vs, "POST", "/v2/models/llm/generate_stream") is None
+        assert [r["name"] for r in vs["spec"]["http"]] == [
+            "grpc-inference",
+            "grpc-stream",
+            "http-inference",
+        ]
+
+    def test_openai_frontend(self, helm: Path) -> None:
+        openai = {"enabled": True, "serviceName": "llm-openai", "port": 9100}
+        ingress = {"mode": "istio", "host": "t.example.com", "openai": openai}
+        vs = only(render_chart(helm, {**REPO, "ingress": ingress}), "VirtualService")
+        for method, path in [
+            ("GET", "/v1/models"),
+            ("GET", "/v1/models/llama"),
+            ("POST", "/v1/completions"),
+            ("POST", "/v1/chat/completions"),
+        ]:
+            route = istio_route(vs, method, path)
+            assert route is not None and route["name"] == "openai", path
+            assert route["route"] == [
+                {
+                    "destination": {
+                        "host": "llm-openai.serving.svc.cluster.local",
+                        "port": {"number": 9100},
+                    }
+                }
+            ]
+            assert route["timeout"] == "3600s"
+            assert {m["authority"]["exact"] for m in route["match"]} == {"t.example.com"}
+        for method, path in [
+            ("GET", "/v1/chat/completions"),
+            ("GET", "/metrics"),
+            ("POST", "/v1/models"),
+        ]:
+            assert istio_route(vs, method, path) is None
 
     def test_only_inference_grpc_methods(self, helm: Path) -> None:
         vs = only(render_chart(helm, ISTIO), "VirtualService")
@@ -277,12 +362,64 @@ class TestGatewayApi:
 
     def test_portable_matching_uses_exact_and_prefix_only(self, helm: Path) -> None:
         http = only(render_chart(helm, GATEWAY_API), "HTTPRoute")
-        matches = http["spec"]["rules"][0]["matches"]
+        matches = [m for rule in http["spec"]["rules"] for m in rule["matches"]]
         assert {m["path"]["type"] for m in matches} == {"Exact", "PathPrefix"}
         assert {m["path"]["value"] for m in matches if m["path"]["type"] == "PathPrefix"} == {
             "/v2/models/"
         }
         assert all("method" not in m for m in matches)
+
+    def test_portable_matching_streams_the_whole_model_prefix(self, helm: Path) -> None:
+        http = only(render_chart(helm, GATEWAY_API), "HTTPRoute")
+        timeouts = {
+            m["path"]["value"]: rule["timeouts"]["request"]
+            for rule in http["spec"]["rules"]
+            for m in rule["matches"]
+        }
+        assert timeouts == {
+            "/v2/health/live": "60s",
+            "/v2/health/ready": "60s",
+            "/v2": "60s",
+            "/v2/models/": "3600s",
+        }
+
+    def test_regex_rules_stream_only_generate_stream(self, helm: Path) -> None:
+        values = {
+            **GATEWAY_API,
+            "ingress": {**GATEWAY_API["ingress"], "gatewayApi": {"regexPathMatch": True}},
+        }
+        normal, streamed = only(render_chart(helm, values), "HTTPRoute")["spec"]["rules"]
+        assert normal["timeouts"]["request"] == "60s"
+        assert streamed["timeouts"]["request"] == "3600s"
+        (match,) = streamed["matches"]
+        assert match["method"] == "POST"
+        assert re.fullmatch(match["path"]["value"], "/v2/models/llm/generate_stream")
+        assert not re.fullmatch(match["path"]["value"], "/v2/models/llm/generate")
+
+    def test_gke_backend_policy_keeps_streams_open(self, helm: Path) -> None:
+        streaming = {"timeout": "900s"}
+        values = {**GATEWAY_API, "ingress": {**GATEWAY_API["ingress"], "streaming": streaming}}
+        policy = only(render_chart(helm, values), "GCPBackendPolicy")
+        assert policy["spec"]["default"] == {"timeoutSec": 900}
+        assert policy["spec"]["targetRef"] == {"group": "", "kind": "Service", "name": SERVICE}
+        other_class = {
+            **GATEWAY_API,
+            "ingress": {**GATEWAY_API["ingress"], "gatewayApi": {"className": "istio"}},
+        }
+        assert not render_chart(helm, other_class, show_only=["GCPBackendPolicy"])
+
+    def test_openai_frontend(self, helm: Path) -> None:
+        openai = {"enabled": True, "serviceName": "llm-openai"}
+        values = {**GATEWAY_API, "ingress": {**GATEWAY_API["ingress"], "openai": openai}}
+        rule = only(render_chart(helm, values), "HTTPRoute")["spec"]["rules"][-1]
+        assert rule["backendRefs"] == [{"name": "llm-openai", "port": 9000}]
+        assert rule["timeouts"]["request"] == "3600s"
+        assert [(m["path"]["type"], m["path"]["value"]) for m in rule["matches"]] == [
+            ("Exact", "/v1/models"),
+            ("PathPrefix", "/v1/models/"),
+            ("Exact", "/v1/completions"),
+            ("Exact", "/v1/chat/completions"),
+        ]
 
     @pytest.mark.parametrize(("method", "path"), REFUSED_HTTP + ALLOWED_HTTP)
     def test_regex_matching_is_the_same_surface_as_istio(
@@ -300,7 +437,8 @@ class TestGatewayApi:
                 else re.fullmatch(m["path"]["value"], path)
             )
             and m.get("method") in (None, method)
-            for m in http["spec"]["rules"][0]["matches"]
+            for rule in http["spec"]["rules"]
+            for m in rule["matches"]
         )
         assert allowed == ((method, path) in ALLOWED_HTTP)
 
@@ -346,3 +484,37 @@ class TestGatewayApi:
                 {"name": SERVICE, "port": port, "weight": 80},
                 {"name": CANARY["serviceName"], "port": port, "weight": 20},
             ]
+
+
+FAILURES: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "narrowed-prefix",
+        {**GATEWAY_API["ingress"], "inferencePaths": ["infer"]},
+        'ingress.inferencePaths is ["infer"], but with ingress.gatewayApi.regexPathMatch=false',
+    ),
+    (
+        "openai-without-mode",
+        {"openai": {"enabled": True, "serviceName": "llm"}},
+        "ingress.openai routes the OpenAI-compatible frontend at the edge: set ingress.mode",
+    ),
+    (
+        "openai-without-service",
+        {"mode": "istio", "host": "t.example.com", "openai": {"enabled": True}},
+        "ingress.openai.enabled needs ingress.openai.serviceName",
+    ),
+    (
+        "unknown-path",
+        {"mode": "istio", "host": "t.example.com", "inferencePaths": ["repository"]},
+        "/ingress/inferencePaths/0",
+    ),
+    ("stream-timeout-not-seconds", {"streaming": {"timeout": "1h"}}, "/ingress/streaming/timeout"),
+]
+
+
+@pytest.mark.parametrize(
+    ("ingress", "message"), [c[1:] for c in FAILURES], ids=[c[0] for c in FAILURES]
+)
+def test_refused_with_what_to_set(helm: Path, ingress: dict[str, Any], message: str) -> None:
+    with pytest.raises(HelmFailedError) as failure:
+        render_chart(helm, {**REPO, "ingress": ingress})
+    assert message in failure.value.stderr
