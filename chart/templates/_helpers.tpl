@@ -252,6 +252,10 @@ triton_release
 {{/* Bad combinations of values, refused before anything is rendered. */}}
 {{- define "triton.validate" -}}
 {{- $v := .Values }}
+{{- $startupBudget := mul (int $v.probes.startup.periodSeconds) (int $v.probes.startup.failureThreshold) }}
+{{- if lt (int $v.progressDeadlineSeconds) (int $startupBudget) }}
+{{- fail (printf "progressDeadlineSeconds (%d) is shorter than the startup budget, probes.startup.periodSeconds x failureThreshold (%d s): the rollout would fail while the models still load; raise progressDeadlineSeconds to at least %d plus the time a GPU node and the image take to arrive, or shorten the startup budget" (int $v.progressDeadlineSeconds) (int $startupBudget) (int $startupBudget)) }}
+{{- end }}
 {{- if and $v.gpu.partitionSize $v.gpu.sharing.strategy (ne $v.gpu.sharing.strategy "time-sharing") }}
 {{- fail "gpu.partitionSize (MIG) combines only with gpu.sharing.strategy=time-sharing on GKE: clear one of them" }}
 {{- end }}

@@ -1,7 +1,8 @@
 """The Triton Deployment (templates/deployment.yaml).
 
 Cases: default arguments (all `--flag=value`, no deprecated `--strict-model-config`); server
-options map to flags; probes on the health paths with a startup budget for large models;
+options map to flags; probes on the health paths with a startup budget for large models, and
+a progress deadline that covers it;
 resources with the GPU limit; GKE GPU placement (accelerator, MIG, time-sharing, CPU only);
 /dev/shm as a sized memory volume; a Pod Security "restricted" pod; graceful drain; image by
 tag or digest; LD_PRELOAD, extra env, labels and annotations; selector labels only name and
@@ -86,6 +87,24 @@ class TestDeployment:
         startup = container["startupProbe"]
         # A BERT-large engine from GCS loads in minutes: the budget is far above that.
         assert startup["periodSeconds"] * startup["failureThreshold"] >= 600
+
+    def test_the_progress_deadline_covers_the_startup_budget(
+        self, defaults: list[Manifest]
+    ) -> None:
+        # Kubernetes' default of 600 s would fail a rollout while a model still loads.
+        startup = triton_container(defaults)["startupProbe"]
+        budget = startup["periodSeconds"] * startup["failureThreshold"]
+        deadline = field(only(defaults, "Deployment"), "spec.progressDeadlineSeconds")
+        assert deadline >= budget + 300, "room for a GPU node and the image to arrive"
+
+    def test_consistent_scaled_down_budgets_render(self, helm: Path) -> None:
+        scaled = {
+            "progressDeadlineSeconds": 30,
+            "probes": {"startup": {"periodSeconds": 1, "failureThreshold": 30}},
+        }
+        rendered = deployment(helm, scaled)
+        assert rendered["spec"]["progressDeadlineSeconds"] == 30
+        assert triton_container([rendered])["startupProbe"]["failureThreshold"] == 30
 
     def test_ports(self, defaults: list[Manifest]) -> None:
         ports = {p["name"]: p["containerPort"] for p in triton_container(defaults)["ports"]}

@@ -5,7 +5,8 @@ an existing ServiceAccount without a name, a grace period shorter than the drain
 sharing strategy GKE does not combine with it, an in-pod MPS daemon without GPUs, on a GPU
 shared with other pods, or at a relative path, an extra argument not written `--flag=value`,
 bad ingress, autoscaling, standby and security combinations, a standby priority the cluster
-autoscaler would ignore (below its cutoff, -10), Kubernetes older than 1.30.
+autoscaler would ignore (below its cutoff, -10), a progress deadline shorter than the startup
+budget, Kubernetes older than 1.30.
 """
 
 from __future__ import annotations
@@ -197,6 +198,21 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "standby-priority-below-autoscaler-cutoff",
         {**REPO, "standby": {"enabled": True, "priority": -11}},
         "/standby/priority': minimum: got -11, want -10",
+    ),
+    (
+        "progress-deadline-below-the-startup-budget",
+        {
+            **REPO,
+            "progressDeadlineSeconds": 20,
+            "probes": {"startup": {"periodSeconds": 1, "failureThreshold": 30}},
+        },
+        "progressDeadlineSeconds (20) is shorter than the startup budget, "
+        "probes.startup.periodSeconds x failureThreshold (30 s)",
+    ),
+    (
+        "startup-budget-raised-past-the-default-progress-deadline",
+        {**REPO, "probes": {"startup": {"failureThreshold": 240}}},
+        "raise progressDeadlineSeconds to at least 2400",
     ),
 ]
 
