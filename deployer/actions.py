@@ -19,6 +19,10 @@ from deployer.objects import Object, ObjectRef
 
 Report = Callable[[str], None]
 
+CLEANUP_S = 60.0
+"""What ``verify`` keeps back from its deadline to delete what it applied (at most a fifth of
+the deadline): finished testers and background deletion go in seconds."""
+
 
 @dataclass(frozen=True)
 class Inputs:
@@ -223,12 +227,15 @@ def deploy(
     cluster: Cluster,
     *,
     report: Report,
-    timeout_s: float,
     poll_s: float = 2.0,
+    keep_s: float = 0.0,
 ) -> list[ObjectRef]:
-    """Apply the plan and wait until every object is ready; the Application ends in phase
-    Success, or Failed with the reason before the error is raised again.
+    """Apply the plan and wait until every object is ready, within the cluster's deadline;
+    the Application ends in phase Success, or Failed with the reason before the error is
+    raised again.
 
+    The wait stops early enough to explain a failure and write it to the Application before
+    the deadline, and ``keep_s`` earlier still (time a caller needs afterwards).
     Returns the refs of every object applied, the Application first.
     """
     report(
@@ -250,7 +257,7 @@ def deploy(
             fetch=cluster.get,
             explain_why=_explainer(cluster),
             report=report,
-            timeout_s=timeout_s,
+            timeout_s=cluster.deadline.keeping(keep_s + cluster.deadline.report_reserve()),
             poll_s=poll_s,
         )
     except ClusterError as exc:
@@ -307,39 +314,31 @@ def status(plan: Plan, cluster: Cluster, *, report: Report) -> bool:
     return all_ready
 
 
-def delete(
-    plan: Plan, cluster: Cluster, *, report: Report, timeout_s: float, poll_s: float = 2.0
-) -> None:
+def delete(plan: Plan, cluster: Cluster, *, report: Report, poll_s: float = 2.0) -> None:
     """Delete every object of the plan in reverse apply order (the Application last), then
-    wait until all are gone. Objects already gone are skipped."""
+    wait, within the cluster's deadline, until all are gone. Objects already gone are
+    skipped."""
     refs = list(reversed(_all_refs(plan, with_tests=True)))
-    _delete_refs(refs, cluster=cluster, report=report, timeout_s=timeout_s, poll_s=poll_s)
-
-
-def _delete_refs(
-    refs: list[ObjectRef], *, cluster: Cluster, report: Report, timeout_s: float, poll_s: float
-) -> None:
     for ref in refs:
         report(f"deleted {ref}" if cluster.delete(ref) else f"{ref} already gone")
-    _wait_gone(refs, cluster=cluster, report=report, timeout_s=timeout_s, poll_s=poll_s)
+    _wait_gone(refs, cluster=cluster, report=report, poll_s=poll_s)
 
 
-def _wait_gone(
-    refs: list[ObjectRef], *, cluster: Cluster, report: Report, timeout_s: float, poll_s: float
-) -> None:
-    deadline = time.monotonic() + timeout_s
+def _wait_gone(refs: list[ObjectRef], *, cluster: Cluster, report: Report, poll_s: float) -> None:
+    deadline = cluster.deadline
     remaining = list(refs)
     while remaining:
         remaining = [ref for ref in remaining if cluster.get(ref) is not None]
         if not remaining:
             break
-        if time.monotonic() >= deadline:
+        if deadline.remaining() <= 0:
             raise ReadinessTimeout(
-                [f"{ref}: still present (finalizers?)" for ref in remaining], timeout_s=timeout_s
+                [f"{ref}: still present (finalizers?)" for ref in remaining],
+                timeout_s=deadline.seconds,
             )
         names = ", ".join(map(str, remaining[:3]))
         report(f"waiting for {len(remaining)} object(s) to go: {names}")
-        time.sleep(poll_s)
+        time.sleep(min(poll_s, deadline.remaining()))
     report(f"all {len(refs)} objects deleted")
 
 
@@ -349,12 +348,21 @@ keeps the deployer log's lines that start with it as the test log."""
 
 
 def run_testers(
-    plan: Plan, cluster: Cluster, *, report: Report, timeout_s: float, poll_s: float
+    plan: Plan,
+    cluster: Cluster,
+    *,
+    report: Report,
+    timeout_s: float,
+    poll_s: float,
+    keep_s: float = 0.0,
 ) -> bool:
     """Google's ``run_tester.py``: apply the testers (owned by the Application, as
     ``separate_tester_resources.py`` sets), then follow each tester Pod in turn until it
     Succeeded or Failed or ``timeout_s`` passed since its turn began, and print its log and
-    the verdict, every line prefixed SMOKE_TEST. Returns whether every tester succeeded."""
+    the verdict, every line prefixed SMOKE_TEST. Returns whether every tester succeeded.
+
+    Like every wait, it ends early enough to report before the cluster's deadline, and
+    ``keep_s`` earlier still."""
 
     def smoke(line: str) -> None:
         report(SMOKE_TEST + line)
@@ -376,14 +384,16 @@ def run_testers(
         if ref.kind != "Pod":
             smoke(f"INFO Skip '{ref}'")
             continue
-        start = time.monotonic()
+        give_up = time.monotonic() + min(
+            timeout_s, cluster.deadline.keeping(keep_s + cluster.deadline.report_reserve())
+        )
         phase = None
         while True:
             live = cluster.get(ref)
             phase = ((live or {}).get("status") or {}).get("phase")
-            if phase in ("Succeeded", "Failed") or time.monotonic() - start > timeout_s:
+            if phase in ("Succeeded", "Failed") or time.monotonic() >= give_up:
                 break
-            time.sleep(poll_s)
+            time.sleep(max(0.0, min(poll_s, give_up - time.monotonic())))
         try:
             for line in cluster.pod_log(ref.name).splitlines():
                 smoke(line)
@@ -402,7 +412,6 @@ def verify(
     cluster: Cluster,
     *,
     report: Report,
-    timeout_s: float,
     tester_timeout_s: float,
     poll_s: float = 2.0,
     keep_app: bool = False,
@@ -416,11 +425,18 @@ def verify(
         raise VerificationError(
             "the chart renders no test objects (helm.sh/hook: test): nothing to verify with"
         )
+    # Time for the clean-up, which mpdev does itself when the app is kept.
+    cleanup_s = 0.0 if keep_app else min(CLEANUP_S, cluster.deadline.seconds / 5)
     try:
-        deploy(plan, cluster, report=report, timeout_s=timeout_s, poll_s=poll_s)
+        deploy(plan, cluster, report=report, poll_s=poll_s, keep_s=cleanup_s)
         try:
             passed = run_testers(
-                plan, cluster, report=report, timeout_s=tester_timeout_s, poll_s=poll_s
+                plan,
+                cluster,
+                report=report,
+                timeout_s=tester_timeout_s,
+                poll_s=poll_s,
+                keep_s=cleanup_s,
             )
         except ClusterError as exc:
             _set_phase(
@@ -448,5 +464,5 @@ def verify(
     finally:
         if not keep_app:
             report("cleaning up")
-            delete(plan, cluster, report=report, timeout_s=timeout_s, poll_s=poll_s)
+            delete(plan, cluster, report=report, poll_s=poll_s)
     report("verification passed")

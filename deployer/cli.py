@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
-from deployer import actions, application, objects, render, values
+from deployer import actions, application, deadline, objects, render, values
 from deployer.cluster import Cluster, connect
 from deployer.errors import BadInputError, DeployerError
 
@@ -27,6 +28,17 @@ TEST_SCHEMA = "/data-test/schema.yaml"
 def _default(image_path: str, repo_path: Path) -> Path:
     """The image's ``/data`` path when it exists, else the repository's own file."""
     return Path(image_path) if Path(image_path).exists() else repo_path
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds (argparse type)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,10 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--context", help="kubeconfig context")
     live.add_argument(
         "--timeout",
-        type=float,
-        default=1200.0,
-        help="seconds to wait for readiness or deletion (default: %(default)s; a GPU node "
-        "and the Triton image can take 10 minutes to arrive)",
+        type=_seconds,
+        help="seconds the whole command may take, every API request included (each waits "
+        f"at most {deadline.MAX_REQUEST_S:.0f} s). Default from the chart: deploy waits the "
+        f"Deployment's progressDeadlineSeconds + {deadline.APPLY_AND_REPORT_S:.0f} s, verify "
+        "--tester-timeout more for each tester pod, delete the pods' grace period + "
+        f"{deadline.APPLY_AND_REPORT_S:.0f} s, status {deadline.STATUS_S:.0f} s",
     )
     live.add_argument(
         "--poll-interval", type=float, default=2.0, help="seconds between checks (default: 2)"
@@ -133,8 +147,34 @@ def _render(plan: actions.Plan, args: argparse.Namespace) -> None:
     sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False))
 
 
+def _deadline(
+    args: argparse.Namespace, plan: actions.Plan, *, started_at: float
+) -> deadline.Deadline:
+    """The command's deadline: ``--timeout``, else worked out from the rendered objects;
+    printed, with a note when it is shorter than the rollout's own deadline."""
+    rendered = [*plan.objects, *plan.tests]
+    given = args.timeout is not None
+    testers_s = args.tester_timeout if args.command == "verify" else 0.0
+    seconds = (
+        args.timeout
+        if given
+        else deadline.default_timeout_s(args.command, rendered, testers_s=testers_s)
+    )
+    rollout_s = deadline.rollout_budget_s(plan.objects)
+    source = "--timeout" if given else "from the chart's progressDeadlineSeconds"
+    _print(f"deadline {seconds:.0f} s ({source})")
+    if args.command in ("deploy", "verify") and seconds < rollout_s:
+        _print(
+            f"note: the deadline is shorter than the Deployment's progressDeadlineSeconds "
+            f"({rollout_s:.0f} s): a slow start ends as this deadline, not as the rollout's "
+            "own verdict"
+        )
+    return deadline.Deadline(seconds, started_at=started_at)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run one command. Returns the exit code; DeployerError propagates to ``main``."""
+    started_at = time.monotonic()
     test_schema = args.test_schema if args.command == "verify" else None
     inputs = actions.Inputs(
         chart=args.chart,
@@ -147,13 +187,14 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "render":
         _render(plan, args)
         return EXIT_OK
+    limit = _deadline(args, plan, started_at=started_at)
     api = connect(kubeconfig=args.kubeconfig, context=args.context)
-    with Cluster(api, namespace=plan.release.namespace) as cluster:
-        timing = {"timeout_s": args.timeout, "poll_s": args.poll_interval}
+    with Cluster(api, namespace=plan.release.namespace, deadline=limit) as cluster:
+        poll_s = args.poll_interval
         if args.command == "deploy":
-            actions.deploy(plan, cluster, report=_print, **timing)
+            actions.deploy(plan, cluster, report=_print, poll_s=poll_s)
         elif args.command == "delete":
-            actions.delete(plan, cluster, report=_print, **timing)
+            actions.delete(plan, cluster, report=_print, poll_s=poll_s)
         elif args.command == "verify":
             actions.verify(
                 plan,
@@ -161,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
                 report=_print,
                 keep_app=args.keep_app,
                 tester_timeout_s=args.tester_timeout,
-                **timing,
+                poll_s=poll_s,
             )
         elif not actions.status(plan, cluster, report=_print):
             return EXIT_FAILED

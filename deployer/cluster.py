@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.discovery import LazyDiscoverer
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
+from deployer.deadline import Deadline
 from deployer.errors import ApplyError, ClusterError
 from deployer.objects import Object, ObjectRef
 
@@ -37,17 +39,46 @@ class _MemoryDiscoverer(LazyDiscoverer):
         pass
 
 
+class _BoundedClient(DynamicClient):
+    """The dynamic client with a time limit on every request it sends, discovery included
+    (the stock one sends discovery requests with none)."""
+
+    def __init__(
+        self, api_client: client.ApiClient, *, timeout: Callable[[], float], **kwargs: Any
+    ) -> None:
+        self._timeout = timeout
+        super().__init__(api_client, **kwargs)  # type: ignore[no-untyped-call]
+
+    def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        params.setdefault("_request_timeout", self._timeout())
+        return super().request(method, path, body, **params)
+
+
+class _RetryUnlessTimedOut(urllib3.util.Retry):
+    """urllib3's retries of a refused or dropped connection, but never of a request that timed
+    out: its time is spent, and a retry would wait as long again, past the deadline."""
+
+    def increment(self, *args: Any, **kwargs: Any) -> _RetryUnlessTimedOut:
+        error = kwargs.get("error")
+        if isinstance(error, urllib3.exceptions.TimeoutError) and not isinstance(
+            error, urllib3.exceptions.NewConnectionError
+        ):
+            raise error
+        return super().increment(*args, **kwargs)
+
+
 def connect(*, kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
     """An API client with the in-cluster service account (the Marketplace Job), or else a
     kubeconfig (``--kubeconfig``, ``$KUBECONFIG``, ``~/.kube/config``) for ``make e2e``."""
     try:
+        configuration = client.Configuration()
+        configuration.retries = _RetryUnlessTimedOut(3)
         if kubeconfig is None and context is None:
             try:
-                config.load_incluster_config()  # type: ignore[no-untyped-call]
-                return client.ApiClient()
+                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                return client.ApiClient(configuration)
             except config.ConfigException:
                 pass
-        configuration = client.Configuration()
         config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=kubeconfig, context=context, client_configuration=configuration
         )
@@ -79,6 +110,10 @@ def api_message(exc: Exception) -> str:
     return f"{text}: {message}" if message else text
 
 
+class _NotServedError(ClusterError):
+    """The cluster does not serve a kind: one of several that discovery reports together."""
+
+
 @dataclass
 class Cluster:
     """One namespace of one cluster, as the deployer sees it."""
@@ -89,9 +124,33 @@ class Cluster:
     """Where namespaced objects go."""
     field_manager: str = FIELD_MANAGER
     """The server-side apply field manager: one name for every write."""
-    request_timeout_s: float = 60.0
-    """How long one API request may take: a stalled connection fails instead of hanging."""
+    deadline: Deadline = field(default_factory=lambda: Deadline(math.inf))
+    """When the command must end: every request waits at most the time left (and at most
+    ``deadline.MAX_REQUEST_S``), so a stalled connection fails instead of hanging."""
     _dynamic: DynamicClient | None = field(default=None, init=False, repr=False)
+    _last_timeout_s: float = field(default=0.0, init=False, repr=False)
+
+    def _request_timeout(self) -> float:
+        self._last_timeout_s = self.deadline.request_timeout()
+        return self._last_timeout_s
+
+    def _unreachable(self, exc: Exception, *, verb: str = "cannot reach") -> ClusterError:
+        """The error for a request that got no answer: a timeout says how long it waited and
+        what to check; anything else says what the connection did."""
+        host = self.api_client.configuration.host
+        reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+        if isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
+            reason, urllib3.exceptions.NewConnectionError
+        ):
+            return ClusterError(
+                f"the Kubernetes API server at {host} did not answer within "
+                f"{self._last_timeout_s:.0f} s: check that it is up (kubectl get --raw /readyz "
+                "with the same credentials), that this pod or machine can reach it (network "
+                "policy, firewall, proxy), and that the kubeconfig or context names the right "
+                "cluster"
+            )
+        detail = api_message(exc) if isinstance(exc, ApiException) else str(exc)
+        return ClusterError(f"{verb} the Kubernetes API at {host}: {detail}")
 
     @property
     def dynamic(self) -> DynamicClient:
@@ -100,19 +159,14 @@ class Cluster:
             # A cache path that never exists: discovery starts fresh and stays in memory.
             cache_file = str(Path(tempfile.gettempdir()) / f"deployer-{uuid.uuid4()}.json")
             try:
-                self._dynamic = DynamicClient(  # type: ignore[no-untyped-call]
-                    self.api_client, cache_file=cache_file, discoverer=_MemoryDiscoverer
+                self._dynamic = _BoundedClient(
+                    self.api_client,
+                    timeout=self._request_timeout,
+                    cache_file=cache_file,
+                    discoverer=_MemoryDiscoverer,
                 )
-            except ApiException as exc:
-                raise ClusterError(
-                    f"cannot reach the Kubernetes API at {self.api_client.configuration.host}: "
-                    f"{api_message(exc)}"
-                ) from exc
-            except urllib3.exceptions.HTTPError as exc:
-                raise ClusterError(
-                    f"cannot reach the Kubernetes API at "
-                    f"{self.api_client.configuration.host}: {exc}"
-                ) from exc
+            except (ApiException, urllib3.exceptions.HTTPError) as exc:
+                raise self._unreachable(exc) from exc
         return self._dynamic
 
     @contextlib.contextmanager
@@ -122,9 +176,7 @@ class Cluster:
         try:
             yield
         except urllib3.exceptions.HTTPError as exc:
-            raise ClusterError(
-                f"lost the Kubernetes API at {self.api_client.configuration.host}: {exc}"
-            ) from exc
+            raise self._unreachable(exc, verb="lost") from exc
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -141,7 +193,7 @@ class Cluster:
             with self._connected():
                 return self.dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError as exc:
-            raise ClusterError(
+            raise _NotServedError(
                 f"the cluster does not serve {kind} ({api_version}): install the CRD or "
                 "API that provides it, or turn off the chart feature that renders it"
             ) from exc
@@ -162,7 +214,7 @@ class Cluster:
             try:
                 if self.is_namespaced(ref.api_version, ref.kind):
                     namespaced.add((ref.group, ref.kind))
-            except ClusterError as exc:
+            except _NotServedError as exc:
                 unknown.append(str(exc))
         if unknown:
             raise ClusterError("; ".join(sorted(set(unknown))))
@@ -185,7 +237,6 @@ class Cluster:
                 namespace=self._namespace_of(ref),
                 field_manager=self.field_manager,
                 force_conflicts=True,
-                _request_timeout=self.request_timeout_s,
             )
         return dict(live.to_dict())
 
@@ -217,7 +268,6 @@ class Cluster:
                 live = resource.get(
                     name=ref.name,
                     namespace=self._namespace_of(ref),
-                    _request_timeout=self.request_timeout_s,
                 )
         except DynamicApiError as exc:
             if exc.status == 404:
@@ -242,7 +292,6 @@ class Cluster:
                     namespace=namespace,
                     label_selector=label_selector,
                     field_selector=field_selector,
-                    _request_timeout=self.request_timeout_s,
                 )
         except DynamicApiError as exc:
             raise ClusterError(f"cannot list {kind}: {api_message(exc)}") from exc
@@ -258,7 +307,6 @@ class Cluster:
                     name=ref.name,
                     namespace=self._namespace_of(ref),
                     body={"propagationPolicy": "Background"},
-                    _request_timeout=self.request_timeout_s,
                 )
         except DynamicApiError as exc:
             if exc.status == 404:
@@ -282,7 +330,6 @@ class Cluster:
                     namespace=self._namespace_of(ref),
                     content_type="application/merge-patch+json",
                     field_manager=self.field_manager,
-                    _request_timeout=self.request_timeout_s,
                 )
         except DynamicApiError as exc:
             raise ClusterError(f"cannot patch {ref}: {api_message(exc)}") from exc
@@ -309,7 +356,7 @@ class Cluster:
                     name,
                     self.namespace,
                     tail_lines=tail_lines,
-                    _request_timeout=self.request_timeout_s,
+                    _request_timeout=self._request_timeout(),
                 )
             return str(log or "")
         except ApiException as exc:

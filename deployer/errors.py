@@ -58,5 +58,16 @@ class ReadinessTimeout(ClusterError):  # noqa: N818 (the name the docs and style
         super().__init__(f"{len(reasons)} object(s) {head}:\n{lines}")
 
 
+class DeadlinePassed(ClusterError):  # noqa: N818 (says what happened, as ReadinessTimeout)
+    """The command's deadline (``--timeout``) passed: no further request is sent."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(
+            f"the command's deadline of {seconds:g} s (--timeout) passed, so nothing more "
+            "was sent to the cluster: see above what took the time, or give a longer --timeout"
+        )
+
+
 class VerificationError(ClusterError):
     """The Marketplace tester pod did not succeed."""

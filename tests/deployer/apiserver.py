@@ -12,7 +12,9 @@ made to behave like a real API server where the deployer relies on it:
   ``pods/NAME/log`` answers plain text;
 - "controllers": per-kind functions a test installs to play the cluster's part (roll out a
   Deployment, give a LoadBalancer an address, run a tester pod to completion);
-- failures a test injects for one object, answered with a real Status body.
+- failures a test injects for one object, answered with a real Status body;
+- faults no real server can be made to show on demand: requests left unanswered (a stalled
+  server, for all requests or those about one kind) and connections dropped unanswered.
 
 The server runs in a thread of its own so the synchronous client can call it; test code reads
 and writes its state only through the methods of :class:`EmulatedCluster`, which run on the
@@ -112,6 +114,11 @@ class ApiServer(kmock.KubernetesEmulator):
     pod_logs: dict[str, str] = attrs.field(factory=dict)
     failures: dict[tuple[str, str], tuple[int, str]] = attrs.field(factory=dict)
     """(kind, name) → (status, message) answered to writes; name "" means lists of the kind."""
+    stalled_kinds: set[str] = attrs.field(factory=set)
+    """Requests about these kinds get no answer until the server stops; "*": every request."""
+    drops: int = 0
+    """How many of the next requests have their connection closed with no answer."""
+    _released: asyncio.Event = attrs.field(factory=asyncio.Event)
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000))
     _update_owned: dict[Any, dict[str, Any]] = attrs.field(factory=dict)
 
@@ -162,7 +169,26 @@ class ApiServer(kmock.KubernetesEmulator):
     def _key(request: rendering.Request, name: str | None = None) -> Any:
         return (request.resource, request.namespace, name or request.name)
 
+    async def _fault(self, request: rendering.Request) -> aiohttp.web.StreamResponse | None:
+        """Drop or stall this request when the test asked for it."""
+        if self.drops > 0:
+            self.drops -= 1
+            raw = request._raw_request
+            assert raw is not None and raw.transport is not None
+            raw.transport.abort()
+            return aiohttp.web.Response()  # never sent: the connection is gone
+        kind = self._kind_of(request) if request.resource is not None else ""
+        if "*" in self.stalled_kinds or kind in self.stalled_kinds:
+            await self._released.wait()
+            return self._status_error(
+                status=503, reason="ServiceUnavailable", message="the emulator stopped"
+            )
+        return None
+
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        fault = await self._fault(request)
+        if fault is not None:
+            return fault
         if request.resource is None:
             return await super()._handle(request)
         kind = self._kind_of(request)
@@ -446,8 +472,9 @@ class EmulatedCluster:
             await self._stop.wait()
 
     def stop(self) -> None:
-        """Stop the server and its thread."""
+        """Stop the server and its thread (answering stalled requests first)."""
         if self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self.server._released.set)
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=30)
 
@@ -499,6 +526,15 @@ class EmulatedCluster:
         """Answer every write to that object with an error Status (name "": every list of
         that kind)."""
         self._call(lambda: self.server.failures.__setitem__((kind, name), (status, message)))
+
+    def stall(self, kind: str = "*") -> None:
+        """Leave every request about ``kind`` unanswered until the server stops ("*": every
+        request, discovery included)."""
+        self._call(lambda: self.server.stalled_kinds.add(kind))
+
+    def drop(self, count: int = 1) -> None:
+        """Close the connection of the next ``count`` requests without an answer."""
+        self._call(lambda: setattr(self.server, "drops", count))
 
     def set_pod_log(self, name: str, text: str) -> None:
         """What ``pods/NAME/log`` answers."""

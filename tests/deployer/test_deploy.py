@@ -328,7 +328,7 @@ def test_a_readiness_timeout_names_the_object_and_why(
     emulator.set_controllers({"Deployment": deployment_stuck})
     _unschedulable_pod(emulator)
     values = write_values(tmp_path, **{"service.type": "LoadBalancer"})
-    result = run("deploy", "--timeout", "0.5", chart=MARKETPLACE_CHART, values=values)
+    result = run("deploy", "--timeout", "6", chart=MARKETPLACE_CHART, values=values)
     assert result.code == 1
     assert "not ready after" in result.err
     assert f"Deployment/{RELEASE}: 0/1 replicas available" in result.err
@@ -482,7 +482,7 @@ def test_a_timeout_is_reported_even_when_events_cannot_be_read(
 ) -> None:
     emulator.set_controllers({"Deployment": deployment_stuck})
     emulator.fail("Event", "", status=403, message="events is forbidden")
-    result = run("deploy", "--timeout", "0.2", chart=MARKETPLACE_CHART)
+    result = run("deploy", "--timeout", "6", chart=MARKETPLACE_CHART)
     assert result.code == 1
     assert f"Deployment/{RELEASE}: 0/1 replicas available" in result.err
     assert "cannot list Event: 403 Forbidden: events is forbidden" in result.err
