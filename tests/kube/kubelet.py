@@ -154,7 +154,7 @@ class KubeletStandIn:
             with contextlib.suppress(Exception):
                 stream.shutdown()
         for thread in self._threads:
-            thread.join(timeout=10)
+            thread.join(timeout=2)  # daemon threads: a watch stuck in a read ends with the process
 
     def add_node(
         self,
