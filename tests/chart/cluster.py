@@ -173,6 +173,20 @@ def create_presupposed(plane: ControlPlane, namespace: str, wanted: Sequence[Pre
         },
         "NodePool": lambda _, name: None,
     }
+    if any(item.kind == "PersistentVolumeClaim" for item in wanted):
+        # A claim is only usable once bound: give each a volume of its own, bound up front (the
+        # real PV controller completes the binding).
+        factories["PersistentVolumeClaim"] = lambda ns, name: {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "",
+                "volumeName": f"{ns}-{name}",
+                "resources": {"requests": {"storage": "10Gi"}},
+            },
+        }
     for item in wanted:
         if item.kind not in factories:
             pytest.fail(f"no test factory for presupposed kind {item.kind!r}")
@@ -181,9 +195,27 @@ def create_presupposed(plane: ControlPlane, namespace: str, wanted: Sequence[Pre
             continue
         target = item.namespace or namespace
         _ensure_namespace(core, target)
+        if item.kind == "PersistentVolumeClaim":
+            _create(plane, _volume_for(target, item.name))
         manifest = factories[item.kind](target, item.name)
         assert manifest is not None
         _create(plane, manifest)
+
+
+def _volume_for(namespace: str, claim: str) -> dict[str, Any]:
+    """A PersistentVolume reserved for one claim (a local path: nothing mounts it here)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": f"{namespace}-{claim}"},
+        "spec": {
+            "capacity": {"storage": "10Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "",
+            "claimRef": {"namespace": namespace, "name": claim},
+            "hostPath": {"path": f"/var/lib/test-volumes/{namespace}-{claim}"},
+        },
+    }
 
 
 def helm_run(
