@@ -71,7 +71,8 @@ def test_gpu_pod_is_scheduled_on_its_accelerator_then_ready(core: Any, k8s_names
     core.create_namespaced_pod(k8s_namespace, pod("gpu", gpu=True))
     wait_for("Ready", lambda: condition(core, k8s_namespace, "gpu", "Ready") == "True")
     placed = core.read_namespaced_pod("gpu", k8s_namespace)
-    assert placed.spec.node_name == "l4-node-1"
+    node = core.read_node(placed.spec.node_name)
+    assert node.metadata.labels["cloud.google.com/gke-accelerator"] == "nvidia-l4"
     assert placed.status.phase == "Running"
     assert placed.status.pod_ip.startswith("127.")
     assert placed.status.container_statuses[0].ready is True
