@@ -100,6 +100,10 @@ BENCH_GPU_ARGS ?=
 bench-gpu: tools ## BERT-large through Triton against the raw network on a GPU (GPU_PYTHON, BENCH_GPU_ARGS)
 	$(GPU_PYTHON) -m bench.gpu_benchmark --helm $(HELM4) --out $(BUILD)/bench-gpu $(BENCH_GPU_ARGS)
 
+.PHONY: locust-bundle
+locust-bundle: ## Write the load-test chart's bundle (the locustfile and its modules) before `helm install ... locust/chart`
+	$(PYTHON_BOOT) scripts/locust_bundle.py
+
 .PHONY: chart-docs
 chart-docs: venv ## Regenerate the values table of chart/README.md from chart/values.yaml
 	$(PY) scripts/chart_values_table.py chart

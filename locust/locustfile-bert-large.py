@@ -103,6 +103,10 @@ class _Run:
     """The progress reporter, while a test runs."""
     grpc_clients: list[Any] = field(default_factory=list)
     """gRPC clients not closed yet."""
+    reported_requests: int = 0
+    """On a worker: requests (failures included) reported to the master so far."""
+    reported_failures: int = 0
+    """On a worker: failures reported to the master so far."""
 
     def close_grpc_client(self, client: Any) -> None:
         if client in self.grpc_clients:
@@ -173,6 +177,16 @@ def wait_until_ready(host: str, settings: RunSettings) -> str:
 @events.init.add_listener  # type: ignore[untyped-decorator]
 def on_init(environment: Environment, **_: Any) -> None:
     RUN.configure(environment.parsed_options)
+    if isinstance(environment.runner, WorkerRunner):
+        # Locust adds its own listener (it serializes the statistics, then resets them) when it
+        # creates the runner, before this event: this one runs after it and adds up what was sent.
+        environment.events.report_to_master.add_listener(_count_report)  # type: ignore[no-untyped-call]
+
+
+def _count_report(client_id: str, data: dict[str, Any]) -> None:
+    total = data.get("stats_total") or {}
+    RUN.reported_requests += int(total.get("num_requests", 0))
+    RUN.reported_failures += int(total.get("num_failures", 0))
 
 
 @events.test_start.add_listener  # type: ignore[untyped-decorator]
@@ -225,7 +239,12 @@ def report_progress(environment: Environment, every_s: float) -> None:
 
 
 @events.test_stop.add_listener  # type: ignore[untyped-decorator]
-def on_test_stop(**_: Any) -> None:
+def on_test_stop(environment: Environment, **_: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        # Report the last figures now, before the worker tells the master it has stopped:
+        # Locust's own last report goes after the master's "quit", which waits only 0.5 s for
+        # it, and a busy worker's figures were lost.
+        environment.runner._send_stats()
     if RUN.progress is not None:
         RUN.progress.kill(block=False)
         RUN.progress = None
@@ -237,13 +256,22 @@ def on_test_stop(**_: Any) -> None:
 
 @events.quitting.add_listener  # type: ignore[untyped-decorator]
 def print_summary(environment: Environment, **_: Any) -> None:
-    """Achieved rate, latency percentiles and failures, once the users have stopped."""
+    """Achieved rate, latency percentiles and failures, once the users have stopped; on a
+    worker, what it reported to the master (the master's figures are the sum of these)."""
     if isinstance(environment.runner, WorkerRunner):
+        logger.info(
+            "worker %s reported %d requests, %d failures",
+            environment.runner.client_id,
+            RUN.reported_requests,
+            RUN.reported_failures,
+        )
         return
     summary = summarize([environment.stats.total.serialize()])
     logger.info("summary (%s, %s shape):", RUN.settings.protocol, RUN.settings.load_shape)
     for line in summary.lines():
         logger.info("  %s", line)
+    # One line for machines (kubectl logs | grep): requests, failures, qps, p50/p95/p99_ms.
+    logger.info("summary json %s", json.dumps(summary.to_json(), sort_keys=True))
     if RUN.settings.summary_file:
         path = Path(RUN.settings.summary_file)
         path.write_text(json.dumps(summary.to_json(), indent=2) + "\n")
@@ -350,6 +378,10 @@ class BertGrpcUser(_Paced, User):
     def on_start(self) -> None:
         if RUN.unavailable:
             raise StopUser()
+        # numpy (which tritonclient needs) starts its threads when first imported: before
+        # gRPC is switched to gevent, or the process hangs.
+        import numpy  # noqa: F401
+
         _init_grpc_for_gevent()
         import tritonclient.grpc as grpcclient
 

@@ -1,7 +1,9 @@
 """Triton v2 inference requests for the BERT sample, and the checks every response must pass.
 
-Shared by the locustfile, the benchmark and the tests; it imports neither Locust nor gevent, so
-it can be used from any client. Two encodings of the same request:
+Shared by the locustfile, the benchmark and the tests; it imports neither Locust nor gevent, and
+numpy only where a caller asks for numpy arrays (``BertBatch.named``, ``check_logits``): the HTTP
+path runs on the standard library alone, so Locust's stock image runs the locustfile as is. Two
+encodings of the same request:
 
 - binary: the KServe v2 binary tensor data extension. A JSON header (its length in the
   ``Inference-Header-Content-Length`` header) followed by the raw little-endian tensors, and the
@@ -16,21 +18,18 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import sys
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
-# The locustfile is often run from the repository root by path; the contract lives there.
-_ROOT = str(Path(__file__).resolve().parent.parent)
-if _ROOT not in sys.path:
-    sys.path.append(_ROOT)
-
-from samples.bert.contract import (  # noqa: E402
+from samples.bert.contract import (
     INPUT_DATATYPE,
     INPUT_IDS,
     INPUT_MASK,
@@ -52,64 +51,90 @@ MIN_SEQUENCE_LENGTH: Final = 8
 
 INFER_HEADER_LENGTH: Final = "Inference-Header-Content-Length"
 _FP32_BYTES: Final = 4
+_LITTLE_ENDIAN: Final = sys.byteorder == "little"
 
 
 class UnexpectedResponseError(Exception):
     """A response that is not what the contract promises (a 200 with wrong outputs included)."""
 
 
+def _le_bytes(values: array[Any]) -> bytes:
+    """An array's items as little-endian bytes, the byte order the v2 binary extension uses."""
+    if _LITTLE_ENDIAN:
+        return values.tobytes()
+    swapped = array(values.typecode, values)
+    swapped.byteswap()
+    return swapped.tobytes()
+
+
 @dataclass(frozen=True)
 class BertBatch:
-    """One request's worth of tokenized question/context pairs, all ``int32 [batch, seq_len]``."""
+    """One request's worth of tokenized question/context pairs: three ``int32 [batch, seq_len]``
+    tensors, each held flat (row after row) in an ``array('i')``."""
 
-    input_ids: npt.NDArray[np.int32]
+    batch_size: int
+    seq_len: int
+    input_ids: array[int]
     """Token ids: ``[CLS] question [SEP] context [SEP]`` then padding."""
-    segment_ids: npt.NDArray[np.int32]
+    segment_ids: array[int]
     """0 on the question (with ``[CLS]`` and its ``[SEP]``), 1 on the context, 0 on padding."""
-    input_mask: npt.NDArray[np.int32]
+    input_mask: array[int]
     """1 on real tokens, 0 on padding."""
 
     @property
-    def batch_size(self) -> int:
-        return int(self.input_ids.shape[0])
+    def shape(self) -> list[int]:
+        return [self.batch_size, self.seq_len]
 
-    @property
-    def seq_len(self) -> int:
-        return int(self.input_ids.shape[1])
-
-    def named(self) -> tuple[tuple[str, npt.NDArray[np.int32]], ...]:
-        """The tensors with their contract names, in the order the model declares them."""
+    def flat(self) -> tuple[tuple[str, array[int]], ...]:
+        """The tensors, flat, with their contract names in the order the model declares them."""
         return (
             (INPUT_IDS, self.input_ids),
             (SEGMENT_IDS, self.segment_ids),
             (INPUT_MASK, self.input_mask),
         )
 
+    def named(self) -> tuple[tuple[str, npt.NDArray[np.int32]], ...]:
+        """The tensors as numpy ``int32 [batch, seq_len]`` arrays (for numpy clients: gRPC,
+        tritonclient, torch), with their contract names."""
+        import numpy as np
 
-def make_batch(*, batch_size: int, seq_len: int, rng: np.random.Generator) -> BertBatch:
+        return tuple(
+            (name, np.asarray(values, dtype=np.int32).reshape(self.batch_size, self.seq_len))
+            for name, values in self.flat()
+        )
+
+
+def make_batch(*, batch_size: int, seq_len: int, rng: random.Random) -> BertBatch:
     """Random but well-formed inputs: word ids from the vocabulary's range and real lengths
     spread between ``MIN_SEQUENCE_LENGTH`` and ``seq_len``, so masks differ between requests."""
     if seq_len < MIN_SEQUENCE_LENGTH:
         raise ValueError(f"seq_len must be at least {MIN_SEQUENCE_LENGTH}, got {seq_len}")
-    ids = np.full((batch_size, seq_len), PAD_ID, dtype=np.int32)
-    segments = np.zeros((batch_size, seq_len), dtype=np.int32)
-    mask = np.zeros((batch_size, seq_len), dtype=np.int32)
-    for row in range(batch_size):
-        length = int(rng.integers(MIN_SEQUENCE_LENGTH, seq_len + 1))
-        question = int(rng.integers(1, max(2, (length - 3) // 3) + 1))
-        context_end = length - 1  # index of the final [SEP]
-        ids[row, :length] = rng.integers(FIRST_WORD_ID, VOCAB_SIZE, size=length)
-        ids[row, 0] = CLS_ID
-        ids[row, question + 1] = SEP_ID
-        ids[row, context_end] = SEP_ID
-        segments[row, question + 2 : length] = 1
-        mask[row, :length] = 1
-    return BertBatch(input_ids=ids, segment_ids=segments, input_mask=mask)
+    ids: list[int] = []
+    segments: list[int] = []
+    mask: list[int] = []
+    for _ in range(batch_size):
+        length = rng.randint(MIN_SEQUENCE_LENGTH, seq_len)
+        question = rng.randint(1, max(2, (length - 3) // 3))
+        row = [rng.randrange(FIRST_WORD_ID, VOCAB_SIZE) for _ in range(length)]
+        row[0] = CLS_ID
+        row[question + 1] = SEP_ID
+        row[length - 1] = SEP_ID
+        padding = seq_len - length
+        ids += row + [PAD_ID] * padding
+        segments += [0] * (question + 2) + [1] * (length - question - 2) + [0] * padding
+        mask += [1] * length + [0] * padding
+    return BertBatch(
+        batch_size=batch_size,
+        seq_len=seq_len,
+        input_ids=array("i", ids),
+        segment_ids=array("i", segments),
+        input_mask=array("i", mask),
+    )
 
 
 def make_batches(*, count: int, batch_size: int, seq_len: int, seed: int = 0) -> list[BertBatch]:
     """``count`` distinct batches, the same for the same seed (so runs are comparable)."""
-    rng = np.random.default_rng(seed)
+    rng = random.Random(seed)
     return [make_batch(batch_size=batch_size, seq_len=seq_len, rng=rng) for _ in range(count)]
 
 
@@ -142,22 +167,22 @@ def _output_request(*, binary: bool) -> list[dict[str, Any]]:
 
 def encode_binary(batch: BertBatch) -> EncodedRequest:
     """The request with the binary tensor data extension, output asked for in binary."""
-    tensors = [tensor.astype("<i4", copy=False).tobytes() for _, tensor in batch.named()]
+    tensors = [(name, _le_bytes(values)) for name, values in batch.flat()]
     header = {
         "inputs": [
             {
                 "name": name,
-                "shape": list(tensor.shape),
+                "shape": batch.shape,
                 "datatype": INPUT_DATATYPE,
                 "parameters": {"binary_data_size": len(raw)},
             }
-            for (name, tensor), raw in zip(batch.named(), tensors, strict=True)
+            for name, raw in tensors
         ],
         "outputs": _output_request(binary=True),
     }
     head = json.dumps(header, separators=(",", ":")).encode()
     return EncodedRequest(
-        body=head + b"".join(tensors),
+        body=head + b"".join(raw for _, raw in tensors),
         headers={
             "Content-Type": "application/octet-stream",
             INFER_HEADER_LENGTH: str(len(head)),
@@ -172,13 +197,8 @@ def encode_json(batch: BertBatch) -> EncodedRequest:
     """The plain JSON request, output asked for as JSON numbers."""
     body = {
         "inputs": [
-            {
-                "name": name,
-                "shape": list(tensor.shape),
-                "datatype": INPUT_DATATYPE,
-                "data": tensor.ravel().tolist(),
-            }
-            for name, tensor in batch.named()
+            {"name": name, "shape": batch.shape, "datatype": INPUT_DATATYPE, "data": list(values)}
+            for name, values in batch.flat()
         ],
         "outputs": _output_request(binary=False),
     }
@@ -196,7 +216,10 @@ def expected_shape(*, batch_size: int, seq_len: int) -> list[int]:
 
 
 def check_logits(logits: npt.NDArray[Any], *, batch_size: int, seq_len: int) -> None:
-    """Raise ``UnexpectedResponseError`` unless ``logits`` is finite FP32 of the expected shape."""
+    """Raise ``UnexpectedResponseError`` unless ``logits`` (a numpy array, as numpy clients
+    return it) is finite FP32 of the expected shape."""
+    import numpy as np
+
     shape = expected_shape(batch_size=batch_size, seq_len=seq_len)
     if list(logits.shape) != shape:
         raise UnexpectedResponseError(
@@ -206,6 +229,21 @@ def check_logits(logits: npt.NDArray[Any], *, batch_size: int, seq_len: int) -> 
         raise UnexpectedResponseError(f"{OUTPUT_LOGITS} is {logits.dtype}, expected float32")
     if not np.isfinite(logits).all():
         raise UnexpectedResponseError(f"{OUTPUT_LOGITS} holds NaN or infinite values")
+
+
+def _fp32_all_finite(body: bytes, offset: int) -> bool:
+    """Whether every little-endian FP32 value of ``body[offset:]`` is finite.
+
+    A value is NaN or infinite when its 8 exponent bits are all ones, so its high byte is 0x7F
+    or 0xFF. Scanning every fourth byte for those runs at C speed; only when one shows up are
+    the values decoded (a finite value can have such a high byte too)."""
+    high_bytes = body[offset + 3 :: 4] if _LITTLE_ENDIAN else body[offset::4]
+    if 0x7F not in high_bytes and 0xFF not in high_bytes:
+        return True
+    values = array("f", body[offset:])
+    if not _LITTLE_ENDIAN:
+        values.byteswap()
+    return all(map(math.isfinite, values))
 
 
 def _error_text(body: bytes) -> str:
@@ -236,12 +274,27 @@ def _check_header(output: dict[str, Any], shape: Sequence[int]) -> None:
         )
 
 
+def _check_json_values(data: Any, expected: int) -> None:
+    if not isinstance(data, list):
+        raise UnexpectedResponseError(f"{OUTPUT_LOGITS} has no JSON 'data' (asked for as JSON)")
+    if len(data) != expected:
+        message = f"{OUTPUT_LOGITS} has {len(data)} values, expected {expected}"
+        raise UnexpectedResponseError(message)
+    try:
+        # One NaN or infinity makes the sum so; FP32 values are too small to overflow a double.
+        finite = math.isfinite(math.fsum(data))
+    except (TypeError, OverflowError):
+        finite = False
+    if not finite:
+        raise UnexpectedResponseError(f"{OUTPUT_LOGITS} holds NaN, infinite or non-numeric values")
+
+
 def check_response(
     *, status: int, body: bytes, header_length: int | None, request: EncodedRequest
 ) -> None:
     """Raise ``UnexpectedResponseError`` saying what is wrong unless the response to
     ``request`` is a 200 carrying ``cls_squad_logits`` with the contract's name, type, shape
-    and byte size.
+    and byte size, every value finite.
 
     ``header_length`` is the response's ``Inference-Header-Content-Length`` (None when absent:
     a plain JSON response).
@@ -258,24 +311,16 @@ def check_response(
     output = _find_output(header.get("outputs"))
     _check_header(output, request.output_shape)
     if header_length is None:
-        data = output.get("data")
-        if not isinstance(data, list):
-            raise UnexpectedResponseError(f"{OUTPUT_LOGITS} has no JSON 'data' (asked for as JSON)")
-        logits = np.asarray(data, dtype=np.float32).reshape(-1)
-        if logits.size != request.output_values:
-            raise UnexpectedResponseError(
-                f"{OUTPUT_LOGITS} has {logits.size} values, expected {request.output_values}"
-            )
-    else:
-        expected_bytes = request.output_values * _FP32_BYTES
-        declared = (output.get("parameters") or {}).get("binary_data_size")
-        received = len(body) - header_length
-        if declared != expected_bytes or received != expected_bytes:
-            raise UnexpectedResponseError(
-                f"{OUTPUT_LOGITS} should be {expected_bytes} bytes; the header says {declared}, "
-                f"the body carries {received}"
-            )
-        logits = np.frombuffer(body, dtype="<f4", offset=header_length)
+        _check_json_values(output.get("data"), request.output_values)
+        return
+    expected_bytes = request.output_values * _FP32_BYTES
+    declared = (output.get("parameters") or {}).get("binary_data_size")
+    received = len(body) - header_length
+    if declared != expected_bytes or received != expected_bytes:
+        raise UnexpectedResponseError(
+            f"{OUTPUT_LOGITS} should be {expected_bytes} bytes; the header says {declared}, "
+            f"the body carries {received}"
+        )
     # Shape and type are checked above; the values still can be NaN.
-    if not np.isfinite(logits).all():
+    if not _fp32_all_finite(body, header_length):
         raise UnexpectedResponseError(f"{OUTPUT_LOGITS} holds NaN or infinite values")

@@ -172,11 +172,12 @@ def _render(
     release: str,
     namespace: str,
     extra_args: tuple[str, ...],
+    chart: str,
 ) -> tuple[Manifest, ...]:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as values_file:
         values_file.write(values_json)
         values_file.flush()
-        command = [helm, "template", release, str(CHART_DIR), "--namespace", namespace]
+        command = [helm, "template", release, chart, "--namespace", namespace]
         for path in values_files:
             command += ["--values", path]
         command += ["--values", values_file.name, *extra_args]
@@ -198,8 +199,10 @@ def render_chart(
     release: str = "triton",
     namespace: str = "serving",
     extra_args: Sequence[str] = (),
+    chart: Path = CHART_DIR,
 ) -> list[Manifest]:
-    """Render the chart with ``helm`` and return its objects, each already validated.
+    """Render ``chart`` (Triton's unless told) with ``helm`` and return its objects, each
+    already validated.
 
     ``values`` default to a model repository only; ``show_only`` keeps objects of those kinds
     (``["Deployment"]``). Raises HelmFailedError when helm refuses the values.
@@ -212,6 +215,7 @@ def render_chart(
         release,
         namespace,
         tuple(extra_args),
+        str(chart),
     )
     kinds = set(show_only)
     return [copy.deepcopy(m) for m in manifests if not kinds or m["kind"] in kinds]

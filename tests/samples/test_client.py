@@ -1,11 +1,13 @@
 """Requests the load test sends and the checks on what comes back (pure functions).
 
 Cases: inputs are well-formed BERT pairs (ids in the vocabulary's range, [CLS]/[SEP] placed,
-segments and masks consistent, lengths varied, the same for the same seed); the binary request
+segments and masks consistent, lengths varied, the same for the same seed, numpy views of
+the same values); the binary request
 carries the JSON header length and the raw tensors; the JSON request round-trips; a correct
 binary or JSON answer passes; each kind of wrong answer fails with a message naming the problem
 (non-200, not JSON, output missing, wrong datatype, wrong shape, truncated or mis-declared bytes,
-NaN, wrong number of JSON values).
+NaN, a single infinity or NaN among finite values, wrong number of JSON values, a JSON NaN
+or string); finite values whose high byte is that of NaN pass.
 """
 
 from __future__ import annotations
@@ -38,10 +40,11 @@ def test_inputs_are_well_formed_pairs() -> None:
     batches = make_batches(count=32, batch_size=2, seq_len=SEQ, seed=3)
     lengths = set()
     for batch in batches:
-        assert batch.input_ids.dtype == np.int32
-        assert batch.input_ids.shape == batch.segment_ids.shape == batch.input_mask.shape
+        tensors = dict(batch.named())
+        assert tensors[INPUT_IDS].dtype == np.int32
+        assert all(t.shape == (2, SEQ) for t in tensors.values())
         for ids, segments, mask in zip(
-            batch.input_ids, batch.segment_ids, batch.input_mask, strict=True
+            tensors[INPUT_IDS], tensors[SEGMENT_IDS], tensors[INPUT_MASK], strict=True
         ):
             length = int(mask.sum())
             lengths.add(length)
@@ -61,7 +64,9 @@ def test_inputs_are_well_formed_pairs() -> None:
 def test_same_seed_same_inputs() -> None:
     first = make_batches(count=4, batch_size=1, seq_len=SEQ, seed=7)
     again = make_batches(count=4, batch_size=1, seq_len=SEQ, seed=7)
-    assert all((a.input_ids == b.input_ids).all() for a, b in zip(first, again, strict=True))
+    other = make_batches(count=4, batch_size=1, seq_len=SEQ, seed=8)
+    assert [b.flat() for b in first] == [b.flat() for b in again]
+    assert [b.flat() for b in first] != [b.flat() for b in other]
 
 
 def test_too_short_a_sequence_is_refused() -> None:
@@ -81,7 +86,7 @@ def test_binary_request_layout() -> None:
     raw = request.body[head_length:]
     assert len(raw) == 3 * 3 * SEQ * 4
     ids = np.frombuffer(raw[: 3 * SEQ * 4], dtype="<i4").reshape(3, SEQ)
-    assert (ids == batch.input_ids).all()
+    assert (ids == dict(batch.named())[INPUT_IDS]).all()
 
 
 def test_json_request_round_trips() -> None:
@@ -89,7 +94,7 @@ def test_json_request_round_trips() -> None:
     request = encode_json(batch)
     assert INFER_HEADER_LENGTH not in request.headers
     body = json.loads(request.body)
-    assert body["inputs"][2]["data"] == batch.input_mask.ravel().tolist()
+    assert body["inputs"][2]["data"] == batch.input_mask.tolist()
     assert body["outputs"][0]["parameters"] == {"binary_data": False}
 
 
@@ -125,6 +130,26 @@ def test_correct_json_answer_passes() -> None:
 GOOD = np.ones((1, SEQ, 2), dtype=np.float32)
 
 
+def _with(logits: np.ndarray[Any, Any], index: int, value: float) -> np.ndarray[Any, Any]:
+    changed = logits.copy()
+    changed.reshape(-1)[index] = value
+    return changed
+
+
+def _json_answer(data: list[Any]) -> tuple[bytes, None]:
+    output = {"name": OUTPUT_LOGITS, "datatype": "FP32", "shape": [1, SEQ, 2], "data": data}
+    return json.dumps({"outputs": [output]}).encode(), None
+
+
+def test_finite_values_whose_high_byte_looks_like_nan_pass() -> None:
+    # +-3.0e38 are 0x7F61... and 0xFF61...: the high byte of NaN, but the exponent's lowest
+    # bit (the next byte's top bit) is clear, so the values are finite.
+    values = np.array([3.0e38, -3.0e38, 1.0, -2.5] * (SEQ // 2), dtype=np.float32)
+    body, head = _binary_answer(values.reshape(1, SEQ, 2))
+    assert 0x7F in body[head + 3 :: 4] and 0xFF in body[head + 3 :: 4]
+    check_response(status=200, body=body, header_length=head, request=_request())
+
+
 @pytest.mark.parametrize(
     ("status", "answer", "message"),
     [
@@ -137,6 +162,8 @@ GOOD = np.ones((1, SEQ, 2), dtype=np.float32)
         (200, _binary_answer(GOOD, parameters={"binary_data_size": 12}), "the header says 12"),
         (200, (_binary_answer(GOOD)[0][:-8], _binary_answer(GOOD)[1]), "carries 1016"),
         (200, _binary_answer(np.full((1, SEQ, 2), np.nan, np.float32)), "NaN"),
+        (200, _binary_answer(_with(GOOD, 200, np.inf)), "NaN or infinite"),
+        (200, _binary_answer(_with(GOOD, 0, -np.nan)), "NaN or infinite"),
         (
             200,
             (
@@ -156,6 +183,8 @@ GOOD = np.ones((1, SEQ, 2), dtype=np.float32)
             ),
             "has 7 values",
         ),
+        (200, _json_answer([0.0] * (SEQ * 2 - 1) + [float("nan")]), "NaN, infinite"),
+        (200, _json_answer([0.0] * (SEQ * 2 - 1) + ["1.0"]), "non-numeric"),
     ],
     ids=[
         "http-error",
@@ -167,7 +196,11 @@ GOOD = np.ones((1, SEQ, 2), dtype=np.float32)
         "declared-size",
         "truncated",
         "nan",
+        "one-inf",
+        "one-negative-nan",
         "json-count",
+        "json-nan",
+        "json-text",
     ],
 )
 def test_wrong_answers_fail_with_the_reason(
