@@ -134,12 +134,15 @@ def _set_phase(
 
 def mark_failed(cluster: Cluster, *, name: str, namespace: str, reason: str, message: str) -> bool:
     """What the trap of Google's ``deploy.sh`` does on any failure, the input's included:
-    mark the Application ``NAME`` Failed, if it exists (Marketplace's placeholder, or ours).
-    Returns whether there was one to mark."""
+    mark the Application ``NAME`` Failed, if it exists (Marketplace's placeholder, or ours)
+    and does not say Failed already (with a reason closer to the failure). Returns whether it
+    says Failed now."""
     ref = ObjectRef(application.API_VERSION, "Application", name, namespace)
-    if cluster.get(ref) is None:
+    live = cluster.get(ref)
+    if live is None:
         return False
-    _write_phase(cluster, ref, phase=application.Phase.FAILED, reason=reason, message=message)
+    if (live.get("spec") or {}).get("assemblyPhase") != application.Phase.FAILED.value:
+        _write_phase(cluster, ref, phase=application.Phase.FAILED, reason=reason, message=message)
     return True
 
 
@@ -367,13 +370,12 @@ def run_testers(
     def smoke(line: str) -> None:
         report(SMOKE_TEST + line)
 
-    testers = [objects.as_tester(t) for t in plan.tests]
     app_ref = _application_ref(plan)
     app_live = cluster.get(app_ref) if app_ref else None
-    prepared = application.prepare(
-        testers,
+    prepared = application.prepare_testers(
+        plan.tests,
         namespace=plan.release.namespace,
-        namespaced=cluster.namespaced_kinds(testers),
+        namespaced=cluster.namespaced_kinds(plan.tests),
         application=plan.application,
         application_uid=str(app_live["metadata"]["uid"]) if app_live else None,
     )

@@ -23,7 +23,14 @@ from enum import Enum
 from typing import Any
 
 from deployer.errors import RenderError
-from deployer.objects import Object, ObjectRef, with_labels, with_namespace, with_owner
+from deployer.objects import (
+    Object,
+    ObjectRef,
+    as_tester,
+    with_labels,
+    with_namespace,
+    with_owner,
+)
 
 API_VERSION = "app.k8s.io/v1beta1"
 NAME_LABEL = "app.kubernetes.io/name"
@@ -132,6 +139,31 @@ def prepare(
                 out = with_owner(out, owner)
         prepared.append(out)
     return prepared
+
+
+def prepare_testers(
+    tests: Iterable[Object],
+    *,
+    namespace: str,
+    namespaced: set[tuple[str, str]],
+    application: Mapping[str, Any] | None,
+    application_uid: str | None,
+) -> list[Object]:
+    """The chart's ``helm test`` objects as Marketplace testers, ready to apply: made testers
+    as ``process_helm_hooks.py`` makes them (:func:`objects.as_tester`), prepared like the
+    other components, and each owned by the Application whatever its kind, as
+    ``separate_tester_resources.py`` sets it, so they go when it goes."""
+    prepared = prepare(
+        [as_tester(t) for t in tests],
+        namespace=namespace,
+        namespaced=namespaced,
+        application=application,
+        application_uid=application_uid,
+    )
+    if application is None or not application_uid:
+        return prepared
+    owner = owner_reference(application, application_uid)
+    return [with_owner(t, owner) for t in prepared]
 
 
 class Phase(Enum):

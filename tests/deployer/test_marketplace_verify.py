@@ -6,9 +6,11 @@ Cases:
   namespace and the image prefix only) resolve as expand_config.expand resolves them, the
   required modelRepository from the test schema's default; a test schema that changes a
   property's Marketplace type is refused by both; a missing test schema changes nothing;
-- the testers are the objects Google's process_helm_hooks.py (--deploy_tests) and
-  separate_tester_resources.py make of the chart's render: the same objects, annotated
-  `marketplace.cloud.google.com/verification: test`, owned by the Application;
+- the testers are the objects Google's set_app_labels.py, process_helm_hooks.py
+  (--deploy_tests) and separate_tester_resources.py make of the chart's render: the same
+  objects, labelled with the app's name, annotated
+  `marketplace.cloud.google.com/verification: test`, owned by the Application whatever
+  their kind;
 - the Dockerfile ships the test schema where deploy_with_tests.sh reads it, and the build
   argument that sets its model repository replaces the placeholder.
 """
@@ -24,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from deployer import actions, application, objects, values
+from deployer import actions, application, values
 from deployer.errors import SchemaError
 from tests.conftest import CHART_DIR, ROOT
 from tests.deployer.conftest import SCHEMA
@@ -112,6 +114,14 @@ def test_the_testers_are_those_googles_scripts_separate(helm4: Path, tmp_path: P
     )
     manifest = tmp_path / "manifest.yaml"
     manifest.write_text(yaml.safe_dump_all([*plan.objects, *plan.tests]))
+    done = google_script(
+        "set_app_labels.py",
+        f"--manifests={manifest}",
+        f"--dest={manifest}",
+        "--name=tri",
+        "--namespace=apps",
+    )
+    assert done.returncode == 0, done.stderr
     done = google_script("process_helm_hooks.py", f"--manifest={manifest}", "--deploy_tests")
     assert done.returncode == 0, done.stderr
     testers_file = tmp_path / "tester.yaml"
@@ -127,12 +137,13 @@ def test_the_testers_are_those_googles_scripts_separate(helm4: Path, tmp_path: P
     assert done.returncode == 0, done.stderr
     theirs = [d for d in yaml.safe_load_all(testers_file.read_text()) if d]
     assert plan.application is not None
-    ours = [
-        objects.with_owner(
-            objects.as_tester(t), application.owner_reference(plan.application, "uid-1")
-        )
-        for t in plan.tests
-    ]
+    ours = application.prepare_testers(
+        plan.tests,
+        namespace="apps",
+        namespaced={("", "Pod")},
+        application=plan.application,
+        application_uid="uid-1",
+    )
     assert [t["kind"] for t in ours] == ["Pod"]
     assert ours == theirs
 
