@@ -23,6 +23,7 @@ Cases:
   deleting the Application removes everything;
 - a failing tester: exit 1, the Application Failed with the reason, and the ServiceAccount
   kept (Google's deploy_with_tests.sh cleans up only after success);
+- a plain `deploy` (not the image's entrypoint) keeps the deployer's ServiceAccount;
 - bad values as the Marketplace job: exit 2, the placeholder Failed with the reason, nothing
   else applied, the ServiceAccount kept.
 """
@@ -197,13 +198,14 @@ class Ran:
 
 
 def run_deployer(
-    installed: Installed, entrypoint: str, capsys: pytest.CaptureFixture[str], *extra: str
+    installed: Installed, entrypoint: str | None, capsys: pytest.CaptureFixture[str], *extra: str
 ) -> Ran:
-    """The deployer as the image's entrypoint runs it, as the deployer's ServiceAccount."""
+    """The deployer as the image's entrypoint runs it (None: a plain ``deploy``), as the
+    deployer's ServiceAccount."""
     capsys.readouterr()
     code = main(
         [
-            *shim_arguments(entrypoint),
+            *(shim_arguments(entrypoint) if entrypoint else ["deploy"]),
             "--values",
             str(installed.values_file),
             "--schema",
@@ -412,6 +414,25 @@ def test_a_failing_tester_marks_failed_and_keeps_the_account(
     app = _get(control_plane, application.API_VERSION, "Application", k8s_namespace, k8s_namespace)
     assert app["spec"]["assemblyPhase"] == "Failed"
     assert app["status"]["conditions"][0]["reason"] == "TesterFailed"
+    sa = installed.service_account
+    assert _get(control_plane, "v1", "ServiceAccount", sa, k8s_namespace) is not None
+
+
+def test_a_plain_deploy_keeps_the_deployer_account(
+    control_plane: ControlPlane,
+    k8s_namespace: str,
+    gpu_node: str,
+    helm_env: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    form = {"name": "tri", "namespace": k8s_namespace, "modelRepository": "gs://bucket/models"}
+    installed = mpdev_install(control_plane, form, entrypoint="/bin/deploy.sh", workdir=tmp_path)
+    ran = run_deployer(installed, None, capsys)
+    assert ran.code == 0, ran.err + ran.out
+    assert "removed the deployer's" not in ran.out
+    app = _get(control_plane, application.API_VERSION, "Application", "tri", k8s_namespace)
+    assert app["spec"]["assemblyPhase"] == "Success"
     sa = installed.service_account
     assert _get(control_plane, "v1", "ServiceAccount", sa, k8s_namespace) is not None
 
