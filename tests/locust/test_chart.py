@@ -11,7 +11,9 @@ report, no failures); both helms render the same objects; the target is the rele
 rate, duration, worker count and a deadline that covers it; an interactive one serves the web
 UI on the pod's loopback only; every pod meets Pod Security "restricted" and workers spread over
 nodes; the values schema refuses unknown keys and bad values, naming them; the main chart and
-the deployer never refer to this chart.
+the deployer never refer to this chart; installed on the real control plane in a namespace that
+enforces "restricted", the master and every worker are admitted and scheduled, the workers on
+three different nodes, and the NOTES name the release's objects.
 """
 
 from __future__ import annotations
@@ -23,13 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 from load_summary import summarize
 
 from bench.locust_cluster import LocalLocustCluster
 from demo.local import LocalTriton
 from scripts.locust_bundle import write_bundle
+from tests.chart.cluster import helm_run, wait_until
 from tests.chart.helpers import HelmFailedError, Manifest, field, only, render_chart
 from tests.conftest import CHART_DIR, HELM_BINARIES, ROOT, _tool
+from tests.kube.control_plane import ControlPlane
+from tests.kube.kubelet import KubeletStandIn
 
 SERVICE = "triton-triton-inference-server"
 TARGET = {"target": {"service": SERVICE}}
@@ -245,3 +251,44 @@ def test_the_main_chart_and_deployer_never_refer_to_it() -> None:
         if path.is_file() and any(name in path.read_text(errors="replace") for name in names)
     ]
     assert found == []
+
+
+@pytest.mark.slow
+def test_installs_in_a_restricted_namespace(
+    helm: Path,
+    locust_chart: Path,
+    control_plane: ControlPlane,
+    kubelet: KubeletStandIn,
+    k8s_namespace: str,
+) -> None:
+    for index in range(3):
+        kubelet.add_node(f"{k8s_namespace}-cpu-{index}", cpu="4", memory="16Gi")
+    result = helm_run(
+        helm,
+        control_plane,
+        "install", "load", str(locust_chart), "-n", k8s_namespace,
+        "--set", f"target.service={SERVICE}", "--set", "workers.replicas=3",
+    )  # fmt: skip
+    # The NOTES' commands name this release's objects.
+    assert f"kubectl -n {k8s_namespace} logs -f job/load-triton-locust-master" in result.stdout
+    core: Any = client.CoreV1Api(control_plane.api_client())
+    selector = "app.kubernetes.io/instance=load"
+
+    def scheduled() -> dict[str, list[str]] | None:
+        pods = core.list_namespaced_pod(k8s_namespace, label_selector=selector).items
+        nodes: dict[str, list[str]] = {}
+        for pod in pods:
+            if not pod.spec.node_name:
+                return None
+            component = pod.metadata.labels["app.kubernetes.io/component"]
+            nodes.setdefault(component, []).append(pod.spec.node_name)
+        return nodes if sorted(map(len, nodes.values())) == [1, 3] else None
+
+    # Admitted (a pod refused by Pod Security is never created) and placed by the scheduler.
+    nodes = wait_until("the master and 3 workers scheduled", scheduled)
+    assert len(set(nodes["worker"])) == 3, nodes
+    listed = control_plane.run_kubectl(
+        "-n", k8s_namespace, "get", "pods", "-l", selector, "-o", "wide"
+    ).stdout
+    assert listed.count("load-triton-locust-worker") == 3
+    helm_run(helm, control_plane, "uninstall", "load", "-n", k8s_namespace)
