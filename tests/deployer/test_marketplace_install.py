@@ -11,12 +11,12 @@ Secret's ``values.yaml`` as its file.
 Cases:
 - install: exit 0, the placeholder Application filled in (same uid) and Success; its
   selector is the placeholder's and the chart's merged, and a real label-selector list by it
-  finds every component the deployer applied; the pods run the image Marketplace republished
-  under ``__image_repo_prefix__``; the deployer's ServiceAccount is gone afterwards; its Role
-  and RoleBinding are owned by the Application (Google's set_ownership.py gives their
-  `deployer-rbac` component label no ServiceAccount owner), and deleting the Application,
-  as mpdev does, has the real garbage collector remove them and everything else, until
-  mpdev's own wait would pass;
+  finds every component the deployer applied, each owned by the Application; the pods run
+  the image Marketplace republished under ``__image_repo_prefix__``; the deployer's
+  ServiceAccount is gone afterwards; its Role and RoleBinding are owned by the Application
+  (Google's set_ownership.py gives their `deployer-rbac` component label no ServiceAccount
+  owner), and deleting the Application, as mpdev does, has the real garbage collector
+  remove them and everything else, until mpdev's own wait would pass;
 - verify: the values mpdev verify passes (name and namespace only) deploy through the test
   schema's model repository; the tester pod runs, its verdict printed SMOKE_TEST; the
   Application stays Success, the tester is owned by it, the ServiceAccount is gone, and
@@ -323,6 +323,9 @@ def test_mpdev_install_with_our_deployer(
             continue
         found = _list(control_plane, api_version, kind, k8s_namespace, _selector(app))
         assert {o["metadata"]["name"] for o in found} == names, kind
+        for live in found:
+            owners = [r["uid"] for r in live["metadata"]["ownerReferences"]]
+            assert owners == [app["metadata"]["uid"]], f"{kind} owned by the Application"
         checked += 1
     assert checked >= 3, "Deployment, Service, ServiceAccount at least"
     # The pods run the images Marketplace republished.
