@@ -4,7 +4,8 @@ Cases:
 - the image's /data-test/schema.yaml laid over schema.yaml is what Google's
   overlay_test_schema.py makes of them; with it, the values mpdev verify passes (name,
   namespace and the image prefix only) resolve as expand_config.expand resolves them, the
-  required modelRepository from the test schema's default; a test schema that changes a
+  required modelRepository from the test schema's default; Google's validate_schema.py
+  accepts the schema and the overlaid one; a test schema that changes a
   property's Marketplace type is refused by both; a missing test schema changes nothing;
 - the testers are the objects Google's set_app_labels.py, process_helm_hooks.py
   (--deploy_tests) and separate_tester_resources.py make of the chart's render: the same
@@ -79,6 +80,21 @@ def test_what_mpdev_verify_passes_resolves_as_expand_config_resolves_it() -> Non
     assert values.validate(schema, values.with_images(schema, sent)) == expected
     with pytest.raises(expand_config.MissingRequiredProperty, match="modelRepository"):
         expand_config.expand(copy.deepcopy(sent), config_helper.Schema.load_yaml_file(str(SCHEMA)))
+
+
+def test_google_validates_the_schema_and_its_overlay(tmp_path: Path) -> None:
+    overlaid = tmp_path / "schema.yaml"
+    overlaid.write_text(
+        yaml.safe_dump(
+            values.overlay_test_schema(
+                yaml.safe_load(SCHEMA.read_text()), yaml.safe_load(TEST_SCHEMA.read_text())
+            )
+        )
+    )
+    for schema_file in (SCHEMA, overlaid):
+        # What mpdev verify runs on /data/schema.yaml before the deploy.
+        done = google_script("validate_schema.py", f"--schema_file={schema_file}")
+        assert done.returncode == 0, done.stderr
 
 
 def test_a_test_schema_may_not_change_a_marketplace_type(tmp_path: Path) -> None:
