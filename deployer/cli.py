@@ -225,6 +225,10 @@ def _release_of(args: argparse.Namespace) -> tuple[str, str] | None:
     return name, namespace
 
 
+MARK_FAILED_S = 30.0
+"""How long marking the Application Failed may take (a read and two patches)."""
+
+
 def _mark_failed(args: argparse.Namespace, error: DeployerError) -> None:
     """deploy.sh's trap: whatever failed, the Application says Failed and why."""
     release = _release_of(args)
@@ -235,7 +239,9 @@ def _mark_failed(args: argparse.Namespace, error: DeployerError) -> None:
     reason = "BadInput" if isinstance(error, BadInputError) else "DeployFailed"
     try:
         api = connect(kubeconfig=args.kubeconfig, context=args.context)
-        with Cluster(api, namespace=namespace) as cluster:
+        # Its own short deadline: the command's may be spent, and a failure must be reported.
+        limit = deadline.Deadline(MARK_FAILED_S)
+        with Cluster(api, namespace=namespace, deadline=limit) as cluster:
             if actions.mark_failed(
                 cluster, name=name, namespace=namespace, reason=reason, message=str(error)
             ):
