@@ -104,6 +104,10 @@ bench-gpu: tools ## BERT-large through Triton against the raw network on a GPU (
 locust-bundle: ## Write the load-test chart's bundle (the locustfile and its modules) before `helm install ... locust/chart`
 	$(PYTHON_BOOT) scripts/locust_bundle.py
 
+.PHONY: perf-analyzer-inputs
+perf-analyzer-inputs: ## Rewrite chart/files/perf-analyzer-inputs.json (the sample's inputs for the perf_analyzer test Job)
+	$(PYTHON_BOOT) -m scripts.perf_analyzer_inputs
+
 .PHONY: chart-docs
 chart-docs: venv ## Regenerate the values table of chart/README.md from chart/values.yaml
 	$(PY) scripts/chart_values_table.py chart

@@ -210,6 +210,23 @@ def encode_json(batch: BertBatch) -> EncodedRequest:
     )
 
 
+def perf_analyzer_input_data(batches: Sequence[BertBatch]) -> dict[str, Any]:
+    """perf_analyzer's ``--input-data`` document for ``batches``: one entry per sequence, each
+    tensor flat with its per-sequence shape (perf_analyzer stacks entries into a batch of
+    ``-b``), so it sends the same pairs the locustfile sends."""
+    entries = []
+    for batch in batches:
+        for row in range(batch.batch_size):
+            span = slice(row * batch.seq_len, (row + 1) * batch.seq_len)
+            entries.append(
+                {
+                    name: {"content": values[span].tolist(), "shape": [batch.seq_len]}
+                    for name, values in batch.flat()
+                }
+            )
+    return {"data": entries}
+
+
 def expected_shape(*, batch_size: int, seq_len: int) -> list[int]:
     """The shape of ``cls_squad_logits`` for a request of ``batch_size`` sequences."""
     return [batch_size, seq_len, LOGITS_PER_TOKEN]

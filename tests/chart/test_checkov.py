@@ -18,6 +18,7 @@ from tests.conftest import CHART_DIR, ROOT
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 
 TRITON, STANDBY, HELM_TEST = "triton", "standby placeholder", "helm test pod"
+PERF_ANALYZER = "perf_analyzer test Job"
 
 SKIPS: dict[tuple[str, str], str] = {
     ("CKV_K8S_11", TRITON): (
@@ -48,6 +49,19 @@ SKIPS: dict[tuple[str, str], str] = {
     ("CKV_K8S_9", STANDBY): "Placeholders serve no traffic: no Service selects them.",
     ("CKV_K8S_8", HELM_TEST): "The test pod runs curl once: a liveness probe has nothing to watch.",
     ("CKV_K8S_9", HELM_TEST): "The test pod runs curl once: it serves no traffic.",
+    ("CKV_K8S_11", PERF_ANALYZER): (
+        "No CPU limit on the load generator: a throttled client measures its own throttling "
+        "instead of the server."
+    ),
+    (
+        "CKV_K8S_15",
+        PERF_ANALYZER,
+    ): "The SDK image is pinned by tag; IfNotPresent avoids a registry call.",
+    ("CKV_K8S_43", PERF_ANALYZER): "The SDK image's tag follows the server's NGC release tag.",
+    ("CKV_K8S_35", PERF_ANALYZER): (
+        "perf_analyzer takes HTTP headers only as arguments (-H): the key comes from the "
+        "release's Secret through an environment variable the kubelet expands there."
+    ),
     ("CKV_K8S_35", TRITON): (
         "The restricted-API key reaches Triton as an environment variable from its Secret "
         "because the kubelet expands $(VAR) in arguments only from the environment, and Triton "
@@ -63,6 +77,8 @@ def role(resource: str) -> str:
         return STANDBY
     if name.endswith("-test-ready"):
         return HELM_TEST
+    if name.endswith("-perf-analyzer"):
+        return PERF_ANALYZER
     return TRITON
 
 
