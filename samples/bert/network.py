@@ -42,6 +42,24 @@ DEFAULT_SIZE = "large"
 WEIGHTS_FOLDER = "weights"
 """Folder, next to ``model.py``, holding the network in ``save_pretrained`` form."""
 
+VOCABULARY_KEYS = ("vocab_size", "type_vocab_size")
+"""The ``BertConfig`` fields that bound the ids a request may carry; the ONNX export records
+them as metadata, so a server running either runtime checks ids against the network itself."""
+
+MASK_VALUES = 2
+"""``input_mask`` holds 0 (padding) or 1 (token)."""
+
+
+def vocabulary(config: BertConfig) -> dict[str, int]:
+    """The network's ``vocab_size`` and ``type_vocab_size``."""
+    return {key: int(getattr(config, key)) for key in VOCABULARY_KEYS}
+
+
+def input_bounds(sizes: dict[str, int]) -> tuple[int, int, int]:
+    """The exclusive upper bound of each input's values, in ``forward``'s order (the lower
+    bound is 0): an id outside them makes the embedding lookup fail for the whole batch."""
+    return (sizes["vocab_size"], sizes["type_vocab_size"], MASK_VALUES)
+
 
 class SquadLogits(torch.nn.Module):
     """BERT for question answering with the contract's inputs and output.

@@ -1,8 +1,9 @@
 """The ONNX export against torch, on onnxruntime's CPU provider.
 
 Cases: the graph's inputs and output carry the contract's names, types and a dynamic batch
-axis; onnxruntime gives torch's logits within 1e-4 (absolute) for batches of 1 and 5, with
-padding and segment splits that differ per sequence.
+axis; the model's metadata records the network's vocabulary sizes; onnxruntime gives torch's
+logits within 1e-4 (absolute) for batches of 1 and 5, with padding and segment splits that
+differ per sequence.
 """
 
 from __future__ import annotations
@@ -39,6 +40,16 @@ def test_graph_speaks_the_contract(session: onnxruntime.InferenceSession) -> Non
     assert outputs == [
         (contract.OUTPUT_LOGITS, "tensor(float)", [BATCH_AXIS, contract.SEQUENCE_LENGTH, 2])
     ]
+
+
+def test_metadata_records_the_vocabulary(
+    session: onnxruntime.InferenceSession, reference: SquadLogits
+) -> None:
+    config = reference.bert.config
+    assert session.get_modelmeta().custom_metadata_map == {
+        "vocab_size": str(config.vocab_size),
+        "type_vocab_size": str(config.type_vocab_size),
+    }
 
 
 @pytest.mark.parametrize("batch", [1, 5])
