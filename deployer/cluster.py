@@ -257,7 +257,7 @@ class Cluster:
             except ClusterError as exc:
                 failures.append(f"{ref}: {exc}")
         if failures:
-            raise ApplyError(failures)
+            raise ApplyError(failures, applied=[str(ObjectRef.of(o)) for o in applied])
         return applied
 
     def get(self, ref: ObjectRef) -> Object | None:

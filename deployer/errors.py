@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class DeployerError(Exception):
     """Base of every error the deployer reports to its user."""
@@ -38,12 +40,21 @@ class ClusterError(DeployerError):
 
 
 class ApplyError(ClusterError):
-    """Some objects could not be applied; ``failures`` names each object with its error."""
+    """Some objects could not be applied; ``failures`` names each object with its error, and
+    ``applied`` the others of the same run, which are in place: nothing is left half-applied
+    without the message saying so."""
 
-    def __init__(self, failures: list[str]) -> None:
+    def __init__(self, failures: list[str], *, applied: Sequence[str] = ()) -> None:
         self.failures = failures
+        self.applied = list(applied)
         lines = "\n".join(f"  - {f}" for f in failures)
-        super().__init__(f"{len(failures)} object(s) could not be applied:\n{lines}")
+        text = f"{len(failures)} object(s) could not be applied:\n{lines}"
+        if self.applied:
+            text += (
+                f"\nthe other {len(self.applied)} were applied and are in place: "
+                f"{', '.join(self.applied)}"
+            )
+        super().__init__(text)
 
 
 class ReadinessTimeout(ClusterError):  # noqa: N818 (the name the docs and style guide use)

@@ -140,11 +140,18 @@ def explain(
             if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
                 reasons.append(f"pod {name} unschedulable: {cond.get('message', '')}")
         for container in (pod.get("status") or {}).get("containerStatuses") or []:
-            waiting = (container.get("state") or {}).get("waiting") or {}
+            state = container.get("state") or {}
+            waiting = state.get("waiting") or {}
             if waiting.get("reason"):
                 reasons.append(
                     f"pod {name} container {container.get('name')}: {waiting['reason']} "
                     f"{waiting.get('message', '')}".rstrip()
+                )
+            elif "running" in state and not container.get("ready"):
+                reasons.append(
+                    f"pod {name} container {container.get('name')}: running but not ready "
+                    "(its startup or readiness probe has not passed: the models may still be "
+                    "loading, or failed to load; see its log)"
                 )
     warnings = [e for e in events if e.get("type") == "Warning"][-3:]
     reasons.extend(f"event {e.get('reason')}: {e.get('message', '')}" for e in warnings)

@@ -7,7 +7,8 @@ Cases:
 - Service: ClusterIP at once, LoadBalancer once it has an IP or hostname;
 - HPA present; a tester Pod succeeded, failed, pending; unknown kinds ready when present;
   a missing object waits;
-- explain: failing conditions, unschedulable pods, waiting containers, warning events;
+- explain: failing conditions, unschedulable pods, waiting containers, containers running
+  but not ready, warning events;
 - the loop: one progress line per change, a heartbeat while nothing changes, done when all
   are ready, a timeout naming every object still waiting with its reasons, an early stop
   when one object failed for good.
@@ -104,7 +105,16 @@ def test_explain_gathers_conditions_pods_and_events() -> None:
                     {"name": "triton", "state": {"waiting": {"reason": "ImagePullBackOff"}}}
                 ],
             },
-        }
+        },
+        {
+            "metadata": {"name": "q"},
+            "status": {
+                "containerStatuses": [
+                    {"name": "triton", "ready": False, "state": {"running": {}}},
+                    {"name": "sidecar", "ready": True, "state": {"running": {}}},
+                ],
+            },
+        },
     ]
     events = [
         {"type": "Normal", "reason": "Scheduled", "message": "fine"},
@@ -115,6 +125,8 @@ def test_explain_gathers_conditions_pods_and_events() -> None:
         "condition Available=False (R: )",
         "pod p unschedulable: no gpu",
         "pod p container triton: ImagePullBackOff",
+        "pod q container triton: running but not ready (its startup or readiness probe has "
+        "not passed: the models may still be loading, or failed to load; see its log)",
         "event BackOff: pulling",
     ]
     assert readiness.explain(None) == ["it does not exist"]
