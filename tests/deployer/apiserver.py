@@ -377,11 +377,6 @@ def pod_succeeds(obj: Mapping[str, Any]) -> Status:
     return {"phase": "Succeeded"}
 
 
-def pod_fails(obj: Mapping[str, Any]) -> Status:
-    """A pod whose container exits non-zero."""
-    return {"phase": "Failed", "reason": "Error"}
-
-
 HEALTHY = {
     "Deployment": deployment_rolls_out,
     "Service": load_balancer_gets_address,
