@@ -303,6 +303,14 @@ triton_release
 {{- if and (eq $v.ingress.mode "gatewayApi") $v.ingress.tls.enabled (not $v.ingress.gatewayApi.createGateway) }}
 {{- fail "ingress.tls configures listeners of the Gateway this chart creates; with an existing Gateway (createGateway=false), configure TLS on that Gateway and leave ingress.tls.enabled=false" }}
 {{- end }}
+{{- $np := $v.networkPolicy }}
+{{- if and $np.enabled $np.ingressMode (ne $v.ingress.mode "none") (ne $np.ingressMode $v.ingress.mode) }}
+{{- fail (printf "networkPolicy.ingressMode=%s admits another release's ingress, for a canary with no ingress of its own, but this release routes with ingress.mode=%s: leave networkPolicy.ingressMode empty" $np.ingressMode $v.ingress.mode) }}
+{{- end }}
+{{- $class := $v.ingress.gatewayApi.className }}
+{{- if and $np.enabled (eq $v.ingress.mode "gatewayApi") $v.ingress.gatewayApi.createGateway (or (contains "regional" $class) (contains "rilb" $class)) (not $np.proxyOnlySubnet) }}
+{{- fail (printf "ingress.gatewayApi.className=%s is a regional or internal load balancer whose proxies reach Triton from the region's proxy-only subnet, which the NetworkPolicy would block: set networkPolicy.proxyOnlySubnet to its range (gcloud compute networks subnets list --filter=purpose=REGIONAL_MANAGED_PROXY --format='value(region,ipCidrRange)')" $class) }}
+{{- end }}
 {{- if and (eq $v.ingress.mode "istio") (not $v.ingress.host) }}
 {{- fail "ingress.mode=istio needs ingress.host: with no host the routes claim every host (*), and Istio serves only one of two Gateways whose hosts overlap on the same ingress gateway and port (IST0145 ConflictingGateways), so a second release would collide with this one; set ingress.host to a name of this release's own (and ingress.grpc.host if gRPC has its own)" }}
 {{- end }}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import ipaddress
 import json
 import re
 import subprocess
@@ -307,3 +308,74 @@ def conflicting_istio_gateways(gateways: Sequence[Manifest]) -> list[str]:
             if shared:
                 conflicts.append(f"{name} and {other}: port {port}, hosts {shared}")
     return conflicts
+
+
+def _selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Kubernetes label-selector matching (matchLabels, and matchExpressions with In/NotIn/
+    Exists/DoesNotExist); an empty selector selects everything."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression["key"], expression["operator"]
+        values = expression.get("values") or []
+        present = key in labels
+        matched = {
+            "In": present and labels.get(key) in values,
+            "NotIn": not present or labels.get(key) not in values,
+            "Exists": present,
+            "DoesNotExist": not present,
+        }[operator]
+        if not matched:
+            return False
+    return True
+
+
+def network_policies_admit(
+    policies: Sequence[Manifest],
+    *,
+    pod_labels: Mapping[str, str],
+    port: str,
+    source: Mapping[str, Any],
+) -> bool:
+    """Whether NetworkPolicies admit a connection to the named container ``port`` of a pod
+    with ``pod_labels``, following Kubernetes' ingress semantics: a pod no policy selects
+    admits everything; otherwise some rule of a selecting policy must list the port (or no
+    ports) and a peer that matches (or no peers). ``source`` is ``{"ip": "a.b.c.d"}`` for a
+    client outside the cluster, or ``{"namespace": name, "labels": {...}}`` for a pod."""
+    selecting = [
+        p
+        for p in policies
+        if "Ingress" in p["spec"].get("policyTypes", ["Ingress"])
+        and _selects(p["spec"]["podSelector"], pod_labels)
+    ]
+    if not selecting:
+        return True
+
+    def peer_matches(peer: Mapping[str, Any], policy_namespace: str | None) -> bool:
+        if "ipBlock" in peer:
+            if "ip" not in source:
+                return False
+            address = ipaddress.ip_address(source["ip"])
+            block = peer["ipBlock"]
+            excluded = any(address in ipaddress.ip_network(e) for e in block.get("except", []))
+            return address in ipaddress.ip_network(block["cidr"]) and not excluded
+        if "ip" in source:
+            return False
+        namespace_labels = {"kubernetes.io/metadata.name": source["namespace"]}
+        if "namespaceSelector" in peer:
+            in_namespace = _selects(peer["namespaceSelector"], namespace_labels)
+        else:
+            in_namespace = source["namespace"] == policy_namespace
+        return in_namespace and _selects(peer.get("podSelector"), source["labels"])
+
+    for policy in selecting:
+        for rule in policy["spec"].get("ingress") or []:
+            ports = [p.get("port") for p in rule.get("ports") or []]
+            if ports and port not in ports:
+                continue
+            peers = rule.get("from") or []
+            namespace = policy["metadata"].get("namespace")
+            if not peers or any(peer_matches(peer, namespace) for peer in peers):
+                return True
+    return False

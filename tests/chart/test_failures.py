@@ -6,7 +6,8 @@ sharing strategy GKE does not combine with it, an in-pod MPS daemon without GPUs
 shared with other pods, or at a relative path, an extra argument not written `--flag=value`,
 bad ingress, autoscaling, standby and security combinations, a standby priority the cluster
 autoscaler would ignore (below its cutoff, -10), a progress deadline shorter than the startup
-budget, Kubernetes older than 1.30.
+budget, a regional Gateway class whose proxy-only subnet the NetworkPolicy is not told,
+Kubernetes older than 1.30.
 """
 
 from __future__ import annotations
@@ -159,6 +160,28 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "redirect-without-tls",
         {**REPO, "ingress": {"mode": "istio", "tls": {"httpsRedirect": True}}},
         "set ingress.tls.enabled=true",
+    ),
+    (
+        "regional-gateway-without-proxy-only-subnet",
+        {
+            **REPO,
+            "ingress": {"mode": "gatewayApi", "host": "t.example.com", "grpc": {"enabled": False}},
+        },
+        "set networkPolicy.proxyOnlySubnet to its range",
+    ),
+    (
+        "proxy-only-subnet-not-a-cidr",
+        {**REPO, "networkPolicy": {"proxyOnlySubnet": "10.129.0.0"}},
+        "/networkPolicy/proxyOnlySubnet",
+    ),
+    (
+        "canary-ingress-mode-on-a-routing-release",
+        {
+            **REPO,
+            "ingress": {"mode": "istio", "host": "t.example.com"},
+            "networkPolicy": {"ingressMode": "gatewayApi"},
+        },
+        "leave networkPolicy.ingressMode empty",
     ),
     (
         "istio-without-host",

@@ -43,6 +43,8 @@ ISTIO: dict[str, Any] = {**REPO, "ingress": {"mode": "istio", "host": "t.example
 GATEWAY_API: dict[str, Any] = {
     **REPO,
     "ingress": {"mode": "gatewayApi", "host": "t.example.com", "grpc": {"host": "g.example.com"}},
+    # The default class is regional: its proxies connect from the region's proxy-only subnet.
+    "networkPolicy": {"proxyOnlySubnet": "10.129.0.0/23"},
 }
 CANARY = {"enabled": True, "serviceName": "triton-next-triton-inference-server", "weight": 20}
 

@@ -108,6 +108,7 @@ def test_a_cel_rule_of_a_crd_is_enforced_by_the_dry_run(
     values = {
         "modelRepository": "gs://b/m",
         "ingress": {"mode": "gatewayApi", "grpc": {"enabled": False}},
+        "networkPolicy": {"proxyOnlySubnet": "10.129.0.0/23"},
     }
     manifests = render_chart(helm, values, namespace=k8s_namespace)
     policy = next(m for m in manifests if m["kind"] == "HealthCheckPolicy")

@@ -119,7 +119,11 @@ def test_notes_print_ready_to_paste_commands(tmp_path: Path) -> None:
             "-n istio-system get service istio-ingressgateway",
         ),
         (
-            ["ingress.mode=gatewayApi", "ingress.grpc.host=grpc.example.com"],
+            [
+                "ingress.mode=gatewayApi",
+                "ingress.grpc.host=grpc.example.com",
+                "networkPolicy.proxyOnlySubnet=10.129.0.0/23",
+            ],
             "get gateway demo-triton-inference-server -o jsonpath='{.status.addresses[0].value}'",
         ),
         (["service.type=LoadBalancer"], "get service demo-triton-inference-server -o jsonpath"),

@@ -22,10 +22,24 @@ from typing import Any
 
 import pytest
 
-from tests.chart.helpers import Manifest, field, is_hook, only, render_chart, triton_container
+from tests.chart.helpers import (
+    Manifest,
+    field,
+    is_hook,
+    network_policies_admit,
+    only,
+    render_chart,
+    triton_container,
+)
+from tests.chart.test_quality import notes
 
 REPO = {"modelRepository": "gs://bucket/models"}
 SERVICE = "triton-triton-inference-server"
+GATEWAY_API_INGRESS = {
+    "mode": "gatewayApi",
+    "host": "t.example.com",
+    "grpc": {"host": "g.example.com"},
+}
 
 
 def admin_key(manifests: list[Manifest]) -> str:
@@ -154,23 +168,122 @@ class TestNetworkPolicy:
         assert self.sources(policy, "http") == self.sources(policy, "grpc") == {"serving"}
         assert self.sources(policy, "metrics") == {"gmp-system"}
 
-    def test_istio_admits_the_gateway_namespace(self, helm: Path) -> None:
+    @staticmethod
+    def admits(manifests: list[Manifest], port: str, source: dict[str, Any]) -> bool:
+        """Whether the release's policies let ``source`` reach its Triton pods on ``port``."""
+        labels = only(manifests, "Deployment", "-server")["spec"]["template"]["metadata"]
+        return network_policies_admit(
+            [m for m in manifests if m["kind"] == "NetworkPolicy"],
+            pod_labels=labels["labels"],
+            port=port,
+            source=source,
+        )
+
+    def test_istio_admits_the_gateway_pods_only(self, helm: Path) -> None:
         values = {
             **REPO,
             "ingress": {"mode": "istio", "host": "t.example.com"},
             "networkPolicy": {"allowSameNamespace": False, "allowedNamespaces": ["jobs"]},
         }
-        policy, _ = self.policy(helm, values)
+        policy, manifests = self.policy(helm, values)
         assert self.sources(policy, "http") == {"istio-system", "jobs"}
+        gateway = {"namespace": "istio-system", "labels": {"istio": "ingressgateway"}}
+        istiod = {"namespace": "istio-system", "labels": {"app": "istiod"}}
+        for port in ("http", "grpc"):
+            assert self.admits(manifests, port, gateway)
+            assert not self.admits(manifests, port, istiod)
+        assert not self.admits(manifests, "metrics", gateway)
 
-    def test_gateway_api_admits_google_load_balancers(self, helm: Path) -> None:
-        values = {
-            **REPO,
-            "ingress": {"mode": "gatewayApi", "grpc": {"enabled": False}},
-            "networkPolicy": {"allowSameNamespace": False},
+    # Google's minimum firewall rules per load balancer
+    # (https://cloud.google.com/load-balancing/docs/firewall-rules): health checks come from
+    # 35.191.0.0/16 and 130.211.0.0/22; a global external Application Load Balancer's proxies
+    # (Google Front Ends) from the same ranges; regional and internal ones' from the region's
+    # proxy-only subnet.
+    HEALTH_CHECK, FRONT_END = {"ip": "35.191.10.20"}, {"ip": "130.211.1.2"}
+    PROXY_ONLY, ELSEWHERE = {"ip": "10.129.0.7"}, {"ip": "203.0.113.9"}
+
+    def test_gateway_api_global_class_admits_front_ends(self, helm: Path) -> None:
+        ingress = {
+            **GATEWAY_API_INGRESS,
+            "gatewayApi": {"className": "gke-l7-global-external-managed"},
         }
-        policy, _ = self.policy(helm, values)
-        assert self.sources(policy, "grpc") == {"35.191.0.0/16", "130.211.0.0/22"}
+        manifests = render_chart(helm, {**REPO, "ingress": ingress})
+        for port in ("http", "grpc"):
+            assert self.admits(manifests, port, self.FRONT_END)
+            assert self.admits(manifests, port, self.HEALTH_CHECK)
+            assert not self.admits(manifests, port, self.PROXY_ONLY)
+            assert not self.admits(manifests, port, self.ELSEWHERE)
+
+    @pytest.mark.parametrize("class_name", ["gke-l7-regional-external-managed", "gke-l7-rilb"])
+    def test_gateway_api_regional_class_admits_its_proxy_only_subnet(
+        self, helm: Path, class_name: str
+    ) -> None:
+        ingress = {**GATEWAY_API_INGRESS, "gatewayApi": {"className": class_name}}
+        values = {**REPO, "ingress": ingress, "networkPolicy": {"proxyOnlySubnet": "10.129.0.0/23"}}
+        manifests = render_chart(helm, values)
+        for port in ("http", "grpc"):
+            assert self.admits(manifests, port, self.PROXY_ONLY)
+            assert not self.admits(manifests, port, self.ELSEWHERE)
+        # Health checks probe the HealthCheckPolicy's port (8000) only.
+        check = only(manifests, "HealthCheckPolicy")
+        assert field(check, "spec.default.config.httpHealthCheck.port") == 8000
+        assert self.admits(manifests, "http", self.HEALTH_CHECK)
+        assert not self.admits(manifests, "grpc", self.HEALTH_CHECK)
+
+    def test_gateway_api_without_health_check_policy_admits_probes_on_both_ports(
+        self, helm: Path
+    ) -> None:
+        """GKE's default health check probes each backend's serving port."""
+        ingress = {**GATEWAY_API_INGRESS, "gatewayApi": {"gkeHealthCheck": False}}
+        values = {**REPO, "ingress": ingress, "networkPolicy": {"proxyOnlySubnet": "10.129.0.0/23"}}
+        manifests = render_chart(helm, values)
+        assert not [m for m in manifests if m["kind"] == "HealthCheckPolicy"]
+        assert self.admits(manifests, "grpc", self.HEALTH_CHECK)
+
+    @pytest.mark.parametrize(
+        ("mode", "source", "other"),
+        [
+            (
+                "istio",
+                {"namespace": "istio-system", "labels": {"istio": "ingressgateway"}},
+                {"ip": "35.191.10.20"},
+            ),
+            ("gatewayApi", {"ip": "35.191.10.20"}, {"namespace": "istio-system", "labels": {}}),
+        ],
+    )
+    def test_canary_release_admits_the_first_release_ingress(
+        self, helm: Path, mode: str, source: dict[str, Any], other: dict[str, Any]
+    ) -> None:
+        """The canary has no ingress of its own; the first release's routes reach it."""
+        values = {**REPO, "networkPolicy": {"ingressMode": mode}}
+        manifests = render_chart(helm, values, release="triton-next")
+        assert not [m for m in manifests if m["kind"] in {"Gateway", "VirtualService"}]
+        assert self.admits(manifests, "http", source)
+        assert not self.admits(manifests, "http", other)
+        assert not self.admits(render_chart(helm, REPO, release="triton-next"), "http", source)
+
+    def test_exposed_service_keeps_client_addresses(self, helm: Path) -> None:
+        values = {**REPO, "service": {"type": "LoadBalancer", "sourceRanges": ["203.0.113.0/24"]}}
+        manifests = render_chart(helm, values)
+        service = only(manifests, "Service", SERVICE)
+        assert service["spec"]["externalTrafficPolicy"] == "Local"
+        assert self.admits(manifests, "grpc", self.ELSEWHERE)
+        assert not self.admits(manifests, "grpc", self.HEALTH_CHECK)
+
+    def test_every_rule_names_its_sources(self, helm: Path, ci_values_file: Path) -> None:
+        """A rule without `from` admits every source: never rendered, even with empty ranges."""
+        emptied: dict[str, Any] = {"networkPolicy": {"gatewayApiSourceRanges": []}}
+        for values in ({}, emptied):
+            manifests = render_chart(helm, values, values_files=[ci_values_file])
+            for policy in [m for m in manifests if m["kind"] == "NetworkPolicy"]:
+                for rule in policy["spec"].get("ingress", []):
+                    assert rule.get("from"), policy["metadata"]["name"]
+
+    def test_notes_say_how_to_check_enforcement(self, tmp_path: Path) -> None:
+        text = notes(tmp_path)
+        assert "kubectl -n kube-system get daemonset anetd calico-node --ignore-not-found" in text
+        assert "silently inert" in text
+        assert "anetd" not in notes(tmp_path, "networkPolicy.enabled=false")
 
     def test_placeholders_and_test_pod_admit_nothing(self, helm: Path) -> None:
         values = {**REPO, "standby": {"enabled": True}}
@@ -219,7 +332,11 @@ class TestEdgeAuthentication:
             "clientId": "id.apps.googleusercontent.com",
             "clientSecretName": "oauth",
         }
-        ingress = {"mode": "gatewayApi", "grpc": {"enabled": False}}
+        ingress = {
+            "mode": "gatewayApi",
+            "grpc": {"enabled": False},
+            "gatewayApi": {"className": "gke-l7-global-external-managed"},
+        }
         manifests = render_chart(helm, {**REPO, "ingress": ingress, "security": {"iap": iap}})
         policy = only(manifests, "GCPBackendPolicy")
         assert policy["spec"]["targetRef"] == {"group": "", "kind": "Service", "name": SERVICE}
@@ -230,6 +347,32 @@ class TestEdgeAuthentication:
             "port": 8000,
             "requestPath": "/v2/health/ready",
         }
+
+    def test_canary_backend_is_probed_and_guarded_too(self, helm: Path) -> None:
+        """The canary's Service is a backend of its own on GKE's load balancer: without its
+        own HealthCheckPolicy it is probed at `/` (unhealthy), without its own GCPBackendPolicy
+        its share of requests skips IAP."""
+        iap = {"enabled": True, "clientId": "id", "clientSecretName": "oauth"}
+        canary = {"enabled": True, "serviceName": "triton-next-triton-inference-server"}
+        ingress = {**GATEWAY_API_INGRESS, "canary": canary}
+        values = {
+            **REPO,
+            "ingress": ingress,
+            "security": {"iap": iap},
+            "networkPolicy": {"proxyOnlySubnet": "10.129.0.0/23"},
+        }
+        manifests = render_chart(helm, values)
+        backends = {
+            ref["name"]
+            for route in manifests
+            if route["kind"] in {"HTTPRoute", "GRPCRoute"}
+            and not route["metadata"]["name"].endswith("-redirect")
+            for ref in route["spec"]["rules"][0]["backendRefs"]
+        }
+        assert backends == {SERVICE, canary["serviceName"]}
+        for kind in ("HealthCheckPolicy", "GCPBackendPolicy"):
+            targets = {m["spec"]["targetRef"]["name"] for m in manifests if m["kind"] == kind}
+            assert targets == backends, kind
 
 
 RESTRICTED_CAPABILITIES = {"NET_BIND_SERVICE"}
