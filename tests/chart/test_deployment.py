@@ -199,7 +199,7 @@ class TestDeployment:
     @pytest.mark.parametrize(
         ("image", "reference"),
         [
-            ({}, "nvcr.io/nvidia/tritonserver:24.10-py3"),
+            ({}, "nvcr.io/nvidia/tritonserver:26.05-py3"),
             (
                 {"registry": "us-docker.pkg.dev", "tag": "25.01-py3"},
                 "us-docker.pkg.dev/nvidia/tritonserver:25.01-py3",

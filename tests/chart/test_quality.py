@@ -74,9 +74,12 @@ def test_readme_values_table_is_up_to_date() -> None:
 def test_app_version_matches_default_image() -> None:
     chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
     tag = yaml.safe_load(VALUES_TEXT)["image"]["tag"]
-    # NGC release YY.MM ships Triton 2.(YY*12+MM-247): 24.10 -> 2.51.
-    year, month = (int(x) for x in re.match(r"(\d+)\.(\d+)", tag).groups())  # type: ignore[union-attr]
-    assert chart["appVersion"] == f"2.{year * 12 + month - 247}.0"
+    # The tag's comment names the Triton version of its NGC release (no formula holds: the
+    # numbering skipped a month between 25.06, Triton 2.59, and 26.02, Triton 2.66).
+    release = tag.removesuffix("-py3")
+    named = re.search(rf"\({re.escape(release)} is Triton (2\.\d+)", VALUES_TEXT)
+    assert named is not None, f"the comment of image.tag does not say which Triton {tag} is"
+    assert chart["appVersion"] == f"{named.group(1)}.0"
 
 
 def notes(tmp_path: Path, *settings: str) -> str:
