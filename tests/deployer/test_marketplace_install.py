@@ -9,7 +9,8 @@ the deployer, as the image's entrypoint runs it, authenticated as that ServiceAc
 Secret's ``values.yaml`` as its file.
 
 Cases:
-- install: exit 0, the placeholder Application filled in (same uid) and Success; its
+- install: exit 0, the placeholder Application filled in (same uid), applied with its phase
+  and then Success, no tester created; its
   selector is the placeholder's and the chart's merged, and a real label-selector list by it
   finds every component the deployer applied, each owned by the Application; the pods run
   the image Marketplace republished under ``__image_repo_prefix__``; the deployer's
@@ -34,14 +35,17 @@ import base64
 import shlex
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 import yaml
-from kubernetes import client
+from kubernetes import client, watch
 from kubernetes.dynamic import DynamicClient
 
 from deployer import actions, application
@@ -275,6 +279,52 @@ def mpdev_deletes_the_application(plane: ControlPlane, installed: Installed) -> 
     wait_until("every object of the app deleted by the garbage collector", lambda: not left(), 90.0)
 
 
+class PhaseWatch:
+    """Every ``spec.assemblyPhase`` the Application goes through, from a real watch."""
+
+    def __init__(self, plane: ControlPlane, name: str, namespace: str) -> None:
+        self._client = plane.api_client()
+        self._api: Any = client.CustomObjectsApi(self._client)
+        self._watch = watch.Watch()  # type: ignore[no-untyped-call]
+        self._phases: list[str] = []
+        self._args = (name, namespace)
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+
+    def _follow(self) -> None:
+        name, namespace = self._args
+        group, version = application.API_VERSION.split("/")
+        events = self._watch.stream(  # type: ignore[no-untyped-call]
+            self._api.list_namespaced_custom_object,
+            group,
+            version,
+            namespace,
+            "applications",
+            field_selector=f"metadata.name={name}",
+            timeout_seconds=300,
+        )
+        try:
+            for event in events:
+                phase = str((event["object"].get("spec") or {}).get("assemblyPhase"))
+                if not self._phases or self._phases[-1] != phase:
+                    self._phases.append(phase)
+        except urllib3.exceptions.HTTPError:
+            return  # the connection closed under the watch: it has ended
+
+    def __enter__(self) -> PhaseWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        time.sleep(1.0)  # the last events in flight
+        self._watch.stop()  # type: ignore[no-untyped-call]
+        self._client.close()  # type: ignore[no-untyped-call]
+        self._thread.join(timeout=10)
+
+    def seen(self) -> list[str]:
+        """The phases in order, each change once."""
+        return list(self._phases)
+
+
 def _selector(app: dict[str, Any]) -> str:
     labels = app["spec"]["selector"]["matchLabels"]
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
@@ -295,13 +345,19 @@ def test_mpdev_install_with_our_deployer(
         "replicaCount": 1,
     }
     installed = mpdev_install(control_plane, form, entrypoint="/bin/deploy.sh", workdir=tmp_path)
-    ran = run_deployer(installed, "/bin/deploy.sh", capsys)
+    with PhaseWatch(control_plane, "tri", k8s_namespace) as phases:
+        ran = run_deployer(installed, "/bin/deploy.sh", capsys)
     assert ran.code == 0, ran.err + ran.out
     assert f"removed the deployer's ServiceAccount/{installed.service_account}" in ran.out
 
     app = _get(control_plane, application.API_VERSION, "Application", "tri", k8s_namespace)
     assert app["spec"]["assemblyPhase"] == "Success"
     assert app["metadata"]["uid"] == installed.application_uid, "the placeholder, filled in"
+    assert phases.seen() == ["Pending", "Success"], "Pending while applying, then Success"
+    assert (
+        _get(control_plane, "v1", "Pod", "tri-triton-inference-server-test-ready", k8s_namespace)
+        is None
+    ), "testers only in verify"
     assert app["spec"]["descriptor"]["type"] == "Triton Inference Server"
     assert app["spec"]["selector"]["matchLabels"] == {
         "app.kubernetes.io/name": "tri",
