@@ -63,8 +63,11 @@ SLACK_S = 5.0
 
 @pytest.fixture(scope="module")
 def gpu_pool(kubelet: KubeletStandIn) -> Iterator[str]:
-    """An nvidia-l4 node of this module's own, with room for every Triton pod it starts."""
-    node = kubelet.add_node("deployer-l4-1", accelerator="nvidia-l4", gpus=8, cpu="64")
+    """An nvidia-l4 node of this module's own, with room for every Triton pod it starts (16
+    GiB each), pods of earlier tests' namespaces still going included."""
+    node = kubelet.add_node(
+        "deployer-l4-1", accelerator="nvidia-l4", gpus=16, cpu="128", memory="512Gi"
+    )
     try:
         yield node
     finally:
