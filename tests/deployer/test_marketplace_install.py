@@ -24,7 +24,8 @@ Cases:
   deleting the Application removes everything;
 - a failing tester: exit 1, the Application Failed with the reason, and the ServiceAccount
   kept (Google's deploy_with_tests.sh cleans up only after success);
-- a plain `deploy` (not the image's entrypoint) keeps the deployer's ServiceAccount;
+- a plain `verify` (not the image's entrypoint) runs the tester and deletes everything it
+  applied, testers included; a plain `deploy` keeps the deployer's ServiceAccount;
 - bad values as the Marketplace job: exit 2, the placeholder Failed with the reason, nothing
   else applied, the ServiceAccount kept.
 """
@@ -475,6 +476,38 @@ def test_a_failing_tester_marks_failed_and_keeps_the_account(
     assert app["status"]["conditions"][0]["reason"] == "TesterFailed"
     sa = installed.service_account
     assert _get(control_plane, "v1", "ServiceAccount", sa, k8s_namespace) is not None
+
+
+def test_a_plain_verify_deletes_what_it_applied(
+    control_plane: ControlPlane,
+    k8s_namespace: str,
+    gpu_node: str,
+    helm_env: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(
+        yaml.safe_dump(
+            {"name": "tri", "namespace": k8s_namespace, "modelRepository": "gs://bucket/models"}
+        )
+    )
+    code = main(
+        [
+            "verify",
+            *("--values", str(values_file), "--schema", str(SCHEMA), "--chart", str(CHART_DIR)),
+            *("--kubeconfig", str(control_plane.kubeconfig), "--poll-interval", "0.2"),
+            *("--timeout", "120"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "SMOKE_TEST INFO Tester 'Pod/tri-triton-inference-server-test-ready' succeeded." in out
+    assert "verification passed" in out
+    left = control_plane.run_kubectl(
+        "get", "all,secrets,serviceaccounts", f"--namespace={k8s_namespace}", "-o=name"
+    ).stdout.split()
+    assert left == ["serviceaccount/default"], "verify deletes everything it applied"
 
 
 def test_a_plain_deploy_keeps_the_deployer_account(
