@@ -86,7 +86,7 @@ demo: venv tools ## The whole path on this machine: sample model, Triton as the 
 # --- benchmarks ------------------------------------------------------------------------------
 
 .PHONY: bench bench-locust
-bench: bench-locust bench-deployer bench-cpu-runtime ## Every CPU benchmark, each side by side in one run (docs/benchmarks.md)
+bench: bench-locust bench-deployer bench-cpu-runtime bench-model-loading ## Every CPU benchmark, each side by side in one run (docs/benchmarks.md)
 
 bench-locust: venv ## Load generators against one local Triton: this locustfile, the original's style, tritonclient
 	$(PY) -m bench.clients --out $(BUILD)/bench
@@ -143,6 +143,12 @@ model-repository: venv ## Write the BERT model repository (VARIANT, SIZE or CHEC
 upload: venv ## Copy the model repository OUT to DEST=gs://BUCKET/PREFIX (unchanged files skipped)
 	@test -n "$(DEST)" || { echo "error: set DEST=gs://BUCKET/PREFIX" >&2; exit 2; }
 	$(PY) -m samples.bert upload $(OUT) $(DEST) $(UPLOAD_ARGS)
+
+MODEL_LOADING_SIZE ?= base
+
+.PHONY: bench-model-loading
+bench-model-loading: venv tools ## The sample loaded by the local Triton from a GCS emulator against a local path (MODEL_LOADING_SIZE=base; ~5 min) -> docs/model-loading.md
+	$(PY) -m bench.model_loading --size $(MODEL_LOADING_SIZE) --rounds 5 --helm $(HELM4) --out $(BUILD)/bench-model-loading
 
 .PHONY: bench-cpu-runtime
 bench-cpu-runtime: venv ## Serve the tiny python variant on each CPU runtime, side by side (~2 min)

@@ -3,18 +3,12 @@ real ``gcp-storage-emulator``, each started once per session on loopback and alw
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bench.gcs_emulator import EmulatorError, running_emulator
 from demo.local import LocalTriton
 from samples.bert import contract
 from samples.bert.network import SquadLogits, random_network
@@ -63,47 +57,14 @@ def local_triton(
         yield server
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``gcp-storage-emulator`` on loopback, in memory; yields its ``http://host:port``."""
-    port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("gcs") / "emulator.log"
-    executable = Path(sys.executable).parent / "gcp-storage-emulator"
-    with log.open("wb") as stream:
-        process = subprocess.Popen(
-            [str(executable), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
-            stdout=stream,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"gcp-storage-emulator exited: {log.read_text(errors='replace')}")
-            with contextlib.suppress(urllib.error.URLError, ConnectionError):
-                urllib.request.urlopen(f"{endpoint}/storage/v1/b", timeout=2).close()
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"gcp-storage-emulator not up in 30 s: {log.read_text(errors='replace')}"
-                )
-            time.sleep(0.2)
-        yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        with running_emulator(tmp_path_factory.mktemp("gcs") / "emulator.log") as endpoint:
+            yield endpoint
+    except EmulatorError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture
