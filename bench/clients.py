@@ -36,13 +36,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from samples.bert.client import check_logits, encode_json, make_batches
+from common.processes import finish
+from samples.bert.client import check_logits, encode_json, infer_inputs, make_batches
 from samples.bert.contract import (
     DEFAULT_MODEL_NAME,
-    INPUT_DATATYPE,
+    LOGITS_PER_TOKEN,
     OUTPUT_LOGITS,
     SEQUENCE_LENGTH,
 )
+from samples.bert.repository import contract_config
 
 HERE: Final = Path(__file__).resolve().parent
 ROOT: Final = HERE.parent
@@ -58,23 +60,26 @@ TAIL_S: Final = 1
 """Seconds left out at the end (users stopping)."""
 
 
-def write_light_model(repository: Path, *, name: str, output_dims: Sequence[int]) -> Path:
-    """``light_model.py`` as ``<repository>/<name>``, with the contract's inputs and an output
-    of ``output_dims`` (per sequence). Returns the model's folder."""
+def write_light_model(
+    repository: Path, *, name: str, logits_per_token: int = LOGITS_PER_TOKEN
+) -> Path:
+    """``light_model.py`` as ``<repository>/<name>``, its ``config.pbtxt`` the contract's
+    (``logits_per_token`` other than the contract's: a model that answers with the wrong
+    shape). Returns the model's folder."""
     model = repository / name
     (model / "1").mkdir(parents=True)
     shutil.copy(LIGHT_MODEL_SOURCE, model / "1" / "model.py")
-    inputs = ",\n".join(
-        f'  {{ name: "{n}" data_type: TYPE_INT32 dims: [ {SEQUENCE_LENGTH} ] }}'
-        for n in ("input_ids", "segment_ids", "input_mask")
+    config = contract_config(
+        model_name=name,
+        description="a light model with the contract's tensors, for benchmarks and tests",
+        backend="python",
+        max_batch_size=8,
+        instance_count=1,
+        device="cpu",
+        logits_per_token=logits_per_token,
+        manifest=False,
     )
-    dims = ", ".join(map(str, output_dims))
-    (model / "config.pbtxt").write_text(
-        f'name: "{name}"\nbackend: "python"\nmax_batch_size: 8\n'
-        f"input [\n{inputs}\n]\n"
-        f'output [ {{ name: "{OUTPUT_LOGITS}" data_type: TYPE_FP32 dims: [ {dims} ] }} ]\n'
-        "instance_group [ { kind: KIND_CPU count: 1 } ]\n"
-    )
+    (model / "config.pbtxt").write_text(config)
     return model
 
 
@@ -180,14 +185,11 @@ def run_client(
     )
     sampler = CpuSampler(process.pid)
     sampler.start()
-    try:
-        output, _ = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-        raise RuntimeError(f"{command[0]} ran past {timeout_s:.0f} s:\n{output[-2000:]}") from None
+    output, killed = finish(process, timeout_s=timeout_s)
+    if killed:
+        raise RuntimeError(f"{command[0]} ran past {timeout_s:.0f} s:\n{(output or '')[-2000:]}")
     sampler.join(timeout=2)
-    return process.returncode, sampler, output
+    return process.returncode, sampler, output or ""
 
 
 def locust_per_second(stats_file: Path) -> tuple[dict[int, int], int]:
@@ -261,14 +263,7 @@ def tritonclient_loop(*, url: str, seconds: float, threads: int) -> tuple[dict[i
     def worker(offset: int) -> None:
         nonlocal failures
         client = httpclient.InferenceServerClient(url.removeprefix("http://"))
-        requests = []
-        for batch in batches:
-            inputs = []
-            for name, tensor in batch.named():
-                infer_input = httpclient.InferInput(name, list(tensor.shape), INPUT_DATATYPE)
-                infer_input.set_data_from_numpy(tensor, binary_data=True)
-                inputs.append(infer_input)
-            requests.append((batch, inputs))
+        requests = [(batch, infer_inputs(httpclient, batch.named())) for batch in batches]
         outputs = [httpclient.InferRequestedOutput(OUTPUT_LOGITS, binary_data=True)]
         index = offset
         while time.monotonic() < deadline:
@@ -337,7 +332,7 @@ def run_bench(
     out.mkdir(parents=True, exist_ok=True)
     repository = out / "models"
     shutil.rmtree(repository, ignore_errors=True)
-    write_light_model(repository, name=DEFAULT_MODEL_NAME, output_dims=(SEQUENCE_LENGTH, 2))
+    write_light_model(repository, name=DEFAULT_MODEL_NAME)
     # The original style's one request, built here so its locustfile imports nothing of ours.
     (batch,) = make_batches(count=1, batch_size=1, seq_len=SEQUENCE_LENGTH)
     original_body = out / "original-body.json"

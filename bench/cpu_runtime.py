@@ -19,11 +19,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import tritonclient.http as http
 
+from common.stats import percentile
 from demo.local import LocalTriton
 from samples.bert import contract
+from samples.bert.client import (
+    UnexpectedResponseError,
+    check_logits,
+    infer_inputs,
+    make_batches,
+)
 from samples.bert.repository import BuildSettings, write_repository
 
 
@@ -68,44 +74,27 @@ class Result:
     """99th percentile latency."""
 
 
-def _request() -> list[http.InferInput]:
-    generator = np.random.default_rng(0)
-    ids = generator.integers(0, 30522, (1, contract.SEQUENCE_LENGTH)).astype(np.int32)
-    arrays = {
-        contract.INPUT_IDS: ids,
-        contract.SEGMENT_IDS: np.zeros_like(ids),
-        contract.INPUT_MASK: np.ones_like(ids),
-    }
-    request = []
-    for spec in contract.INPUTS:
-        tensor = http.InferInput(spec.name, spec.batched_shape(1), spec.datatype)
-        tensor.set_data_from_numpy(arrays[spec.name], binary_data=True)
-        request.append(tensor)
-    return request
-
-
 def drive(url: str, *, seconds: float, concurrency: int) -> tuple[float, list[float]]:
     """Keep ``concurrency`` requests in flight for ``seconds``; returns requests per second
     and the sorted latencies. A wrong answer raises."""
     latencies: list[float] = []
     lock = threading.Lock()
     errors: list[BaseException] = []
-    expected_shape = (1, *contract.OUTPUTS[0].dims)
+    (batch,) = make_batches(count=1, batch_size=1, seq_len=contract.SEQUENCE_LENGTH)
 
     def worker(stop_at: float) -> None:
         # One client per thread: tritonclient's HTTP client is not thread-safe.
         client = http.InferenceServerClient(url, network_timeout=30)
-        request = _request()
+        request = infer_inputs(http, batch.named())
         try:
             while time.monotonic() < stop_at:
                 started = time.perf_counter()
                 result = client.infer(contract.DEFAULT_MODEL_NAME, request)
                 elapsed = time.perf_counter() - started
                 logits = result.as_numpy(contract.OUTPUT_LOGITS)
-                if logits is None or logits.shape != expected_shape:
-                    raise AssertionError(
-                        f"wrong answer: {None if logits is None else logits.shape}"
-                    )
+                if logits is None:
+                    raise UnexpectedResponseError(f"no {contract.OUTPUT_LOGITS} in the answer")
+                check_logits(logits, batch_size=batch.batch_size, seq_len=batch.seq_len)
                 with lock:
                     latencies.append(elapsed)
         except BaseException as exc:
@@ -149,8 +138,8 @@ def measure(config: RuntimeConfig, *, workdir: Path, seconds: float, concurrency
     return Result(
         config=config,
         requests_per_s=rate,
-        p50_ms=latencies[len(latencies) // 2] * 1e3,
-        p99_ms=latencies[int(len(latencies) * 0.99)] * 1e3,
+        p50_ms=percentile(latencies, 0.50) * 1e3,
+        p99_ms=percentile(latencies, 0.99) * 1e3,
     )
 
 

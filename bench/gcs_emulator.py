@@ -9,11 +9,13 @@ import contextlib
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from common.processes import stop
+from common.waiting import wait_until
 
 
 class EmulatorError(RuntimeError):
@@ -41,27 +43,21 @@ def running_emulator(log: Path, *, start_timeout_s: float = 30.0) -> Iterator[st
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise EmulatorError(f"gcp-storage-emulator exited: {log.read_text(errors='replace')}")
+        with contextlib.suppress(urllib.error.URLError, ConnectionError):
+            urllib.request.urlopen(f"{endpoint}/storage/v1/b", timeout=2).close()
+            return True
+        return False
+
     try:
-        deadline = time.monotonic() + start_timeout_s
-        while True:
-            if process.poll() is not None:
-                raise EmulatorError(
-                    f"gcp-storage-emulator exited: {log.read_text(errors='replace')}"
-                )
-            with contextlib.suppress(urllib.error.URLError, ConnectionError):
-                urllib.request.urlopen(f"{endpoint}/storage/v1/b", timeout=2).close()
-                break
-            if time.monotonic() > deadline:
-                raise EmulatorError(
-                    f"gcp-storage-emulator not up in {start_timeout_s:.0f} s: "
-                    f"{log.read_text(errors='replace')}"
-                )
-            time.sleep(0.2)
+        if not wait_until(answers, timeout_s=start_timeout_s, interval_s=0.2):
+            raise EmulatorError(
+                f"gcp-storage-emulator not up in {start_timeout_s:.0f} s: "
+                f"{log.read_text(errors='replace')}"
+            )
         yield endpoint
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout_s=10)

@@ -19,14 +19,17 @@ class TritonPythonModel:
 
     def initialize(self, args: dict[str, str]) -> None:
         config = json.loads(args["model_config"])
+        # The contract's order (samples/bert/contract.py): ids, segments, mask. Names come from
+        # the config, since Triton's python stub cannot import the project.
+        self.ids_name, _, self.mask_name = (tensor["name"] for tensor in config["input"])
         self.output_name = config["output"][0]["name"]
         self.output_dims = [int(d) for d in config["output"][0]["dims"]]
 
     def execute(self, requests: list[Any]) -> list[Any]:
         responses = []
         for request in requests:
-            ids = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy()
-            mask = pb_utils.get_input_tensor_by_name(request, "input_mask").as_numpy()
+            ids = pb_utils.get_input_tensor_by_name(request, self.ids_name).as_numpy()
+            mask = pb_utils.get_input_tensor_by_name(request, self.mask_name).as_numpy()
             scores = ((ids % 97) * mask).astype(np.float32) / 97.0
             logits = np.zeros((ids.shape[0], *self.output_dims), dtype=np.float32)
             width = min(scores.shape[1], logits.shape[1])

@@ -19,7 +19,6 @@ import socket
 import subprocess
 import sys
 import sysconfig
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -28,7 +27,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from common.processes import stop as stop_process
+from common.waiting import wait_until
 from demo.errors import LocalTritonError
+
+TRITONSERVER = "tritonserver"
+"""The server's name in the chart's container command."""
 
 # Flags whose local value is ours to choose; the chart's value for them is dropped.
 _LOCAL_FLAGS = (
@@ -107,13 +111,15 @@ def server_environment(install: TritonInstall, base: Mapping[str, str]) -> dict[
 
     This interpreter's LIBDIR comes first so the stub does not mix two libpython builds, then
     the wheel's libraries: without them the stub cannot start and Triton hangs in model load
-    instead of exiting. The venv's ``bin`` goes first on PATH so models import its packages.
+    instead of exiting. The venv's ``bin`` goes first on PATH so models import its packages,
+    then the server's, so a container command that runs ``tritonserver`` by name finds it.
     """
     env = dict(base)
     libdir = sysconfig.get_config_var("LIBDIR") or ""
     parts = [libdir, str(install.libraries), env.get("LD_LIBRARY_PATH", "")]
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in parts if p)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    path = [str(Path(sys.executable).parent), str(install.binary.parent), env.get("PATH", "")]
+    env["PATH"] = os.pathsep.join(path)
     return env
 
 
@@ -204,6 +210,10 @@ class ContainerLaunch:
     """The arguments as the chart writes them, references unexpanded: safe to print."""
     env: dict[str, str]
     """The container's environment variables (literal values and rendered Secret keys)."""
+    command: list[str] = field(default_factory=lambda: [TRITONSERVER])
+    """The container's command as the chart writes it: ``tritonserver``, or with
+    ``gpu.mps.enabled`` the chart's MPS launcher (a shell line that starts the MPS control
+    daemon, then ``exec tritonserver "$@"``)."""
 
 
 def triton_container_launch(
@@ -241,7 +251,10 @@ def triton_container_launch(
         env[entry["name"]] = secrets[key]
     written = [str(a) for a in found[0].get("args") or []]
     return ContainerLaunch(
-        args=[expand_references(a, env) for a in written], written_args=written, env=env
+        args=[expand_references(a, env) for a in written],
+        written_args=written,
+        env=env,
+        command=[str(part) for part in found[0].get("command") or [TRITONSERVER]],
     )
 
 
@@ -261,6 +274,9 @@ class LocalTriton:
     """The Triton container's arguments from the rendered chart."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Extra environment variables for the server."""
+    container_command: Sequence[str] = (TRITONSERVER,)
+    """The container's command (``ContainerLaunch.command``), run with the arguments after
+    it; ``tritonserver`` in it is the bundled server."""
     ready_timeout_s: float = 120.0
     """How long to wait for ``/v2/health/ready``."""
     host: str = "127.0.0.1"
@@ -296,8 +312,9 @@ class LocalTriton:
             ports=self.ports,
             host=self.host,
         )
+        program = [str(install.binary) if p == TRITONSERVER else p for p in self.container_command]
         return [
-            str(install.binary),
+            *program,
             *args,
             f"--backend-directory={staged / 'backends'}",
             f"--cache-directory={staged / 'caches'}",
@@ -331,18 +348,18 @@ class LocalTriton:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return False
 
+    def _running_and_ready(self) -> bool:
+        if self._process is None or self._process.poll() is not None:
+            code = None if self._process is None else self._process.returncode
+            raise LocalTritonError(
+                f"tritonserver exited with code {code} before it was ready; "
+                f"its log ({self.log_path}) ends with:\n{self.log_tail()}"
+            )
+        return self.is_ready()
+
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + self.ready_timeout_s
-        while time.monotonic() < deadline:
-            if self._process is None or self._process.poll() is not None:
-                code = None if self._process is None else self._process.returncode
-                raise LocalTritonError(
-                    f"tritonserver exited with code {code} before it was ready; "
-                    f"its log ({self.log_path}) ends with:\n{self.log_tail()}"
-                )
-            if self.is_ready():
-                return
-            time.sleep(0.2)
+        if wait_until(self._running_and_ready, timeout_s=self.ready_timeout_s, interval_s=0.2):
+            return
         raise LocalTritonError(
             f"tritonserver was not ready within {self.ready_timeout_s:.0f} s (a model that cannot "
             f"load, or a gs:// repository with no reachable endpoint, makes it hang); its log "
@@ -355,15 +372,7 @@ class LocalTriton:
         process, self._process = self._process, None
         if process is None:
             return None
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process(process, timeout_s=timeout_s, group=True)
         # Stubs share the session; make sure none outlives the server.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)

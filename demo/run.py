@@ -26,6 +26,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
+from common.helm_pins import helm_binary
+from common.processes import finish, stop
 from demo.errors import DemoError
 from demo.local import LocalTriton, triton_container_launch
 from deployer.errors import DeployerError
@@ -35,6 +37,8 @@ from samples.bert.repository import BuildSettings, write_repository
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 LOCUSTFILE: Final = ROOT / "locust" / "locustfile-bert-large.py"
+HELM: Final = helm_binary("helm4")
+"""Helm 4 where ``make tools`` puts it (its pin: scripts/helm-pins.toml)."""
 
 RELEASE: Final = "demo"
 LOCUST_GRACE_S: Final = 60.0
@@ -52,7 +56,7 @@ class DemoSettings:
     """The constant request rate."""
     out_dir: Path = ROOT / "build" / "demo"
     """Where the model repository, the server's log and the reports go."""
-    helm: Path = ROOT / ".tools" / "helm-v4.1.4" / "helm"
+    helm: Path = HELM
     """The helm binary that renders the chart."""
     chart: Path = ROOT / "chart"
     """The chart whose Triton arguments the local server takes."""
@@ -127,20 +131,13 @@ def run_locust(command: Sequence[str], *, timeout_s: float) -> int:
     On Ctrl-C the terminal interrupts Locust too; it is given time to write its reports."""
     process = subprocess.Popen(command, cwd=ROOT)
     try:
-        return process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        raise DemoError(f"locust did not finish within {timeout_s:.0f} s and was killed") from None
+        _, killed = finish(process, timeout_s=timeout_s)
     except BaseException:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process, timeout_s=15, signal_number=signal.SIGINT)
         raise
+    if killed:
+        raise DemoError(f"locust did not finish within {timeout_s:.0f} s and was killed")
+    return process.returncode
 
 
 def read_summary(settings: DemoSettings) -> dict[str, Any]:

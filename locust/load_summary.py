@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from common.stats import histogram_percentile
+
 
 @dataclass(frozen=True)
 class LoadSummary:
@@ -47,19 +49,6 @@ class LoadSummary:
         ]
 
 
-def _percentile(histogram: Counter[float], total: int, fraction: float) -> float:
-    """The smallest response time with at least ``fraction`` of ``total`` at or below it."""
-    if total == 0:
-        return 0.0
-    needed = fraction * total
-    seen = 0
-    for value in sorted(histogram):
-        seen += histogram[value]
-        if seen >= needed:
-            return float(value)
-    return float(max(histogram))
-
-
 def summarize(entries: Iterable[Mapping[str, Any]]) -> LoadSummary:
     """Merge Locust's statistics entries (one per request name) into one summary."""
     histogram: Counter[float] = Counter()
@@ -77,14 +66,13 @@ def summarize(entries: Iterable[Mapping[str, Any]]) -> LoadSummary:
         if end is not None:
             last = end if last is None else max(last, end)
     elapsed = (last - first) if first is not None and last is not None else 0.0
-    counted = sum(histogram.values())
     return LoadSummary(
         requests=requests,
         failures=failures,
         qps=requests / elapsed if elapsed > 0 else 0.0,
-        p50_ms=_percentile(histogram, counted, 0.50),
-        p95_ms=_percentile(histogram, counted, 0.95),
-        p99_ms=_percentile(histogram, counted, 0.99),
+        p50_ms=histogram_percentile(histogram, 0.50),
+        p95_ms=histogram_percentile(histogram, 0.95),
+        p99_ms=histogram_percentile(histogram, 0.99),
     )
 
 

@@ -62,6 +62,7 @@ from load_options import RunSettings, add_options
 from load_plan import Stage, stage_at, users_for
 from load_summary import summarize
 
+from common.waiting import wait_until
 from samples.bert.client import (
     BertBatch,
     EncodedRequest,
@@ -70,6 +71,7 @@ from samples.bert.client import (
     check_response,
     encode_binary,
     encode_json,
+    infer_inputs,
     make_batches,
 )
 from samples.bert.contract import OUTPUT_LOGITS
@@ -159,18 +161,23 @@ def wait_until_ready(host: str, settings: RunSettings) -> str:
     deadline = time.monotonic() + settings.ready_timeout_s
     for path in ("/v2/health/ready", f"{settings.model_path()}/ready"):
         url = host.rstrip("/") + path
+        answer = ""
         next_report = time.monotonic()
-        while (answer := _probe(url)) != "":
-            now = time.monotonic()
-            if now >= deadline:
-                return (
-                    f"{url} was not ready within {settings.ready_timeout_s:.0f} s "
-                    f"(last answer: {answer}); check the host and --model-name"
-                )
-            if now >= next_report:
+
+        def answers(url: str = url) -> bool:
+            nonlocal answer, next_report
+            answer = _probe(url)
+            if answer and time.monotonic() >= next_report:
                 logger.info("waiting for %s (%s)", url, answer)
-                next_report = now + 10
-            gevent.sleep(1)
+                next_report = time.monotonic() + 10
+            return answer == ""
+
+        remaining = deadline - time.monotonic()
+        if not wait_until(answers, timeout_s=remaining, interval_s=1, sleep=gevent.sleep):
+            return (
+                f"{url} was not ready within {settings.ready_timeout_s:.0f} s "
+                f"(last answer: {answer}); check the host and --model-name"
+            )
     return ""
 
 
@@ -389,14 +396,7 @@ class BertGrpcUser(_Paced, User):
         self._client = grpcclient.InferenceServerClient(grpc_target(RUN.settings, self.host))
         RUN.grpc_clients.append(self._client)
         self._outputs = [grpcclient.InferRequestedOutput(OUTPUT_LOGITS)]
-        calls = []
-        for batch in RUN.batches:
-            inputs = []
-            for name, tensor in batch.named():
-                infer_input = grpcclient.InferInput(name, list(tensor.shape), "INT32")
-                infer_input.set_data_from_numpy(tensor)
-                inputs.append(infer_input)
-            calls.append((batch, inputs))
+        calls = [(batch, infer_inputs(grpcclient, batch.named())) for batch in RUN.batches]
         self._calls: Iterator[tuple[BertBatch, list[Any]]] = RUN.cycle(calls)
         self.stagger()
 

@@ -1,6 +1,8 @@
-"""Triton v2 inference requests for the BERT sample, and the checks every response must pass.
+"""The client side of the BERT sample's I/O contract: random well-formed inputs, Triton v2
+inference requests, tritonclient input lists, and the checks every response must pass.
 
-Shared by the locustfile, the benchmark and the tests; it imports neither Locust nor gevent, and
+Shared by the locustfile, the demo, the benchmarks and the tests; it imports neither Locust,
+gevent nor tritonclient, and
 numpy only where a caller asks for numpy arrays (``BertBatch.named``, ``check_logits``): the HTTP
 path runs on the standard library alone, so Locust's stock image runs the locustfile as is. Two
 encodings of the same request:
@@ -21,7 +23,7 @@ import math
 import random
 import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -136,6 +138,21 @@ def make_batches(*, count: int, batch_size: int, seq_len: int, seed: int = 0) ->
     """``count`` distinct batches, the same for the same seed (so runs are comparable)."""
     rng = random.Random(seed)
     return [make_batch(batch_size=batch_size, seq_len=seq_len, rng=rng) for _ in range(count)]
+
+
+def infer_inputs(
+    tritonclient: Any, tensors: Iterable[tuple[str, npt.NDArray[np.int32]]]
+) -> list[Any]:
+    """Named tensors (``BertBatch.named()``, or a dict's items) as ``InferInput`` objects of
+    ``tritonclient`` (the ``tritonclient.http`` or ``tritonclient.grpc`` module, passed in so
+    this module imports neither), each holding its data (binary, over HTTP), ready to pass to
+    ``infer`` any number of times."""
+    inputs = []
+    for name, tensor in tensors:
+        infer_input = tritonclient.InferInput(name, list(tensor.shape), INPUT_DATATYPE)
+        infer_input.set_data_from_numpy(tensor)
+        inputs.append(infer_input)
+    return inputs
 
 
 @dataclass(frozen=True)

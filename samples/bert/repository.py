@@ -14,7 +14,7 @@ import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -219,15 +219,52 @@ def _make_network(
     return net, source
 
 
-def _tensor_specs(
-    sequence_length: int,
-) -> tuple[list[contract.TensorSpec], list[contract.TensorSpec]]:
+def contract_config(
+    *,
+    model_name: str,
+    description: str,
+    max_batch_size: int,
+    instance_count: int,
+    device: str,
+    backend: str | None = None,
+    platform: str | None = None,
+    sequence_length: int = contract.SEQUENCE_LENGTH,
+    logits_per_token: int = contract.LOGITS_PER_TOKEN,
+    max_queue_delay_us: int = 0,
+    parameters: Mapping[str, str] | None = None,
+    manifest: bool = True,
+) -> str:
+    """A ``config.pbtxt`` whose tensors are the contract's (names and types from
+    ``contract.py``) at ``sequence_length``; ``logits_per_token`` other than the contract's
+    makes a model that breaks it on purpose (a test's wrong answers). ``manifest``: the writer
+    puts MANIFEST.json next to it."""
     inputs = [contract.TensorSpec(t.name, t.datatype, (sequence_length,)) for t in contract.INPUTS]
     outputs = [
-        contract.TensorSpec(t.name, t.datatype, (sequence_length, *t.dims[1:]))
+        contract.TensorSpec(t.name, t.datatype, (sequence_length, logits_per_token))
         for t in contract.OUTPUTS
     ]
-    return inputs, outputs
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(SOURCE / "templates"),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return environment.get_template("config.pbtxt.j2").render(
+        model_name=model_name,
+        description=description,
+        manifest=manifest,
+        platform=platform,
+        backend=backend,
+        max_batch_size=max_batch_size,
+        inputs=inputs,
+        outputs=outputs,
+        max_queue_delay_us=max_queue_delay_us,
+        instance_count=instance_count,
+        instance_kind="KIND_GPU" if device == "gpu" else "KIND_CPU",
+        parameters=dict(parameters or {}),
+        warmup_batch_sizes=warmup_batch_sizes(max_batch_size, device),
+    )
 
 
 def render_config(settings: BuildSettings) -> str:
@@ -251,27 +288,17 @@ def render_config(settings: BuildSettings) -> str:
     else:
         platform_name = "tensorrt_plan"
         description = f"TensorRT engine for {tensorrt.GPUS[settings.gpu].name}"
-    inputs, outputs = _tensor_specs(settings.sequence_length)
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(SOURCE / "templates"),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    return environment.get_template("config.pbtxt.j2").render(
+    return contract_config(
         model_name=settings.model_name,
         description=description,
         platform=platform_name,
         backend=backend,
         max_batch_size=settings.resolved_max_batch_size,
-        inputs=inputs,
-        outputs=outputs,
+        sequence_length=settings.sequence_length,
         max_queue_delay_us=settings.max_queue_delay_us,
         instance_count=settings.instance_count,
-        instance_kind="KIND_GPU" if device == "gpu" else "KIND_CPU",
+        device=device,
         parameters=parameters,
-        warmup_batch_sizes=warmup_batch_sizes(settings.resolved_max_batch_size, device),
     )
 
 

@@ -1,13 +1,16 @@
 """The GPU serving benchmark's harness, run on the CPU with the tiny network.
 
 The figures it reports on an H200 live in docs/benchmarks.md; here the harness itself is
-checked: configuration parsing (and its error), the served/raw ratio taken against the raw
-network of the same kind (eager or compiled), the MPS flag and the clear stop where the MPS
-control program is missing, the admin header read from the chart's
-restricted-API flag, Triton's counters turned into batch size, busy share and queue time, and
-one whole short run (repository written by the sample's writer, burst and sustained raw timing,
-the real local Triton behind the chart's restricted APIs, several client processes, every
-response checked) that ends with no failures, the server's counters and a report on disk.
+checked: configuration parsing (and its error, a ValueError, not an exit), the served/raw
+ratio taken against the raw network of the same kind (eager or compiled), the MPS flag and the
+clear stop (exit 2) where the MPS control program is missing, the admin header read from the
+chart's restricted-API flag, Triton's counters turned into batch size, busy share and queue
+time, and one whole short run of the command line (repository written by the sample's writer,
+burst and sustained raw timing, the real local Triton behind the chart's restricted APIs,
+several client processes, every response checked) that ends with no failures, the server's
+counters and a report on disk, for a plain configuration and one behind MPS: that server is
+started by the chart's own MPS launcher (a stand-in control program records the daemon's start
+in the server's own folders, and its quit once the server is gone).
 """
 
 from __future__ import annotations
@@ -18,15 +21,10 @@ from typing import Any
 
 import pytest
 
-from bench import gpu_benchmark
-from bench.gpu_benchmark import (
-    Report,
-    ServedPoint,
-    ServerConfig,
-    admin_headers,
-    counters_between,
-    parse_configs,
-)
+from bench.gpu import cli, mps
+from bench.gpu.report import Report, ServedPoint
+from bench.gpu.sweep import ServerConfig, parse_configs
+from bench.gpu.triton_stats import admin_headers, counters_between
 
 
 def test_configurations_parse() -> None:
@@ -48,16 +46,17 @@ def test_configurations_parse() -> None:
 
 @pytest.mark.parametrize("entry", ["a:2:256", "a:2:256:0:fast"])
 def test_a_malformed_configuration_says_how_to_write_it(entry: str) -> None:
-    with pytest.raises(SystemExit, match=r"label:instances:max_batch:delay_us.*:mps"):
+    with pytest.raises(ValueError, match=r"label:instances:max_batch:delay_us.*:mps"):
         parse_configs(entry)
 
 
 def test_mps_without_its_control_program_stops_before_any_server_starts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(gpu_benchmark, "MPS_SEARCH_PATH", str(tmp_path))
-    with pytest.raises(SystemExit, match="nvidia-cuda-mps-control is not on PATH"):
-        gpu_benchmark.main([f"--out={tmp_path / 'out'}", "--configs=a:2:256:0:mps"])
+    monkeypatch.setattr(mps, "MPS_SEARCH_PATH", str(tmp_path))
+    code = cli.main([f"--out={tmp_path / 'out'}", "--configs=a:2:256:0:mps"])
+    assert code == 2
+    assert "nvidia-cuda-mps-control is not on PATH" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -88,13 +87,32 @@ def test_each_configuration_is_compared_with_the_raw_network_of_its_kind() -> No
     assert "served/raw = 0.90" in table
 
 
+def _stand_in_mps_control(folder: Path, log: Path) -> Path:
+    """An ``nvidia-cuda-mps-control`` that records its calls: ``-d`` (start the daemon) with the
+    pipe folder it was given, or the command read on its standard input."""
+    control = folder / mps.CONTROL
+    control.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "-d" ]; then echo "start $CUDA_MPS_PIPE_DIRECTORY" >> ' + f"{log}\n"
+        'else echo "$(cat) $CUDA_MPS_PIPE_DIRECTORY" >> ' + f"{log}; fi\n"
+    )
+    control.chmod(0o755)
+    return control
+
+
 @pytest.mark.slow
-def test_a_short_cpu_run_serves_every_request(tmp_path: Path, helm: Path) -> None:
-    code = gpu_benchmark.main(
+def test_a_short_cpu_run_serves_every_request(
+    tmp_path: Path, helm4: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = tmp_path / "mps-calls.log"
+    _stand_in_mps_control(tmp_path, calls)
+    monkeypatch.setattr(mps, "MPS_SEARCH_PATH", str(tmp_path))
+    out = tmp_path / "out"
+    code = cli.main(
         [
             "--device=cpu",
             "--size=tiny",
-            f"--out={tmp_path}",
+            f"--out={out}",
             "--raw-batches=1,4",
             "--raw-repeats=3",
             "--concurrency=2",
@@ -102,21 +120,26 @@ def test_a_short_cpu_run_serves_every_request(tmp_path: Path, helm: Path) -> Non
             "--seconds=2",
             "--warmup=0.5",
             "--processes=1",
-            "--configs=cpu:1:8:0",
+            "--configs=cpu:1:8:0,cpu-mps:1:8:0:mps",
             "--ready-timeout=120",
-            f"--helm={helm}",
+            f"--helm={helm4}",
         ]
     )
     assert code == 0
-    report = json.loads((tmp_path / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text())
     assert set(report["raw_seq_per_s"]["eager"]) == {"1", "4"}
     assert set(report["raw_sustained_seq_per_s"]["eager"]) == {"8"}  # the config's max batch
-    (point,) = report["served"]
-    assert point["server"]["sequences_per_batch"] >= 1  # read with the chart's admin key
-    assert point["failures"] == 0, point["first_failure"]
-    assert point["requests"] > 0
-    assert point["seq_per_s"] > 0
-    assert "served/raw" in (tmp_path / "report.md").read_text()
+    assert report["failed_configs"] == {}
+    assert [point["config"] for point in report["served"]] == ["cpu", "cpu-mps"]
+    for point in report["served"]:
+        assert point["server"]["sequences_per_batch"] >= 1  # read with the chart's admin key
+        assert point["failures"] == 0, point["first_failure"]
+        assert point["requests"] > 0
+        assert point["seq_per_s"] > 0
+    assert "served/raw" in (out / "report.md").read_text()
+    pipe = out / "server-cpu-mps" / "mps-pipe"
+    assert calls.read_text().splitlines() == [f"start {pipe}", f"quit {pipe}"]
+    assert pipe.is_dir()  # made by the chart's launcher
 
 
 def test_the_statistics_header_comes_from_the_restricted_api_flag() -> None:

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.gpu_telemetry import GpuSample, GpuSampler, summarize
+from bench.gpu.telemetry import GpuSample, GpuSampler, summarize
 
 
 def _sample(clock: float, reasons: int = 0, temperature: float = 50.0) -> GpuSample:

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from bench.clients import write_light_model
+from common import processes
 from demo.local import LocalTriton
-from samples.bert.contract import LOGITS_PER_TOKEN, SEQUENCE_LENGTH
+from samples.bert.contract import LOGITS_PER_TOKEN
 from samples.bert.repository import BuildSettings, write_repository
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,9 +33,7 @@ def write_model_repository(repository: Path) -> Path:
         ),
         progress=lambda _: None,
     )
-    write_light_model(
-        repository, name=WRONG_SHAPE_MODEL, output_dims=(SEQUENCE_LENGTH, LOGITS_PER_TOKEN + 1)
-    )
+    write_light_model(repository, name=WRONG_SHAPE_MODEL, logits_per_token=LOGITS_PER_TOKEN + 1)
     return repository
 
 
@@ -86,15 +85,12 @@ def locust_command(host: str, json_prefix: Path, *args: str) -> list[str]:
 
 def finish(process: subprocess.Popen[str], json_prefix: Path, timeout_s: float) -> LocustRun:
     """Wait (bounded) for a Locust process and collect what it wrote."""
-    try:
-        output, _ = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
+    output, killed = processes.finish(process, timeout_s=timeout_s)
+    if killed:
         pytest.fail(f"locust did not finish within {timeout_s} s; its output:\n{output}")
     stats_file = json_prefix.with_name(json_prefix.name + ".json")
     stats = json.loads(stats_file.read_text()) if stats_file.exists() else []
-    return LocustRun(returncode=process.returncode, output=output, stats=stats)
+    return LocustRun(returncode=process.returncode, output=output or "", stats=stats)
 
 
 def start_locust(host: str, json_prefix: Path, *args: str) -> subprocess.Popen[str]:

@@ -7,6 +7,7 @@ import numpy.typing as npt
 import torch
 
 from samples.bert import contract
+from samples.bert.client import make_batches
 from samples.bert.network import SquadLogits
 
 SEED = 7
@@ -20,17 +21,10 @@ def quiet(_: str) -> None:
 
 
 def sample_inputs(batch: int, *, seed: int) -> dict[str, npt.NDArray[np.int32]]:
-    """Contract inputs for ``batch`` sequences: random ids, a question/context split and
-    padding that differs per sequence, so a mix-up between sequences shows."""
-    generator = np.random.default_rng(seed)
-    length = contract.SEQUENCE_LENGTH
-    ids = generator.integers(0, 30522, (batch, length)).astype(np.int32)
-    positions = np.arange(length)
-    used = generator.integers(length // 2, length + 1, batch)
-    split = used // 3
-    mask = (positions[None, :] < used[:, None]).astype(np.int32)
-    segments = ((positions[None, :] >= split[:, None]) & (mask == 1)).astype(np.int32)
-    return {contract.INPUT_IDS: ids, contract.SEGMENT_IDS: segments, contract.INPUT_MASK: mask}
+    """The sample client's random inputs for ``batch`` sequences (a question/context split and
+    padding that differ per sequence, so a mix-up between sequences shows), by name."""
+    (inputs,) = make_batches(count=1, batch_size=batch, seq_len=contract.SEQUENCE_LENGTH, seed=seed)
+    return dict(inputs.named())
 
 
 def expected_logits(

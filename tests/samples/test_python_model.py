@@ -20,6 +20,7 @@ from tritonclient.utils import InferenceServerException
 
 from demo.local import LocalTriton
 from samples.bert import contract
+from samples.bert.client import infer_inputs
 from samples.bert.network import SquadLogits
 from tests.samples.helpers import TORCH_MODEL, expected_logits, sample_inputs
 
@@ -44,12 +45,8 @@ def client(local_triton: LocalTriton) -> Iterator[http.InferenceServerClient]:
 def _request(
     inputs: dict[str, npt.NDArray[np.int32]], *, reverse: bool = False
 ) -> list[http.InferInput]:
-    request = []
-    for spec in reversed(contract.INPUTS) if reverse else contract.INPUTS:
-        tensor = http.InferInput(spec.name, list(inputs[spec.name].shape), spec.datatype)
-        tensor.set_data_from_numpy(inputs[spec.name], binary_data=True)
-        request.append(tensor)
-    return request
+    request: list[http.InferInput] = infer_inputs(http, inputs.items())
+    return request[::-1] if reverse else request
 
 
 def _infer(

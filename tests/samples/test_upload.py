@@ -24,6 +24,7 @@ import tritonclient.http as http
 from demo.local import LocalTriton
 from samples.bert import contract
 from samples.bert.cli import main
+from samples.bert.client import infer_inputs
 from samples.bert.errors import UploadError
 from samples.bert.network import SquadLogits
 from samples.bert.upload import Destination, upload_repository
@@ -159,11 +160,7 @@ def test_triton_serves_the_uploaded_repository(
         client = http.InferenceServerClient(server.http_url.removeprefix("http://"))
         try:
             inputs = sample_inputs(2, seed=5)
-            request = []
-            for spec in contract.INPUTS:
-                tensor = http.InferInput(spec.name, [2, contract.SEQUENCE_LENGTH], spec.datatype)
-                tensor.set_data_from_numpy(inputs[spec.name])
-                request.append(tensor)
+            request = infer_inputs(http, inputs.items())
             result = client.infer(contract.DEFAULT_MODEL_NAME, request)
             np.testing.assert_allclose(
                 result.as_numpy(contract.OUTPUT_LOGITS),

@@ -25,7 +25,7 @@ import pytest
 from demo.local import LocalTriton, triton_container_launch
 from deployer.render import render
 from samples.bert import contract
-from tests.conftest import CHART_DIR, ROOT
+from tests.conftest import CHART_DIR, HELM4
 
 NAME = "slow_warmup"
 WARMUP_SECONDS = 1.5
@@ -93,7 +93,7 @@ def _write_model(repository: Path, call_log: Path) -> None:
 @pytest.mark.slow
 def test_ready_only_after_warmup(tmp_path: Path) -> None:
     objects = render(
-        helm=ROOT / ".tools" / "helm-v4.1.4" / "helm",
+        helm=HELM4,
         chart=CHART_DIR,
         release="t",
         namespace="ns",

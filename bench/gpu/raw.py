@@ -1,0 +1,106 @@
+"""The raw network's speed, timed in-process: what one process could serve with no server."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.gpu.telemetry import GpuSampler, GpuSummary
+from samples.bert import client as bert_client
+from samples.bert import contract
+
+
+@dataclass
+class RawFigures:
+    """The raw network's sequences per second by batch size."""
+
+    burst: dict[int, float] = field(default_factory=dict)
+    sustained: dict[int, float] = field(default_factory=dict)
+    gpu: dict[int, GpuSummary] = field(default_factory=dict)
+    """The GPU during each sustained phase."""
+
+
+def measure_raw(
+    *,
+    weights: Path,
+    batch_sizes: Sequence[int],
+    repeats: int,
+    sustained_batches: Sequence[int],
+    sustained_s: float,
+    gpu: bool,
+    compile_network: bool,
+    sampler: GpuSampler,
+) -> RawFigures:
+    """Sequences per second of the network alone, per batch size, on the device the sample
+    serves from (fp16 on a GPU, as served).
+
+    Burst: the median of ``repeats`` timed passes after warm-up, inputs already on the device,
+    timed with CUDA events on a GPU. Sustained (at ``sustained_batches``): passes back to back
+    for ``sustained_s`` seconds of wall time, each copying its inputs from host memory and its
+    FP32 logits back, as the served model does; this is what one process could serve with no
+    server around it, at the clocks a sustained load gets.
+    """
+    import torch
+
+    from samples.bert import network as bert_network
+
+    device = torch.device("cuda" if gpu else "cpu")
+    model: Any = bert_network.load_network(weights).eval()
+    model = (model.half() if gpu else model).to(device)
+    if compile_network:
+        model = torch.compile(model, dynamic=True)
+    batch = bert_client.make_batches(
+        count=1,
+        batch_size=max([*batch_sizes, *sustained_batches]),
+        seq_len=contract.SEQUENCE_LENGTH,
+        seed=1,
+    )[0]
+    host = [torch.from_numpy(t) for _, t in batch.named()]
+    full = [t.to(device) for t in host]
+
+    def timed(inputs: list[Any]) -> float:
+        if not gpu:
+            started = time.perf_counter()
+            model(*inputs)
+            return time.perf_counter() - started
+        start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+        end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+        start.record()
+        model(*inputs)
+        end.record()
+        end.synchronize()
+        return float(start.elapsed_time(end)) / 1000
+
+    figures = RawFigures()
+    with torch.inference_mode():
+        for batch_size in batch_sizes:
+            inputs = [t[:batch_size] for t in full]
+            for _ in range(3):
+                timed(inputs)
+            seconds = statistics.median(timed(inputs) for _ in range(repeats))
+            figures.burst[batch_size] = batch_size / seconds
+            print(f"raw batch {batch_size:4d}: {figures.burst[batch_size]:9,.0f} seq/s", flush=True)
+        for batch_size in sustained_batches:
+            inputs = [t[:batch_size] for t in host]
+            model(*[t.to(device) for t in inputs]).float().cpu()  # warm this size
+            passes = 0
+            with sampler.phase() as phase:
+                started = time.perf_counter()
+                while (elapsed := time.perf_counter() - started) < sustained_s:
+                    on_device = [t.to(device, non_blocking=True) for t in inputs]
+                    model(*on_device).float().cpu()
+                    passes += 1
+            figures.sustained[batch_size] = passes * batch_size / elapsed
+            if phase.summary is not None:
+                figures.gpu[batch_size] = phase.summary
+            gpu_state = f"  ({phase.summary.brief()})" if phase.summary else ""
+            print(
+                f"raw batch {batch_size:4d} sustained {elapsed:.0f} s: "
+                f"{figures.sustained[batch_size]:9,.0f} seq/s{gpu_state}",
+                flush=True,
+            )
+    return figures

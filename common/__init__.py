@@ -1,0 +1,6 @@
+"""Small helpers the demo, the load test, the benchmarks and the tests share: percentiles,
+bounded waits, and subprocesses that cannot outlive their time.
+
+The bottom layer: it imports nothing of the project. The deployer does not use it (its image
+ships only ``deployer/``), and keeps its own readiness loop.
+"""
