@@ -40,6 +40,8 @@ Manifest = dict[str, Any]
 
 # libyaml's loader where PyYAML was built with it: the CRD files are megabytes of YAML.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SEPARATOR = re.compile(r"^---\s*$", re.MULTILINE)
+_SOURCE = re.compile(r"^# Source: (\S+)$", re.MULTILINE)
 
 
 CRD_DIRS = (CRDS_DIR, Path(__file__).parent / "crds")
@@ -174,7 +176,8 @@ def _render(
     namespace: str,
     extra_args: tuple[str, ...],
     chart: str,
-) -> tuple[Manifest, ...]:
+) -> tuple[tuple[str, Manifest], ...]:
+    """Every object helm renders, with the template it came from (``templates/x.yaml``)."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as values_file:
         values_file.write(values_json)
         values_file.flush()
@@ -185,10 +188,17 @@ def _render(
         result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise HelmFailedError(result.stderr)
-    manifests = tuple(doc for doc in yaml.load_all(result.stdout, Loader=_LOADER) if doc)
-    for manifest in manifests:
+    manifests = []
+    for document in _SEPARATOR.split(result.stdout):
+        manifest = yaml.load(document, Loader=_LOADER)
+        if not manifest:
+            continue
+        source = _SOURCE.search(document)
+        # "# Source: CHART/templates/x.yaml" precedes each object helm renders.
+        template = source.group(1).split("/", 1)[1] if source else ""
         validate_manifest(manifest)
-    return manifests
+        manifests.append((template, manifest))
+    return tuple(manifests)
 
 
 def render_chart(
@@ -205,10 +215,15 @@ def render_chart(
     """Render ``chart`` (Triton's unless told) with ``helm`` and return its objects, each
     already validated.
 
-    ``values`` default to a model repository only; ``show_only`` keeps objects of those kinds
-    (``["Deployment"]``). Raises HelmFailedError when helm refuses the values.
+    ``values`` default to a model repository only; ``show_only`` keeps the objects of those
+    templates (``["templates/hpa.yaml"]``, as helm's ``--show-only``, but an empty template
+    gives no object rather than an error; every template is still rendered, so the chart's
+    checks still run) and of those kinds (``["Deployment"]``). Raises HelmFailedError when helm
+    refuses the values.
     """
     chosen = {"modelRepository": "gs://bucket/models"} if values is None else dict(values)
+    templates = {entry for entry in show_only if entry.startswith("templates/")}
+    kinds = {entry for entry in show_only if not entry.startswith("templates/")}
     manifests = _render(
         str(helm),
         json.dumps(chosen, sort_keys=True),
@@ -218,8 +233,11 @@ def render_chart(
         tuple(extra_args),
         str(chart),
     )
-    kinds = set(show_only)
-    return [copy.deepcopy(m) for m in manifests if not kinds or m["kind"] in kinds]
+    return [
+        copy.deepcopy(manifest)
+        for source, manifest in manifests
+        if (not templates or source in templates) and (not kinds or manifest["kind"] in kinds)
+    ]
 
 
 def only(manifests: Sequence[Manifest], kind: str, name_suffix: str = "") -> Manifest:

@@ -34,7 +34,7 @@ def autoscaled(metric: str, **extra: Any) -> dict[str, Any]:
 
 
 class TestHorizontalPodAutoscaler:
-    TEMPLATE_FILE = "templates/hpa.yaml"
+    TEMPLATE = "templates/hpa.yaml"
 
     def test_targets_this_release_deployment(self, helm: Path) -> None:
         manifests = render_chart(helm, autoscaled("queueTime"), release="blue")
@@ -66,7 +66,10 @@ class TestHorizontalPodAutoscaler:
     def test_triton_metrics_are_pods_metrics(
         self, helm: Path, metric: str, name: str, target: str
     ) -> None:
-        hpa = only(render_chart(helm, autoscaled(metric)), "HorizontalPodAutoscaler")
+        hpa = only(
+            render_chart(helm, autoscaled(metric), show_only=[self.TEMPLATE]),
+            "HorizontalPodAutoscaler",
+        )
         (spec,) = hpa["spec"]["metrics"]
         assert spec["type"] == "Pods"
         assert spec["pods"]["metric"]["name"] == name
@@ -96,7 +99,9 @@ class TestHorizontalPodAutoscaler:
         selectors = [
             field(
                 only(
-                    render_chart(helm, autoscaled("gpuDutyCycle"), release=r),
+                    render_chart(
+                        helm, autoscaled("gpuDutyCycle"), release=r, show_only=[self.TEMPLATE]
+                    ),
                     "HorizontalPodAutoscaler",
                 ),
                 "spec.metrics[0].external.metric.selector.matchLabels",
@@ -107,9 +112,10 @@ class TestHorizontalPodAutoscaler:
         assert any(selectors[0][k] != selectors[1][k] for k in shared_keys)
 
     def test_behavior_defaults_scale_up_fast_and_down_slowly(self, helm: Path) -> None:
-        behavior = only(render_chart(helm, autoscaled("queueTime")), "HorizontalPodAutoscaler")[
-            "spec"
-        ]["behavior"]
+        behavior = only(
+            render_chart(helm, autoscaled("queueTime"), show_only=[self.TEMPLATE]),
+            "HorizontalPodAutoscaler",
+        )["spec"]["behavior"]
         assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0
         assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 300
         assert max(p["value"] for p in behavior["scaleUp"]["policies"] if p["type"] == "Pods") >= 2
@@ -121,7 +127,7 @@ class TestHorizontalPodAutoscaler:
             "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}],
         }
         values = autoscaled("queueTime", behavior={"scaleDown": scale_down})
-        hpa = only(render_chart(helm, values), "HorizontalPodAutoscaler")
+        hpa = only(render_chart(helm, values, show_only=[self.TEMPLATE]), "HorizontalPodAutoscaler")
         assert hpa["spec"]["behavior"]["scaleDown"] == scale_down
 
     def test_pdb_follows_max_replicas(self, helm: Path) -> None:
@@ -130,7 +136,7 @@ class TestHorizontalPodAutoscaler:
 
 
 class TestStandby:
-    TEMPLATE_FILE = "templates/standby.yaml"
+    TEMPLATE = "templates/standby.yaml"
 
     def test_placeholders_hold_a_triton_pods_room_below_its_priority(self, helm: Path) -> None:
         values = {**REPO, "imagePullSecrets": ["ngc"], "standby": {"enabled": True, "replicas": 2}}
@@ -156,14 +162,14 @@ class TestStandby:
 
     def test_existing_priority_class(self, helm: Path) -> None:
         values = {**REPO, "standby": {"enabled": True, "existingPriorityClass": "gpu-standby"}}
-        manifests = render_chart(helm, values)
+        manifests = render_chart(helm, values, show_only=[self.TEMPLATE])
         assert not [m for m in manifests if m["kind"] == "PriorityClass"]
         pod = only(manifests, "Deployment", "-standby")["spec"]["template"]["spec"]
         assert pod["priorityClassName"] == "gpu-standby"
 
     def test_no_triton_selector_matches_placeholders(self, helm: Path) -> None:
         values = {**REPO, **SCRAPED, "replicaCount": 2, "standby": {"enabled": True}}
-        manifests = render_chart(helm, values)
+        manifests = render_chart(helm, values, show_only=[self.TEMPLATE])
         placeholder_labels = only(manifests, "Deployment", "-standby")["spec"]["template"][
             "metadata"
         ]["labels"]

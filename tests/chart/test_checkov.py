@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from tests.chart.helpers import CI_VALUES_FILES
-from tests.conftest import CHART_DIR, ROOT
+from tests.conftest import CHART_DIR, HELM4, ROOT
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 
@@ -88,7 +88,7 @@ def failed_checks(tmp_path_factory: pytest.TempPathFactory) -> set[tuple[str, st
     if not CHECKOV.exists():
         pytest.fail(f"{CHECKOV} is missing: run `make tools`")
     folder = tmp_path_factory.mktemp("rendered")
-    helm = ROOT / ".tools" / "helm-v4.1.4" / "helm"
+    helm = HELM4
     for index, values in enumerate(CI_VALUES_FILES):
         rendered = subprocess.run(
             [str(helm), "template", "triton", str(CHART_DIR), "-n", "serving", "-f", str(values)],

@@ -22,12 +22,12 @@ import pytest
 
 from tests.chart.helpers import Manifest, field, only, render_chart, triton_container
 
-TEMPLATE_FILE = "templates/deployment.yaml"
+TEMPLATE = "templates/deployment.yaml"
 REPO = {"modelRepository": "gs://bucket/models"}
 
 
 def deployment(helm: Path, values: dict[str, Any]) -> Manifest:
-    return only(render_chart(helm, {**REPO, **values}, show_only=["Deployment"]), "Deployment")
+    return only(render_chart(helm, {**REPO, **values}, show_only=[TEMPLATE]), "Deployment")
 
 
 class TestDeployment:

@@ -26,11 +26,11 @@ import pytest
 from demo.local import LocalTriton, triton_container_launch
 from tests.chart.helpers import only, render_chart
 from tests.chart.test_ingress import istio_route
-from tests.conftest import ROOT
+from tests.conftest import HELM4
 
 pytestmark = pytest.mark.slow
 
-HELM = ROOT / ".tools" / "helm-v4.1.4" / "helm"
+HELM = HELM4
 MODEL = "streamer"
 DELAY_S = 0.4
 

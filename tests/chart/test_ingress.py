@@ -140,10 +140,10 @@ class TestNone:
 
 
 class TestIstio:
-    TEMPLATE_FILE = "templates/istio.yaml"
+    TEMPLATE = "templates/istio.yaml"
 
     def test_gateway_and_routes(self, helm: Path) -> None:
-        manifests = render_chart(helm, ISTIO)
+        manifests = render_chart(helm, ISTIO, show_only=[self.TEMPLATE])
         gateway = only(manifests, "Gateway")
         assert gateway["apiVersion"] == "networking.istio.io/v1"
         assert gateway["spec"]["selector"] == {"istio": "ingressgateway"}
@@ -160,17 +160,20 @@ class TestIstio:
 
     @pytest.mark.parametrize(("method", "path"), ALLOWED_HTTP)
     def test_allowed_paths_reach_triton(self, helm: Path, method: str, path: str) -> None:
-        vs = only(render_chart(helm, ISTIO), "VirtualService")
+        vs = only(render_chart(helm, ISTIO, show_only=[self.TEMPLATE]), "VirtualService")
         assert istio_routes_allow(vs, method, path) == 8000
 
     @pytest.mark.parametrize(("method", "path"), REFUSED_HTTP)
     def test_admin_paths_get_404(self, helm: Path, method: str, path: str) -> None:
-        vs = only(render_chart(helm, ISTIO), "VirtualService")
+        vs = only(render_chart(helm, ISTIO, show_only=[self.TEMPLATE]), "VirtualService")
         assert istio_routes_allow(vs, method, path) is None
 
     def test_streams_are_not_cut(self, helm: Path) -> None:
         ingress = {"mode": "istio", "host": "t.example.com", "streaming": {"timeout": "7200s"}}
-        vs = only(render_chart(helm, {**REPO, "ingress": ingress}), "VirtualService")
+        vs = only(
+            render_chart(helm, {**REPO, "ingress": ingress}),
+            "VirtualService",
+        )
         for method, path in [
             *ALLOWED_HTTP,
             ("POST", "/inference.GRPCInferenceService/ModelStreamInfer"),
@@ -185,7 +188,10 @@ class TestIstio:
 
     def test_generation_can_be_left_out(self, helm: Path) -> None:
         ingress = {"mode": "istio", "host": "t.example.com", "inferencePaths": ["infer"]}
-        vs = only(render_chart(helm, {**REPO, "ingress": ingress}), "VirtualService")
+        vs = only(
+            render_chart(helm, {**REPO, "ingress": ingress}),
+            "VirtualService",
+        )
         assert istio_routes_allow(vs, "POST", "/v2/models/bert/infer") == 8000
         assert istio_routes_allow(vs, "POST", "/v2/models/llm/generate") is None
         assert istio_routes_allow(vs, "POST", "/v2/models/llm/generate_stream") is None
@@ -198,7 +204,10 @@ class TestIstio:
     def test_openai_frontend(self, helm: Path) -> None:
         openai = {"enabled": True, "serviceName": "llm-openai", "port": 9100}
         ingress = {"mode": "istio", "host": "t.example.com", "openai": openai}
-        vs = only(render_chart(helm, {**REPO, "ingress": ingress}), "VirtualService")
+        vs = only(
+            render_chart(helm, {**REPO, "ingress": ingress}),
+            "VirtualService",
+        )
         for method, path in [
             ("GET", "/v1/models"),
             ("GET", "/v1/models/llama"),
@@ -225,7 +234,7 @@ class TestIstio:
             assert istio_route(vs, method, path) is None
 
     def test_only_inference_grpc_methods(self, helm: Path) -> None:
-        vs = only(render_chart(helm, ISTIO), "VirtualService")
+        vs = only(render_chart(helm, ISTIO, show_only=[self.TEMPLATE]), "VirtualService")
         prefix = "/inference.GRPCInferenceService/"
         for method in ("ModelInfer", "ModelStreamInfer", "ModelMetadata", "ServerReady"):
             assert istio_routes_allow(vs, "POST", prefix + method) == 8001
@@ -249,14 +258,16 @@ class TestIstio:
                 "istio": {"createGateway": False, "existingGateway": "istio-ingress/shared"},
             },
         }
-        manifests = render_chart(helm, values)
+        manifests = render_chart(helm, values, show_only=[self.TEMPLATE])
         assert not [m for m in manifests if m["kind"] == "Gateway"]
         assert only(manifests, "VirtualService")["spec"]["gateways"] == ["istio-ingress/shared"]
 
     def test_tls_and_redirect(self, helm: Path) -> None:
         tls = {"enabled": True, "secretName": "cert", "httpsRedirect": True}
         values = {**REPO, "ingress": {"mode": "istio", "host": "t.example.com", "tls": tls}}
-        servers = only(render_chart(helm, values), "Gateway")["spec"]["servers"]
+        servers = only(render_chart(helm, values, show_only=[self.TEMPLATE]), "Gateway")["spec"][
+            "servers"
+        ]
         http, https = servers
         assert http["tls"] == {"httpsRedirect": True}
         assert https["tls"] == {"mode": "SIMPLE", "credentialName": "cert"}
@@ -271,14 +282,14 @@ class TestIstio:
                 "grpc": {"host": "g.example.com"},
             },
         }
-        vs = only(render_chart(helm, values), "VirtualService")
+        vs = only(render_chart(helm, values, show_only=[self.TEMPLATE]), "VirtualService")
         assert vs["spec"]["hosts"] == ["t.example.com", "g.example.com"]
         grpc = field(vs, "spec.http[name=grpc-inference]")
         assert {m["authority"]["exact"] for m in grpc["match"]} == {"g.example.com"}
 
     def test_canary_split(self, helm: Path) -> None:
         values = {**REPO, "ingress": {**ISTIO["ingress"], "canary": CANARY}}
-        vs = only(render_chart(helm, values), "VirtualService")
+        vs = only(render_chart(helm, values, show_only=[self.TEMPLATE]), "VirtualService")
         for route in vs["spec"]["http"]:
             weights = {r["destination"]["host"].split(".")[0]: r["weight"] for r in route["route"]}
             assert weights == {SERVICE: 80, CANARY["serviceName"]: 20}
@@ -293,6 +304,7 @@ class TestIstio:
                     helm,
                     {**REPO, "ingress": {"mode": "istio", "host": f"{r}.example.com", "tls": tls}},
                     release=r,
+                    show_only=[self.TEMPLATE],
                 ),
                 "Gateway",
             )
@@ -334,10 +346,10 @@ class TestIstioConflictCheck:
 
 
 class TestGatewayApi:
-    TEMPLATE_FILE = "templates/gateway-api.yaml"
+    TEMPLATE = "templates/gateway-api.yaml"
 
     def test_gateway_http_and_grpc_routes(self, helm: Path) -> None:
-        manifests = render_chart(helm, GATEWAY_API)
+        manifests = render_chart(helm, GATEWAY_API, show_only=[self.TEMPLATE])
         gateway = only(manifests, "Gateway")
         assert gateway["spec"]["gatewayClassName"] == "gke-l7-regional-external-managed"
         assert [listener["name"] for listener in gateway["spec"]["listeners"]] == ["http"]
@@ -363,7 +375,7 @@ class TestGatewayApi:
         assert field(grpc, "spec.rules[0].backendRefs[0].port") == 8001
 
     def test_portable_matching_uses_exact_and_prefix_only(self, helm: Path) -> None:
-        http = only(render_chart(helm, GATEWAY_API), "HTTPRoute")
+        http = only(render_chart(helm, GATEWAY_API, show_only=[self.TEMPLATE]), "HTTPRoute")
         matches = [m for rule in http["spec"]["rules"] for m in rule["matches"]]
         assert {m["path"]["type"] for m in matches} == {"Exact", "PathPrefix"}
         assert {m["path"]["value"] for m in matches if m["path"]["type"] == "PathPrefix"} == {
@@ -372,7 +384,7 @@ class TestGatewayApi:
         assert all("method" not in m for m in matches)
 
     def test_portable_matching_streams_the_whole_model_prefix(self, helm: Path) -> None:
-        http = only(render_chart(helm, GATEWAY_API), "HTTPRoute")
+        http = only(render_chart(helm, GATEWAY_API, show_only=[self.TEMPLATE]), "HTTPRoute")
         timeouts = {
             m["path"]["value"]: rule["timeouts"]["request"]
             for rule in http["spec"]["rules"]
@@ -390,7 +402,9 @@ class TestGatewayApi:
             **GATEWAY_API,
             "ingress": {**GATEWAY_API["ingress"], "gatewayApi": {"regexPathMatch": True}},
         }
-        normal, streamed = only(render_chart(helm, values), "HTTPRoute")["spec"]["rules"]
+        normal, streamed = only(render_chart(helm, values, show_only=[self.TEMPLATE]), "HTTPRoute")[
+            "spec"
+        ]["rules"]
         assert normal["timeouts"]["request"] == "60s"
         assert streamed["timeouts"]["request"] == "3600s"
         (match,) = streamed["matches"]
@@ -413,7 +427,9 @@ class TestGatewayApi:
     def test_openai_frontend(self, helm: Path) -> None:
         openai = {"enabled": True, "serviceName": "llm-openai"}
         values = {**GATEWAY_API, "ingress": {**GATEWAY_API["ingress"], "openai": openai}}
-        rule = only(render_chart(helm, values), "HTTPRoute")["spec"]["rules"][-1]
+        rule = only(render_chart(helm, values, show_only=[self.TEMPLATE]), "HTTPRoute")["spec"][
+            "rules"
+        ][-1]
         assert rule["backendRefs"] == [{"name": "llm-openai", "port": 9000}]
         assert rule["timeouts"]["request"] == "3600s"
         assert [(m["path"]["type"], m["path"]["value"]) for m in rule["matches"]] == [
@@ -431,7 +447,7 @@ class TestGatewayApi:
             **GATEWAY_API,
             "ingress": {**GATEWAY_API["ingress"], "gatewayApi": {"regexPathMatch": True}},
         }
-        http = only(render_chart(helm, values), "HTTPRoute")
+        http = only(render_chart(helm, values, show_only=[self.TEMPLATE]), "HTTPRoute")
         allowed = any(
             (
                 m["path"]["value"] == path
@@ -453,7 +469,7 @@ class TestGatewayApi:
                 "parentRef": {"name": "shared", "namespace": "gateways", "sectionName": "https"},
             },
         }
-        manifests = render_chart(helm, {**REPO, "ingress": ingress})
+        manifests = render_chart(helm, {**REPO, "ingress": ingress}, show_only=[self.TEMPLATE])
         assert {m["kind"] for m in manifests} & {"Gateway", "GRPCRoute"} == set()
         assert only(manifests, "HTTPRoute")["spec"]["parentRefs"] == [
             {"name": "shared", "namespace": "gateways", "sectionName": "https"}
@@ -462,7 +478,7 @@ class TestGatewayApi:
     def test_tls_listener_and_redirect(self, helm: Path) -> None:
         tls = {"enabled": True, "secretName": "cert", "httpsRedirect": True}
         values = {**GATEWAY_API, "ingress": {**GATEWAY_API["ingress"], "tls": tls}}
-        manifests = render_chart(helm, values)
+        manifests = render_chart(helm, values, show_only=[self.TEMPLATE])
         https = field(only(manifests, "Gateway"), "spec.listeners[name=https]")
         assert https["tls"]["certificateRefs"] == [{"kind": "Secret", "name": "cert"}]
         main = only(manifests, "HTTPRoute", SERVICE)
@@ -474,12 +490,12 @@ class TestGatewayApi:
     def test_tls_without_redirect_serves_both_listeners(self, helm: Path) -> None:
         tls = {"enabled": True, "secretName": "cert"}
         values = {**GATEWAY_API, "ingress": {**GATEWAY_API["ingress"], "tls": tls}}
-        http = only(render_chart(helm, values), "HTTPRoute")
+        http = only(render_chart(helm, values, show_only=[self.TEMPLATE]), "HTTPRoute")
         assert [p["sectionName"] for p in http["spec"]["parentRefs"]] == ["http", "https"]
 
     def test_canary_split(self, helm: Path) -> None:
         values = {**GATEWAY_API, "ingress": {**GATEWAY_API["ingress"], "canary": CANARY}}
-        manifests = render_chart(helm, values)
+        manifests = render_chart(helm, values, show_only=[self.TEMPLATE])
         for kind, port in (("HTTPRoute", 8000), ("GRPCRoute", 8001)):
             refs = field(only(manifests, kind), "spec.rules[0].backendRefs")
             assert refs == [

@@ -33,7 +33,7 @@ import pytest
 
 from demo.local import LocalTriton, Ports, triton_container_launch
 from tests.chart.helpers import render_chart
-from tests.conftest import CHART_DIR, ROOT
+from tests.conftest import CHART_DIR, HELM4
 from tests.identity_model import CONFIG, write_identity_model
 
 pytestmark = pytest.mark.slow
@@ -72,7 +72,7 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
     assert "dynamic_batching" not in CONFIG  # one request per execution, so the rest wait
     root = tmp_path_factory.mktemp("triton-metrics")
     write_identity_model(root / "repository", code=SLOW_CODE)
-    launch = triton_container_launch(render_chart(ROOT / ".tools" / "helm-v4.1.4" / "helm"))
+    launch = triton_container_launch(render_chart(HELM4))
     server = LocalTriton(
         model_repository=str(root / "repository"),
         workdir=root / "work",

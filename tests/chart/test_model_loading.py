@@ -28,13 +28,13 @@ import pytest
 
 from tests.chart.helpers import HelmFailedError, Manifest, field, only, render_chart
 
-TEMPLATE_FILE = "templates/deployment.yaml"
+TEMPLATE = "templates/deployment.yaml"
 REPO = "gs://models-bucket/serving/bert"
 
 
 def pod(helm: Path, values: dict[str, Any]) -> Manifest:
     """The Triton Deployment's pod template."""
-    rendered = render_chart(helm, {"modelRepository": REPO, **values}, show_only=["Deployment"])
+    rendered = render_chart(helm, {"modelRepository": REPO, **values}, show_only=[TEMPLATE])
     template: Manifest = only(rendered, "Deployment")["spec"]["template"]
     return template
 

@@ -17,11 +17,12 @@ import pytest
 
 from tests.chart.helpers import Manifest, field, is_hook, only, render_chart
 
+DEPLOYMENT = "templates/deployment.yaml"
 REPO = {"modelRepository": "gs://bucket/models"}
 
 
 class TestService:
-    TEMPLATE_FILE = "templates/service.yaml"
+    TEMPLATE = "templates/service.yaml"
 
     def test_ports_and_protocols(self, defaults: list[Manifest]) -> None:
         service = only(defaults, "Service")
@@ -36,7 +37,7 @@ class TestService:
     @pytest.mark.parametrize("service_type", ["LoadBalancer", "NodePort"])
     def test_exposed_type_keeps_metrics_inside(self, helm: Path, service_type: str) -> None:
         values = {**REPO, "service": {"type": service_type, "sourceRanges": ["10.0.0.0/8"]}}
-        manifests = render_chart(helm, values)
+        manifests = render_chart(helm, values, show_only=[self.TEMPLATE])
         exposed = only(manifests, "Service", "-server")
         assert exposed["spec"]["type"] == service_type
         assert [p["name"] for p in exposed["spec"]["ports"]] == ["http", "grpc"]
@@ -48,17 +49,21 @@ class TestService:
         assert metrics["spec"]["selector"] == exposed["spec"]["selector"]
 
     def test_neg_annotation(self, helm: Path) -> None:
-        service = only(render_chart(helm, {**REPO, "service": {"neg": True}}), "Service")
+        service = only(
+            render_chart(helm, {**REPO, "service": {"neg": True}}, show_only=[self.TEMPLATE]),
+            "Service",
+        )
         assert service["spec"]["type"] == "ClusterIP"
         assert "cloud.google.com/neg" in service["metadata"]["annotations"]
 
 
 class TestServiceAccount:
-    TEMPLATE_FILE = "templates/serviceaccount.yaml"
+    TEMPLATE = "templates/serviceaccount.yaml"
 
     def test_created_with_workload_identity(self, helm: Path) -> None:
         gsa = "triton@project.iam.gserviceaccount.com"
-        manifests = render_chart(helm, {**REPO, "serviceAccount": {"gcpServiceAccount": gsa}})
+        values = {**REPO, "serviceAccount": {"gcpServiceAccount": gsa}}
+        manifests = render_chart(helm, values, show_only=[self.TEMPLATE, DEPLOYMENT])
         account = only(manifests, "ServiceAccount")
         assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == gsa
         pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
@@ -66,20 +71,22 @@ class TestServiceAccount:
 
     def test_existing_account_is_used_and_not_created(self, helm: Path) -> None:
         values = {**REPO, "serviceAccount": {"create": False, "name": "shared-reader"}}
-        manifests = render_chart(helm, values)
+        manifests = render_chart(helm, values, show_only=[self.TEMPLATE, DEPLOYMENT])
         assert not [m for m in manifests if m["kind"] == "ServiceAccount"]
         pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
         assert pod["serviceAccountName"] == "shared-reader"
 
 
 class TestPodDisruptionBudget:
-    TEMPLATE_FILE = "templates/poddisruptionbudget.yaml"
+    TEMPLATE = "templates/poddisruptionbudget.yaml"
 
     def test_absent_with_one_replica(self, defaults: list[Manifest]) -> None:
         assert not [m for m in defaults if m["kind"] == "PodDisruptionBudget"]
 
     def test_present_with_several_replicas(self, helm: Path) -> None:
-        manifests = render_chart(helm, {**REPO, "replicaCount": 3})
+        manifests = render_chart(
+            helm, {**REPO, "replicaCount": 3}, show_only=[self.TEMPLATE, DEPLOYMENT]
+        )
         pdb = only(manifests, "PodDisruptionBudget")
         assert pdb["spec"]["maxUnavailable"] == 1
         deployment = only(manifests, "Deployment")
@@ -87,11 +94,11 @@ class TestPodDisruptionBudget:
 
     def test_can_be_switched_off(self, helm: Path) -> None:
         values = {**REPO, "replicaCount": 3, "podDisruptionBudget": {"enabled": False}}
-        assert not render_chart(helm, values, show_only=["PodDisruptionBudget"])
+        assert not render_chart(helm, values, show_only=[self.TEMPLATE])
 
 
 class TestApplication:
-    TEMPLATE_FILE = "templates/application.yaml"
+    TEMPLATE = "templates/application.yaml"
 
     def test_component_kinds_are_exactly_the_rendered_kinds(
         self, helm: Path, ci_values_file: Path
@@ -110,7 +117,9 @@ class TestApplication:
 
     def test_selects_the_release(self, helm: Path) -> None:
         values = {**REPO, "marketplace": {"enabled": True, "icon": "https://x/icon.png"}}
-        application = only(render_chart(helm, values, release="demo"), "Application")
+        application = only(
+            render_chart(helm, values, release="demo", show_only=[self.TEMPLATE]), "Application"
+        )
         # Named after the release: Marketplace's placeholder Application carries that name.
         assert application["metadata"]["name"] == "demo"
         assert application["spec"]["selector"]["matchLabels"] == {
@@ -123,10 +132,11 @@ class TestApplication:
 
 
 class TestHelmTestPod:
-    TEMPLATE_FILE = "templates/tests/test-ready.yaml"
+    TEMPLATE = "templates/tests/test-ready.yaml"
 
-    def test_checks_readiness_of_this_release(self, defaults: list[Manifest]) -> None:
-        pod = only([m for m in defaults if is_hook(m)], "Pod")
+    def test_checks_readiness_of_this_release(self, helm: Path, defaults: list[Manifest]) -> None:
+        pod = only(render_chart(helm, show_only=[self.TEMPLATE]), "Pod")
+        assert is_hook(pod)
         assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
         service = only(defaults, "Service")["metadata"]["name"]
         url = pod["spec"]["containers"][0]["args"][-1]

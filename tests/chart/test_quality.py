@@ -22,7 +22,7 @@ import yaml
 
 from scripts import chart_values_table
 from tests.chart.helpers import CI_VALUES_FILES
-from tests.conftest import CHART_DIR, ROOT
+from tests.conftest import CHART_DIR, HELM4
 
 SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text())
 VALUES_TEXT = (CHART_DIR / "values.yaml").read_text()
@@ -86,7 +86,7 @@ def notes(tmp_path: Path, *settings: str) -> str:
     """NOTES.txt as `helm install` prints it for release `demo` in namespace `serving`.
 
     Helm 4 only: Helm 3's `install --dry-run=client` still asks a cluster for its version."""
-    helm = ROOT / ".tools" / "helm-v4.1.4" / "helm"
+    helm = HELM4
     command = [
         str(helm),
         "install",

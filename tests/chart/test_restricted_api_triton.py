@@ -28,7 +28,7 @@ from tritonclient.utils import InferenceServerException
 
 from demo.local import LocalTriton, triton_container_launch
 from tests.chart.helpers import only, render_chart
-from tests.conftest import ROOT
+from tests.conftest import HELM4, ROOT
 from tests.identity_model import write_identity_model
 
 pytestmark = pytest.mark.slow
@@ -39,7 +39,7 @@ HEADER = "triton-admin-key"
 @pytest.fixture(scope="module")
 def chart_key_and_args() -> tuple[str, list[str]]:
     """The key from the rendered Secret, and Triton's arguments as the kubelet passes them."""
-    manifests = render_chart(ROOT / ".tools" / "helm-v4.1.4" / "helm")
+    manifests = render_chart(HELM4)
     (encoded,) = only(manifests, "Secret", "-admin-key")["data"].values()
     key = base64.b64decode(encoded).decode()
     launch = triton_container_launch(manifests)

@@ -25,9 +25,8 @@ import kmock
 import pytest
 import yaml
 
-from tests.conftest import CHART_DIR, ROOT
+from tests.conftest import CHART_DIR, HELM3
 
-HELM3 = ROOT / ".tools" / "helm-v3.19.0" / "helm"
 NAMESPACE = "serving"
 SECRET = "triton-triton-inference-server-admin-key"
 

@@ -33,6 +33,7 @@ from tests.chart.helpers import (
 )
 from tests.chart.test_quality import notes
 
+DEPLOYMENT = "templates/deployment.yaml"
 REPO = {"modelRepository": "gs://bucket/models"}
 SERVICE = "triton-triton-inference-server"
 GATEWAY_API_INGRESS = {
@@ -49,7 +50,7 @@ def admin_key(manifests: list[Manifest]) -> str:
 
 
 class TestRestrictedApi:
-    TEMPLATE_FILE = "templates/secret.yaml"
+    TEMPLATE = "templates/secret.yaml"
 
     def test_key_reaches_triton_only_through_the_environment(
         self, defaults: list[Manifest]
@@ -77,7 +78,7 @@ class TestRestrictedApi:
             assert header == "triton-admin-key=$(TRITON_ADMIN_KEY)"
 
     def test_key_is_never_in_clear(self, helm: Path, ci_values_file: Path) -> None:
-        manifests = render_chart(helm, {}, values_files=[ci_values_file])
+        manifests = render_chart(helm, {}, values_files=[ci_values_file], show_only=[self.TEMPLATE])
         secrets = [m for m in manifests if m["kind"] == "Secret"]
         if not secrets:
             pytest.skip(
@@ -94,7 +95,7 @@ class TestRestrictedApi:
     def test_key_secret_is_created_only_once(self, helm: Path) -> None:
         """Tools that apply rendered manifests (the deployer, Flux) must not overwrite the
         key a running Triton holds: the Secret is marked create-only."""
-        secret = only(render_chart(helm, REPO), "Secret", "-admin-key")
+        secret = only(render_chart(helm, REPO, show_only=[self.TEMPLATE]), "Secret", "-admin-key")
         annotations = secret["metadata"]["annotations"]
         assert annotations == {"kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent"}
 
@@ -118,7 +119,7 @@ class TestRestrictedApi:
 
 
 class TestNetworkPolicy:
-    TEMPLATE_FILE = "templates/networkpolicy.yaml"
+    TEMPLATE = "templates/networkpolicy.yaml"
 
     @staticmethod
     def policy(helm: Path, values: dict[str, Any]) -> tuple[Manifest, list[Manifest]]:
@@ -287,7 +288,8 @@ class TestNetworkPolicy:
 
     def test_placeholders_and_test_pod_admit_nothing(self, helm: Path) -> None:
         values = {**REPO, "standby": {"enabled": True}}
-        manifests = render_chart(helm, values)
+        others = ["templates/standby.yaml", "templates/tests/test-ready.yaml", DEPLOYMENT]
+        manifests = render_chart(helm, values, show_only=[self.TEMPLATE, *others])
         policy = only(manifests, "NetworkPolicy", "-no-ingress")
         assert "ingress" not in policy["spec"]
         names = {
@@ -302,7 +304,7 @@ class TestNetworkPolicy:
 
 
 class TestEdgeAuthentication:
-    TEMPLATE_FILE = "templates/istio-auth.yaml"
+    TEMPLATE = "templates/istio-auth.yaml"
 
     def test_istio_jwt(self, helm: Path) -> None:
         jwt = {"enabled": True, "issuer": "https://issuer.example.com", "audiences": ["triton"]}
@@ -313,6 +315,7 @@ class TestEdgeAuthentication:
                 "ingress": {"mode": "istio", "host": "t.example.com"},
                 "security": {"jwt": jwt},
             },
+            show_only=[self.TEMPLATE, DEPLOYMENT],
         )
         selector = only(manifests, "Deployment")["spec"]["selector"]
         authn = only(manifests, "RequestAuthentication")
@@ -337,7 +340,9 @@ class TestEdgeAuthentication:
             "grpc": {"enabled": False},
             "gatewayApi": {"className": "gke-l7-global-external-managed"},
         }
-        manifests = render_chart(helm, {**REPO, "ingress": ingress, "security": {"iap": iap}})
+        values = {**REPO, "ingress": ingress, "security": {"iap": iap}}
+        # On GKE's Gateway the load balancer checks identity: its policies, not Istio's.
+        manifests = render_chart(helm, values, show_only=["templates/gke-policies.yaml"])
         policy = only(manifests, "GCPBackendPolicy")
         assert policy["spec"]["targetRef"] == {"group": "", "kind": "Service", "name": SERVICE}
         assert policy["spec"]["default"]["iap"]["oauth2ClientSecret"] == {"name": "oauth"}
