@@ -8,8 +8,10 @@ PYTHON_BOOT ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools
-HELM3 := $(TOOLS)/helm-v3.19.0/helm
-HELM4 := $(TOOLS)/helm-v4.1.4/helm
+# The helm versions, from their one pin (scripts/helm-pins.toml).
+helm_version = $(shell sed -n '/^\[$(1)\]/,/^\[/s/^version = "\(.*\)"/\1/p' scripts/helm-pins.toml)
+HELM3 := $(TOOLS)/helm-$(call helm_version,helm3)/helm
+HELM4 := $(TOOLS)/helm-$(call helm_version,helm4)/helm
 CHECKOV_VENV := .venv-checkov
 CHART := chart
 BUILD := build
@@ -51,10 +53,11 @@ constraints: $(VENV)/.installed ## Regenerate constraints.txt from the environme
 # --- checks ----------------------------------------------------------------------------------
 
 .PHONY: lint
-lint: venv tools ## ruff, mypy, helm lint (Helm 3 and 4), yamllint on the rendered chart
+lint: venv tools ## ruff, mypy, the import layers, helm lint (Helm 3 and 4), yamllint on the rendered chart
 	ruff check .
 	ruff format --check .
 	mypy .
+	lint-imports
 	for helm in $(HELM3) $(HELM4); do \
 	  $$helm lint --strict $(CHART) --set modelRepository=gs://bucket/models >/dev/null; \
 	  for f in $(CHART)/ci/*-values.yaml; do $$helm lint --strict $(CHART) -f $$f >/dev/null; done; \
@@ -98,7 +101,7 @@ BENCH_GPU_ARGS ?=
 
 .PHONY: bench-gpu
 bench-gpu: tools ## BERT-large through Triton against the raw network on a GPU (GPU_PYTHON, BENCH_GPU_ARGS)
-	$(GPU_PYTHON) -m bench.gpu_benchmark --helm $(HELM4) --out $(BUILD)/bench-gpu $(BENCH_GPU_ARGS)
+	$(GPU_PYTHON) -m bench.gpu --helm $(HELM4) --out $(BUILD)/bench-gpu $(BENCH_GPU_ARGS)
 
 .PHONY: locust-bundle
 locust-bundle: ## Write the load-test chart's bundle (the locustfile and its modules) before `helm install ... locust/chart`
@@ -115,8 +118,8 @@ chart-docs: venv ## Regenerate the values table of chart/README.md from chart/va
 # --- the deployer ------------------------------------------------------------------------------
 
 .PHONY: bench-deployer
-bench-deployer: venv tools ## Deployer cost (validate, render, apply; waits excluded) -> docs/benchmarks.md
-	$(PY) -m bench.deployer_cost --helm $(HELM4) --runs 7 --write docs/benchmarks.md
+bench-deployer: venv tools etcd ## Deployer cost (plan, apply; waits excluded) on the local control plane -> docs/benchmarks.md
+	$(PY) -m tests.kube $(PY) -m bench.deployer_cost --helm $(HELM4) --runs 7 --write docs/benchmarks.md
 
 .PHONY: e2e
 e2e: venv tools ## Deploy, check and delete on a real cluster from KUBECONFIG with the deployer's Role (not in CI)
