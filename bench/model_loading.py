@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.gcs_emulator import running_emulator
+from common.helm_pins import helm_binary
 from demo.local import LocalTriton, find_install, stage_backends, triton_container_launch
 from deployer.render import render
 from samples.bert import contract
@@ -253,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=5, help="starts (and loads) per source")
     parser.add_argument("--timeout", type=float, default=300.0, help="bound of every wait (s)")
-    parser.add_argument("--helm", type=Path, default=ROOT / ".tools" / "helm-v4.1.4" / "helm")
+    parser.add_argument("--helm", type=Path, default=helm_binary("helm4"))
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench-model-loading")
     args = parser.parse_args(argv)
     if args.rounds < 2:
