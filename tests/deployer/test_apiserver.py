@@ -1,21 +1,24 @@
 """The API emulator behaves like a real API server where the deployer relies on it, as seen
-through the real ``kubernetes`` client.
+through the real ``kubernetes`` client: the cases marked (both) run against the emulator and
+against the real control plane (tests/kube), so the emulator's fault tests stand on the real
+server's behaviour.
 
 Cases:
-- server-side apply creates a missing object (201) with uid, resourceVersion, generation 1;
-- an identical apply changes nothing (same resourceVersion); a label change bumps the
-  resourceVersion but not the generation; a spec change bumps both;
+- (both) server-side apply creates a missing object; an identical apply changes nothing
+  (same resourceVersion); a label change bumps the resourceVersion; fields an apply leaves
+  out are given up; only a spec change bumps a Deployment's generation;
 - apply without a field manager is refused (422), as a real server does;
-- a field set by a merge patch survives an apply that leaves it out;
-- the status subresource changes only status; status sent with an apply is ignored;
-- create answers 201 and a second create 409; get of a missing object 404;
-- lists honour equality label selectors and carry kind and apiVersion;
+- (both) a field set by a merge patch survives an apply that leaves it out;
+- (both) the status subresource changes only status; status sent with an apply is ignored;
+- (both) create answers 201 and a second create 409; get of a missing object 404;
+- (both) lists honour equality label selectors;
 - controllers run after writes; injected failures answer a Status; pod logs are text;
 - discovery serves the Application CRD and the shared CRDs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,21 +37,59 @@ CONFIGMAP: dict[str, Any] = {
     "data": {"k": "v"},
 }
 REF = ObjectRef("v1", "ConfigMap", "c", "triton")
+DEPLOYMENT: dict[str, Any] = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "d", "labels": {"tier": "a"}},
+    "spec": {
+        "selector": {"matchLabels": {"app": "d"}},
+        "template": {
+            "metadata": {"labels": {"app": "d"}},
+            "spec": {"containers": [{"name": "c", "image": "registry.example/app:1"}]},
+        },
+    },
+}
 
 
-def test_apply_creates_then_changes_only_what_changed(cluster: Cluster) -> None:
-    created = cluster.apply(CONFIGMAP)
+@pytest.fixture(params=["emulator", "real"])
+def server(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """The deployer's cluster module on the emulator, then on the real control plane (admin,
+    in a namespace of its own)."""
+    if request.param == "emulator":
+        yield request.getfixturevalue("cluster")
+        return
+    plane = request.getfixturevalue("control_plane")
+    namespace = request.getfixturevalue("k8s_namespace")
+    with Cluster(plane.api_client(), namespace=namespace) as real:
+        yield real
+
+
+def test_apply_changes_only_what_changed(server: Cluster) -> None:
+    created = server.apply(CONFIGMAP)
     meta = created["metadata"]
-    assert meta["uid"] and meta["generation"] == 1 and meta["namespace"] == "triton"
-    same = cluster.apply(CONFIGMAP)
+    assert meta["uid"] and meta["namespace"] == server.namespace
+    same = server.apply(CONFIGMAP)
     assert same["metadata"]["resourceVersion"] == meta["resourceVersion"]
-    relabelled = cluster.apply({**CONFIGMAP, "metadata": {"name": "c", "labels": {"tier": "b"}}})
+    relabelled = server.apply({**CONFIGMAP, "metadata": {"name": "c", "labels": {"tier": "b"}}})
     assert relabelled["metadata"]["resourceVersion"] != meta["resourceVersion"]
+    assert relabelled["metadata"]["uid"] == meta["uid"]
+    # Fields the apply leaves out are given up: the label it no longer sets is gone.
+    changed = server.apply({**CONFIGMAP, "metadata": {"name": "c"}, "data": {"k": "w"}})
+    assert changed["data"] == {"k": "w"}
+    assert not changed["metadata"].get("labels")
+
+
+def test_only_a_spec_change_bumps_the_generation(server: Cluster) -> None:
+    """What readiness reads (observedGeneration against generation) moves only with the
+    spec (a Deployment: the real controller writes its status meanwhile)."""
+    created = server.apply(DEPLOYMENT)
+    assert created["metadata"]["generation"] == 1
+    relabelled = server.apply({**DEPLOYMENT, "metadata": {"name": "d", "labels": {"tier": "b"}}})
     assert relabelled["metadata"]["generation"] == 1
-    changed = cluster.apply({**CONFIGMAP, "data": {"k": "w"}})
+    spec = {**DEPLOYMENT["spec"], "minReadySeconds": 5}
+    changed = server.apply({**DEPLOYMENT, "spec": spec})
     assert changed["metadata"]["generation"] == 2
-    assert changed["metadata"]["uid"] == meta["uid"]
-    assert changed["metadata"]["labels"] == {"tier": "a"}
+    assert changed["metadata"]["uid"] == created["metadata"]["uid"]
 
 
 def test_apply_needs_a_field_manager(emulator: EmulatedCluster, cluster: Cluster) -> None:
@@ -63,50 +104,54 @@ def test_apply_needs_a_field_manager(emulator: EmulatedCluster, cluster: Cluster
     assert cluster.get(REF) is None, "nothing was created"
 
 
-def test_merge_patched_fields_survive_an_apply(cluster: Cluster) -> None:
-    cluster.apply(CONFIGMAP)
-    cluster.merge_patch(REF, {"data": {"phase": "Success"}})
-    again = cluster.apply(CONFIGMAP)
+def test_merge_patched_fields_survive_an_apply(server: Cluster) -> None:
+    server.apply(CONFIGMAP)
+    ref = ObjectRef("v1", "ConfigMap", "c", server.namespace)
+    server.merge_patch(ref, {"data": {"phase": "Success"}})
+    again = server.apply(CONFIGMAP)
     assert again["data"] == {"k": "v", "phase": "Success"}
 
 
-def test_status_goes_through_its_subresource(cluster: Cluster) -> None:
+def test_status_goes_through_its_subresource(server: Cluster) -> None:
     app = {
         "apiVersion": "app.k8s.io/v1beta1",
         "kind": "Application",
         "metadata": {"name": "a"},
         "spec": {"descriptor": {"type": "x"}},
-        "status": {"ignored": True},
+        "status": {"observedGeneration": 7},
     }
-    live = cluster.apply(app)
+    live = server.apply(app)
     assert "status" not in live
-    ref = ObjectRef("app.k8s.io/v1beta1", "Application", "a", "triton")
-    patched = cluster.merge_patch(
-        ref, {"status": {"ok": 1}, "spec": {"x": 1}}, subresource="status"
+    ref = ObjectRef("app.k8s.io/v1beta1", "Application", "a", server.namespace)
+    patched = server.merge_patch(
+        ref,
+        {"status": {"componentsReady": "1/1"}, "spec": {"assemblyPhase": "Failed"}},
+        subresource="status",
     )
-    assert patched["status"] == {"ok": 1}
-    assert "x" not in patched["spec"]
+    assert patched["status"] == {"componentsReady": "1/1"}
+    assert "assemblyPhase" not in patched["spec"]
     assert patched["metadata"]["generation"] == 1
 
 
-def test_create_get_and_conflicts(emulator: EmulatedCluster, cluster: Cluster) -> None:
-    core = client.CoreV1Api(cluster.api_client)
+def test_create_get_and_conflicts(server: Cluster) -> None:
+    core = client.CoreV1Api(server.api_client)
     body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="created"), data={})
-    _, status, _ = core.create_namespaced_config_map_with_http_info("triton", body)
+    _, status, _ = core.create_namespaced_config_map_with_http_info(server.namespace, body)
     assert status == 201
     with pytest.raises(ApiException) as caught:
-        core.create_namespaced_config_map("triton", body)
+        core.create_namespaced_config_map(server.namespace, body)
     assert caught.value.status == 409
     with pytest.raises(ApiException) as missing:
-        core.read_namespaced_config_map("absent", "triton")
+        core.read_namespaced_config_map("absent", server.namespace)
     assert missing.value.status == 404
 
 
-def test_lists_honour_label_selectors(cluster: Cluster) -> None:
-    cluster.apply(CONFIGMAP)
-    cluster.apply({**CONFIGMAP, "metadata": {"name": "d", "labels": {"tier": "b"}}})
-    assert [o["metadata"]["name"] for o in cluster.list_objects("v1", "ConfigMap")] == ["c", "d"]
-    picked = cluster.list_objects("v1", "ConfigMap", label_selector="tier=b")
+def test_lists_honour_label_selectors(server: Cluster) -> None:
+    server.apply(CONFIGMAP)
+    server.apply({**CONFIGMAP, "metadata": {"name": "d", "labels": {"tier": "b"}}})
+    listed = [o["metadata"]["name"] for o in server.list_objects("v1", "ConfigMap")]
+    assert {"c", "d"} <= set(listed)
+    picked = server.list_objects("v1", "ConfigMap", label_selector="tier=b")
     assert [o["metadata"]["name"] for o in picked] == ["d"]
 
 
