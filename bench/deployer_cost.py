@@ -129,7 +129,8 @@ def section(figures: dict[str, float], *, helm: Path, runs: int) -> str:
             "",
             f"Command: `make bench-deployer` ({runs} runs, the median of each phase on its own, "
             f"so shares need not add up to 100 %; {date}; "
-            f"{platform.machine()}, Python {platform.python_version()}, "
+            f"{platform.machine()}, {os.cpu_count()} cores at a load average of "
+            f"{os.getloadavg()[0]:.1f}, Python {platform.python_version()}, "
             f"helm {helm.parent.name.removeprefix('helm-')}).",
             "",
             "| phase | median | share |",
