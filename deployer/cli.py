@@ -147,6 +147,15 @@ def _render(plan: actions.Plan, args: argparse.Namespace) -> None:
     sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False))
 
 
+_DEFAULT_SOURCES = {
+    "deploy": "from the chart's progressDeadlineSeconds",
+    "verify": "from the chart's progressDeadlineSeconds and --tester-timeout",
+    "delete": "from the chart's terminationGracePeriodSeconds",
+    "status": "the default for status",
+}
+"""Where a deadline comes from without ``--timeout``, as the deployer prints it."""
+
+
 def _deadline(
     args: argparse.Namespace, plan: actions.Plan, *, started_at: float
 ) -> deadline.Deadline:
@@ -161,7 +170,7 @@ def _deadline(
         else deadline.default_timeout_s(args.command, rendered, testers_s=testers_s)
     )
     rollout_s = deadline.rollout_budget_s(plan.objects)
-    source = "--timeout" if given else "from the chart's progressDeadlineSeconds"
+    source = "--timeout" if given else _DEFAULT_SOURCES[args.command]
     _print(f"deadline {seconds:.0f} s ({source})")
     if args.command in ("deploy", "verify") and seconds < rollout_s:
         _print(

@@ -13,7 +13,8 @@ Cases:
 - status and delete keep to their deadline too;
 - without ``--timeout`` the deadline comes from the rendered chart: the Deployment's
   progressDeadlineSeconds plus room to apply and report (verify: --tester-timeout more for
-  each tester pod), and it is printed; a ``--timeout`` below the progress deadline is noted;
+  each tester pod; delete: the pods' grace period), and each command prints it and where it
+  came from; a ``--timeout`` below the progress deadline is noted;
 - ``--timeout`` must be a positive number (exit 2 from argparse);
 - the Deadline itself: requests capped, none sent once it has passed, the report reserve.
 """
@@ -138,15 +139,33 @@ def test_the_default_deadline_follows_the_charts_progress_deadline(
     assert deadline.default_timeout_s("status", rendered) == deadline.STATUS_S
 
 
-def test_without_a_timeout_the_deploy_prints_the_deadline_it_took_from_the_chart(
-    run: Run, emulator: EmulatedCluster, helm4: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("command", "source"),
+    [
+        ("deploy", "from the chart's progressDeadlineSeconds"),
+        ("verify", "from the chart's progressDeadlineSeconds and --tester-timeout"),
+        ("delete", "from the chart's terminationGracePeriodSeconds"),
+        ("status", "the default for status"),
+    ],
+)
+def test_without_a_timeout_each_command_prints_the_deadline_it_took(
+    run: Run,
+    emulator: EmulatedCluster,
+    helm4: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    source: str,
 ) -> None:
+    monkeypatch.delenv("TESTER_TIMEOUT", raising=False)  # verify's --tester-timeout: 300 s
     plan = _plan(helm4, tmp_path)
-    expected = deadline.default_timeout_s("deploy", plan.objects)
-    emulator.stop()  # nothing to deploy to: the deploy ends at its first request
-    result = run("deploy")
+    testers_s = 300.0 if command == "verify" else 0.0
+    rendered = [*plan.objects, *plan.tests]
+    expected = deadline.default_timeout_s(command, rendered, testers_s=testers_s)
+    emulator.stop()  # nothing to talk to: the command ends at its first request
+    result = run(command)
     assert result.code == 1
-    assert f"deadline {expected:.0f} s (from the chart's progressDeadlineSeconds)" in result.out
+    assert f"deadline {expected:.0f} s ({source})" in result.out
 
 
 def test_a_timeout_below_the_progress_deadline_is_noted(
