@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import importlib.util
+import logging
 import os
 import re
 import shutil
@@ -21,7 +23,7 @@ import sys
 import sysconfig
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +35,8 @@ from demo.errors import LocalTritonError
 
 TRITONSERVER = "tritonserver"
 """The server's name in the chart's container command."""
+
+_LOG = logging.getLogger(__name__)
 
 # Flags whose local value is ours to choose; the chart's value for them is dropped.
 _LOCAL_FLAGS = (
@@ -146,16 +150,55 @@ def _flag_name(arg: str) -> str:
     return arg.split("=", 1)[0]
 
 
+_HELP_FLAG = re.compile(r"^\s+(--[a-z0-9][a-z0-9-]*)", re.MULTILINE)
+
+
+@functools.cache
+def known_flags(install: TritonInstall) -> frozenset[str]:
+    """Every ``--flag`` this ``tritonserver`` lists in its ``--help`` (it prints them and exits
+    with 1), so flags of a newer Triton can be told apart from this one's."""
+    try:
+        result = subprocess.run(
+            [str(install.binary), "--help"],
+            capture_output=True,
+            env=server_environment(install, os.environ),
+            timeout=30,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise LocalTritonError(f"{install.binary} --help did not answer within 30 s") from exc
+    flags = frozenset(_HELP_FLAG.findall((result.stdout + result.stderr).decode(errors="replace")))
+    if "--model-repository" not in flags:
+        raise LocalTritonError(
+            f"{install.binary} --help lists no --model-repository: is it a tritonserver? "
+            "Reinstall nvidia-pytriton with `make venv`"
+        )
+    return flags
+
+
+def unknown_flags(chart_args: Sequence[str], known: Collection[str]) -> list[str]:
+    """The chart's arguments whose flag this Triton does not know (a newer release's, such as
+    ``--http-max-input-size`` of Triton 2.59): started with them, it would refuse to run."""
+    return [a for a in chart_args if a.startswith("--") and _flag_name(a) not in known]
+
+
 def local_arguments(
-    chart_args: Sequence[str], *, model_repository: str, ports: Ports, host: str = "127.0.0.1"
+    chart_args: Sequence[str],
+    *,
+    model_repository: str,
+    ports: Ports,
+    host: str = "127.0.0.1",
+    known: Collection[str] | None = None,
 ) -> list[str]:
     """Turn the container's ``tritonserver`` arguments into ones for this machine.
 
     Every flag the chart chose is kept (control mode, restricted APIs, metrics config ...)
-    except those in ``_LOCAL_FLAGS``, which name paths, ports and GPU features of the pod.
+    except those in ``_LOCAL_FLAGS``, which name paths, ports and GPU features of the pod, and,
+    given the flags this Triton ``known``s, those it lacks (``unknown_flags``).
     Flags must be written ``--name=value``, as the chart writes them.
     """
-    kept = [a for a in chart_args if _flag_name(a) not in _LOCAL_FLAGS]
+    lacking = set(unknown_flags(chart_args, known)) if known is not None else set()
+    kept = [a for a in chart_args if _flag_name(a) not in _LOCAL_FLAGS and a not in lacking]
     return [
         f"--model-repository={model_repository}",
         f"--http-address={host}",
@@ -311,6 +354,7 @@ class LocalTriton:
             model_repository=self.model_repository,
             ports=self.ports,
             host=self.host,
+            known=known_flags(install),
         )
         program = [str(install.binary) if p == TRITONSERVER else p for p in self.container_command]
         return [
@@ -326,6 +370,14 @@ class LocalTriton:
         command = self.command(install)
         env = server_environment(install, {**os.environ, **self.env})
         with self.log_path.open("wb") as log:
+            if left_out := unknown_flags(self.chart_args, known_flags(install)):
+                note = (
+                    f"local runner: left out {' '.join(left_out)}: this tritonserver does not "
+                    "know them (a newer Triton's flags); the cluster's Triton gets them\n"
+                )
+                log.write(note.encode())
+                log.flush()
+                _LOG.warning(note.strip())
             # A session of its own, so stopping it also stops the python stub processes.
             self._process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True

@@ -81,6 +81,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - --metrics-config={{ $key }}={{ $value }}
 {{- end }}
 - --exit-timeout-secs={{ .Values.server.exitTimeoutSeconds }}
+{{- if include "triton.maxInputSizeFlag" . }}
+- --http-max-input-size={{ int64 .Values.requestLimits.maxBodyBytes }}
+{{- end }}
 {{- with .Values.security.restrictedApi }}
 {{- if .enabled }}
 {{- /* $(TRITON_ADMIN_KEY) is expanded by the kubelet from the Secret-backed variable. */}}
@@ -180,6 +183,9 @@ the condition of its template, and a test holds the two together. */}}
 - {group: networking.istio.io/v1, kind: Gateway}
 {{- end }}
 - {group: networking.istio.io/v1, kind: VirtualService}
+{{- if .Values.requestLimits.istioEnvoyFilter }}
+- {group: networking.istio.io/v1alpha3, kind: EnvoyFilter}
+{{- end }}
 {{- end }}
 {{- if eq .Values.ingress.mode "gatewayApi" }}
 {{- if .Values.ingress.gatewayApi.createGateway }}
@@ -376,4 +382,14 @@ or NetworkPolicy of the release selects it. */}}
 app.kubernetes.io/name: {{ include "triton.name" . | trunc 58 | trimSuffix "-" }}-test
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Non-empty when Triton gets `--http-max-input-size`: a limit is set and the image knows the
+flag (NGC 25.06, Triton 2.59, and later; a tag that is no `YY.MM` release is taken as new
+enough). An older Triton refuses to start on a flag it does not know. */}}
+{{- define "triton.maxInputSizeFlag" -}}
+{{- if gt (int64 .Values.requestLimits.maxBodyBytes) 0 }}
+{{- $release := regexFind "^[0-9]+[.][0-9]+" .Values.image.tag }}
+{{- if or (not $release) (ge (float64 $release) 25.06) }}true{{ end }}
+{{- end }}
 {{- end }}

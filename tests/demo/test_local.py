@@ -4,7 +4,10 @@
 Cases: ``$(VAR)`` expansion rules (defined, undefined, ``$$``, chained env values); the rendered
 chart's container resolved with the key from its own Secret and no reference left; a rendering
 with no Deployment, no such container, or a Secret reference it does not hold; local arguments
-replace only ports, addresses, repository and GPU metrics; a server that starts and answers;
+replace only ports, addresses, repository and GPU metrics; the flags the local Triton knows,
+read from its ``--help``, and the chart's default arguments it lacks (``--http-max-input-size``,
+Triton 2.59's), left out with a line at the head of the log while the server still starts;
+a server that starts and answers;
 a server that exits at start (missing repository) and one that never becomes ready (a model
 stuck in ``initialize``) both fail with the log's tail, within the bound, leaving no process.
 """
@@ -26,8 +29,11 @@ from demo.local import (
     LocalTriton,
     Ports,
     expand_references,
+    find_install,
+    known_flags,
     local_arguments,
     triton_container_launch,
+    unknown_flags,
 )
 from deployer.render import render
 from tests.conftest import CHART_DIR
@@ -130,6 +136,54 @@ def test_local_arguments_replace_only_what_is_the_pods() -> None:
     kept = {"--model-control-mode=none", "--disable-auto-complete-config", "--exit-timeout-secs=30"}
     assert kept <= set(args)
     assert not {"--model-repository=gs://bucket/models", "--http-port=9000"} & set(args)
+
+
+def test_known_flags_are_read_from_the_servers_help() -> None:
+    known = known_flags(find_install())
+    # Flags the chart writes and Triton 2.51 has, next to one only later releases have.
+    assert {"--model-repository", "--http-restricted-api", "--exit-timeout-secs"} <= known
+    assert "--http-max-input-size" not in known, (
+        "the local Triton knows --http-max-input-size now: the runner passes the chart's limit "
+        "on; update this test and the list below"
+    )
+
+
+def test_the_charts_default_arguments_the_local_triton_lacks(helm: Path) -> None:
+    objects = render(
+        helm=helm,
+        chart=CHART_DIR,
+        release="t",
+        namespace="ns",
+        values={"modelRepository": "gs://bucket/models"},
+    )
+    args = triton_container_launch(objects).args
+    assert unknown_flags(args, known_flags(find_install())) == ["--http-max-input-size=1048576"]
+
+
+def test_local_arguments_leave_out_flags_the_server_lacks() -> None:
+    chart_args = ["--exit-timeout-secs=30", "--http-max-input-size=1048576"]
+    ports = Ports(http=1, grpc=2, metrics=3)
+    known = {"--exit-timeout-secs", "--model-repository"}
+    args = local_arguments(chart_args, model_repository="/m", ports=ports, known=known)
+    assert "--exit-timeout-secs=30" in args
+    assert "--http-max-input-size=1048576" not in args
+    assert "--http-max-input-size=1048576" in local_arguments(
+        chart_args, model_repository="/m", ports=ports
+    )
+
+
+@pytest.mark.slow
+def test_a_server_given_a_newer_flag_starts_without_it_and_says_so(tmp_path: Path) -> None:
+    server = LocalTriton(
+        model_repository=str(write_identity_model(tmp_path / "models")),
+        workdir=tmp_path / "work",
+        chart_args=["--http-max-input-size=1048576", "--exit-timeout-secs=5"],
+        ready_timeout_s=60,
+    )
+    with server:
+        assert server.is_ready()
+    first_line = server.log_path.read_text().splitlines()[0]
+    assert first_line.startswith("local runner: left out --http-max-input-size=1048576:")
 
 
 @pytest.mark.slow
