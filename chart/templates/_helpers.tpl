@@ -69,7 +69,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* The tritonserver arguments, one per line, every valued flag written `--flag=value`
 (the local runner in demo/local.py replaces flags by name). */}}
 {{- define "triton.args" -}}
-- --model-repository={{ include "triton.modelRepositoryPath" . }}
+- {{ printf "--model-repository=%s" (include "triton.modelRepositoryPath" . | include "triton.literal") | quote }}
 - --model-control-mode={{ .Values.server.modelControlMode }}
 - --model-load-thread-count={{ .Values.modelLoading.threadCount }}
 {{- if .Values.server.disableAutoCompleteConfig }}
@@ -78,7 +78,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - --log-verbose={{ .Values.server.logVerbose }}
 - --allow-gpu-metrics={{ and .Values.server.allowGpuMetrics (gt (int .Values.gpu.count) 0) }}
 {{- range $key, $value := .Values.server.metricsConfig }}
-- --metrics-config={{ $key }}={{ $value }}
+- {{ printf "--metrics-config=%s=%s" $key (toString $value) | include "triton.literal" | quote }}
 {{- end }}
 - --exit-timeout-secs={{ .Values.server.exitTimeoutSeconds }}
 {{- if include "triton.maxInputSizeFlag" . }}
@@ -93,8 +93,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 {{- range .Values.server.extraArgs }}
-- {{ . }}
+- {{ include "triton.literal" . | quote }}
 {{- end }}
+{{- end }}
+
+{{/* A user's value written into a container's command, args or env: every `$` doubled, so
+that the kubelet's $(VAR) expansion gives back the value as written and never a variable
+such as the admin key. (Escaping only `$(` would not do: the kubelet reads `$$` as `$`, so a
+value holding `$$(VAR)` would turn back into a reference.) Only the chart's own references,
+such as $(TRITON_ADMIN_KEY) in the restricted-API rule, are written without it. */}}
+{{- define "triton.literal" -}}
+{{- toString . | replace "$" "$$" }}
 {{- end }}
 
 {{/* The bucket and the path inside it of a `gs://BUCKET/PATH` modelRepository, as a dict
@@ -143,7 +152,7 @@ write objects without folder placeholders. */}}
 pipe and log folders under the /tmp emptyDir), stop with what to change if it cannot start, then
 become tritonserver with the container's args ("$@"), so signals and the exit code are Triton's. */}}
 {{- define "triton.mpsLauncher" -}}
-mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY" && {{ .Values.gpu.mps.controlPath }} -d || { echo "gpu.mps.enabled: could not start the MPS control daemon ({{ .Values.gpu.mps.controlPath }} -d): set gpu.mps.controlPath to nvidia-cuda-mps-control in this image, or disable gpu.mps" >&2; exit 1; }; exec tritonserver "$@"
+mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY" && {{ include "triton.literal" .Values.gpu.mps.controlPath }} -d || { echo "gpu.mps.enabled: could not start the MPS control daemon ({{ include "triton.literal" .Values.gpu.mps.controlPath }} -d): set gpu.mps.controlPath to nvidia-cuda-mps-control in this image, or disable gpu.mps" >&2; exit 1; }; exec tritonserver "$@"
 {{- end }}
 
 {{/* Node selector terms that place Triton on the right GPUs in GKE. */}}
