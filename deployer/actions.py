@@ -10,12 +10,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployer import application, objects, readiness, render, values
-from deployer.cluster import Cluster
 from deployer.errors import ClusterError, ReadinessTimeout, VerificationError
 from deployer.objects import Object, ObjectRef
+
+if TYPE_CHECKING:  # the Kubernetes client loads only when a command reaches the cluster
+    from deployer.cluster import Cluster
 
 Report = Callable[[str], None]
 

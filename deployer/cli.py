@@ -16,7 +16,6 @@ from pathlib import Path
 import yaml
 
 from deployer import actions, application, deadline, objects, render, values
-from deployer.cluster import Cluster, connect
 from deployer.errors import BadInputError, DeployerError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -197,6 +196,10 @@ def run(args: argparse.Namespace) -> int:
         _render(plan, args)
         return EXIT_OK
     limit = _deadline(args, plan, started_at=started_at)
+    # Imported once the plan is made: the Kubernetes client is a third of the start-up time,
+    # and bad input, refused above, never needs it.
+    from deployer.cluster import Cluster, connect
+
     api = connect(kubeconfig=args.kubeconfig, context=args.context)
     with Cluster(api, namespace=plan.release.namespace, deadline=limit) as cluster:
         poll_s = args.poll_interval
@@ -246,6 +249,8 @@ def _mark_failed(args: argparse.Namespace, error: DeployerError) -> None:
         return
     name, namespace = release
     reason = "BadInput" if isinstance(error, BadInputError) else "DeployFailed"
+    from deployer.cluster import Cluster, connect  # see run()
+
     try:
         api = connect(kubeconfig=args.kubeconfig, context=args.context)
         # Its own short deadline: the command's may be spent, and a failure must be reported.

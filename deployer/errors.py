@@ -21,13 +21,31 @@ class SchemaError(BadInputError):
 
 
 class ValuesError(BadInputError):
-    """The values do not satisfy the schema; ``problems`` lists every one, each with its key."""
+    """The values do not satisfy the schema; ``problems`` lists every one, each with its key.
+
+    The message stays short whatever the values hold (a 1 MB name, 20,000 unknown keys): each
+    problem is cut to ``SHOWN_CHARS`` and the list to ``SHOWN_TOTAL`` characters, saying how
+    many were left out; ``problems`` keeps them all.
+    """
+
+    SHOWN_CHARS = 500
+    SHOWN_TOTAL = 3_000
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
+        lines: list[str] = []
+        size = 0
+        for problem in problems:
+            if len(problem) > self.SHOWN_CHARS:
+                problem = f"{problem[: self.SHOWN_CHARS]}... (cut)"
+            if lines and size + len(problem) > self.SHOWN_TOTAL:
+                lines.append(f"  ... and {len(problems) - len(lines):,} more problem(s)")
+                break
+            lines.append(f"  - {problem}")
+            size += len(problem)
+        text = "\n".join(lines)
         super().__init__(
-            f"{len(problems)} problem(s) in the values; fix them and deploy again:\n{lines}"
+            f"{len(problems):,} problem(s) in the values; fix them and deploy again:\n{text}"
         )
 
 

@@ -19,12 +19,15 @@ from typing import Any
 import jsonschema
 import yaml
 
+from deployer import values_input
 from deployer.errors import SchemaError, ValuesError
+from deployer.formats import IMAGE_PART_SCHEMAS
+from deployer.values_input import shown
 
 # Marketplace property types that are not chart values: they name the Helm release.
 _RELEASE_TYPES = {"NAME": "name", "NAMESPACE": "namespace"}
 # Image property types `x-google-marketplace.images` may project an image onto.
-_IMAGE_TYPES = {"REGISTRY", "REPO_WITHOUT_REGISTRY", "REPO_WITH_REGISTRY", "TAG", "FULL"}
+_IMAGE_TYPES = set(IMAGE_PART_SCHEMAS)
 
 IMAGE_REPO_PREFIX = "__image_repo_prefix__"
 """The key GKE Marketplace adds to a schema-v2 deploy's values (``provision.py``): where its
@@ -100,7 +103,7 @@ def parse_schema(document: Any, *, source: str = "schema.yaml") -> Schema:
                 )
             projections[str(key)] = str(prop["type"])
             # Typed by hand (helm-style values) when no image prefix is given.
-            merged.setdefault(str(key), {"type": "string"})
+            merged.setdefault(str(key), dict(IMAGE_PART_SCHEMAS[prop["type"]]))
     release_keys = {
         role: key
         for key, prop in merged.items()
@@ -172,41 +175,19 @@ def load_schema(path: Path, *, test_schema: Path | None = None) -> Schema:
 
 
 def load_values_file(path: Path) -> dict[str, Any]:
-    """Read a values file (the Marketplace's ``/data/values.yaml`` or ``--values FILE``)."""
-    try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ValuesError([f"cannot read the values file {path}: {exc.strerror}"]) from exc
-    except yaml.YAMLError as exc:
-        raise ValuesError([f"{path} is not valid YAML: {exc}"]) from exc
-    if document is None:
-        return {}
-    if not isinstance(document, Mapping):
-        raise ValuesError([f"{path} must be a YAML mapping of keys to values"])
-    return dict(document)
+    """Read a values file (the Marketplace's ``/data/values.yaml`` or ``--values FILE``)
+    within the limits of ``deployer.values_input``."""
+    return values_input.read_values_file(path)
 
 
 def load_values_dir(path: Path, schema: Schema) -> dict[str, Any]:
     """Read values the way GKE Marketplace mounts them: a ConfigMap at ``/data/values``, one
     file per key. A string property keeps its text as is (a tag ``1.10`` stays a string);
-    other values are read as YAML scalars."""
-    found: dict[str, Any] = {}
-    for file in sorted(path.iterdir()):
-        # ConfigMap volumes hold `..data` and timestamped folders next to the key files.
-        if file.name.startswith(".") or not file.is_file():
-            continue
-        text = file.read_text()
-        if (
-            file.name == IMAGE_REPO_PREFIX
-            or schema.properties.get(file.name, {}).get("type") == "string"
-        ):
-            found[file.name] = text
-            continue
-        try:
-            found[file.name] = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValuesError([f"{file.name}: not a valid value ({exc})"]) from exc
-    return found
+    other values are read as YAML."""
+    string_keys = frozenset(
+        {IMAGE_REPO_PREFIX} | {k for k, p in schema.properties.items() if p.get("type") == "string"}
+    )
+    return values_input.read_values_folder(path, string_keys)
 
 
 def load_values(path: Path, schema: Schema) -> dict[str, Any]:
@@ -223,9 +204,12 @@ def flatten(values: Mapping[str, Any], properties: Mapping[str, Any]) -> dict[st
     property stays whole; keys that match nothing stay as they are and are refused later.
     """
     flat: dict[str, Any] = {}
+    twice: list[str] = []
 
     def walk(prefix: str, value: Any) -> None:
         if prefix in properties or not isinstance(value, Mapping) or not value:
+            if prefix in flat:
+                twice.append(prefix)
             flat[prefix] = value
             return
         for key, inner in value.items():
@@ -233,6 +217,13 @@ def flatten(values: Mapping[str, Any], properties: Mapping[str, Any]) -> dict[st
 
     for key, value in values.items():
         walk(str(key), value)
+    if twice:
+        raise ValuesError(
+            [
+                f"{shown(key)}: given twice, once as a dotted key and once nested: keep one"
+                for key in twice
+            ]
+        )
     return flat
 
 
@@ -305,6 +296,19 @@ def _key_of(error: jsonschema.ValidationError) -> str:
     return "(values)"
 
 
+SHOWN_UNKNOWN_KEYS = 10
+"""Unknown keys named one by one; the rest are counted (a file may hold thousands)."""
+
+
+def _unknown_keys(unknown: list[str], schema: Schema) -> list[str]:
+    allowed = ", ".join(sorted(schema.properties))
+    problems = [f"{shown(unknown[0])}: unknown key; the schema allows {allowed}"]
+    problems += [f"{shown(key)}: unknown key" for key in unknown[1:SHOWN_UNKNOWN_KEYS]]
+    if len(unknown) > SHOWN_UNKNOWN_KEYS:
+        problems.append(f"{len(unknown) - SHOWN_UNKNOWN_KEYS:,} more unknown keys not listed")
+    return problems
+
+
 def validate(schema: Schema, values: Mapping[str, Any]) -> dict[str, Any]:
     """Check flat ``values`` against the schema and fill in defaults.
 
@@ -312,7 +316,13 @@ def validate(schema: Schema, values: Mapping[str, Any]) -> dict[str, Any]:
     problem (type, required, enum, minimum/maximum, pattern, unknown key), each with its key.
     """
     validator = jsonschema.Draft7Validator(schema.json_schema())
-    problems: list[str] = []
+    # A pattern's `$` also matches before a final line break in Python (not in Helm's Go), so
+    # line breaks and other control characters are refused here, for every string.
+    problems = [
+        f"{shown(key)}: holds a line break or another control character; give one line"
+        for key, value in values.items()
+        if isinstance(value, str) and values_input.CONTROL_OR_LINE_BREAK.search(value)
+    ]
     # A default counts for `required`, as in expand_config.py: a test schema makes a
     # required property verifiable by giving it a default.
     defaults = {k: p["default"] for k, p in schema.properties.items() if "default" in p}
@@ -320,11 +330,7 @@ def validate(schema: Schema, values: Mapping[str, Any]) -> dict[str, Any]:
     for error in sorted(validator.iter_errors(given), key=lambda e: _key_of(e)):
         key = _key_of(error)
         if error.validator == "additionalProperties":
-            unknown = sorted(set(values) - set(schema.properties))
-            problems.extend(
-                f"{u}: unknown key; the schema allows {', '.join(sorted(schema.properties))}"
-                for u in unknown
-            )
+            problems.extend(_unknown_keys(sorted(set(values) - set(schema.properties)), schema))
             continue
         title = schema.properties.get(key, {}).get("title")
         hint = f" ({title})" if title else ""
@@ -352,6 +358,13 @@ def expand_dotted(flat: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
+def is_system_namespace(namespace: str) -> bool:
+    """Namespaces Kubernetes and GKE keep for themselves (``kube-system``, ``kube-public``,
+    ``kube-node-lease``, ``gke-managed-*``, ``gmp-system``): an app installed there runs
+    beside the cluster's own components and their privileges."""
+    return namespace.startswith(("kube-", "gke-", "gmp-"))
+
+
 @dataclass(frozen=True)
 class DeployValues:
     """What one deploy needs: the release and the chart's nested values."""
@@ -371,5 +384,12 @@ def resolve(schema: Schema, values: Mapping[str, Any]) -> DeployValues:
     checked = validate(schema, with_images(schema, flatten(values, schema.properties)))
     name = str(checked.pop(schema.release_keys["name"], ""))
     namespace = str(checked.pop(schema.release_keys["namespace"], ""))
+    if is_system_namespace(namespace):
+        raise ValuesError(
+            [
+                f"{schema.release_keys['namespace']}: {namespace!r} belongs to Kubernetes or GKE "
+                "(kube-*, gke-*, gmp-*): deploy Triton into a namespace of its own"
+            ]
+        )
     chart_values = expand_dotted({**checked, **FIXED_VALUES})
     return DeployValues(name=name, namespace=namespace, chart_values=chart_values)

@@ -8,7 +8,7 @@ cache and the FUSE mount too, server.extraArgs, server.metricsConfig, ldPreload,
 rendered with Helm 3 and 4 and expanded as the kubelet does (`kubelet_expand`, a port of
 Kubernetes' expansion), the container sees exactly the value written and never the key, while
 the chart's own `$(TRITON_ADMIN_KEY)` in the restricted-API rule still expands to the key; the
-local runner (deployer/local.py), which resolves the container like the kubelet for the demo,
+local runner (demo/local.py), which resolves the container like the kubelet for the demo,
 gives the same arguments.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from deployer.local import triton_container_launch
+from demo.local import triton_container_launch
 from tests.chart.helpers import Manifest, render_chart
 from tests.chart.test_security import admin_key
 

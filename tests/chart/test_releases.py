@@ -30,7 +30,7 @@ def test_two_releases_share_no_object_name(helm: Path, ci_values_file: Path) -> 
 def test_long_names_stay_within_dns_label_length(helm: Path) -> None:
     release = "a-release-name-of-fifty-three-characters-the-most-hel"
     manifests = render_chart(
-        helm, {"modelRepository": "gs://b/m", "replicaCount": 2}, release=release
+        helm, {"modelRepository": "gs://bucket/m", "replicaCount": 2}, release=release
     )
     for manifest in manifests:
         assert len(manifest["metadata"]["name"]) <= 63, manifest["metadata"]["name"]

@@ -34,6 +34,7 @@ import yaml
 
 from deployer import render, values
 from deployer.errors import RenderError, ValuesError
+from deployer.formats import IMAGE_PART_SCHEMAS
 from tests.conftest import CHART_DIR, ROOT, require_crds
 from tests.deployer.apiserver import EXTRA_RESOURCES, crd_resources
 from tests.deployer.conftest import MARKETPLACE_CHART, SCHEMA
@@ -179,10 +180,13 @@ def test_a_choice_without_its_companion_is_refused_by_the_chart(
 
 
 def _chart_schema_of(chart_schema: dict[str, Any], dotted: str) -> dict[str, Any]:
+    """The chart schema's node for a dotted key (through `$ref`), able to validate alone."""
     node = chart_schema
     for part in dotted.split("."):
+        if "$ref" in node:
+            node = chart_schema["definitions"][node["$ref"].rpartition("/")[2]]
         node = node["properties"][part]
-    return node
+    return {**node, "definitions": chart_schema["definitions"]}
 
 
 def test_every_default_and_choice_passes_the_chart_schema(
@@ -347,3 +351,135 @@ def test_the_marketplace_doc_lists_every_property(schema: values.Schema) -> None
     doc = (ROOT / "docs" / "marketplace.md").read_text()
     missing = [key for key in schema.properties if f"`{key}`" not in doc]
     assert missing == [], f"docs/marketplace.md does not describe {missing}"
+
+
+def _chart_rules(node: dict[str, Any], chart_schema: dict[str, Any]) -> dict[str, Any]:
+    """The pattern(s) and maxLength a chart value node applies, through `$ref`, `allOf` and a
+    `then` keyed on a prefix (modelRepository's gs:// rules)."""
+    rules: dict[str, Any] = {"patterns": set(), "maxLength": node.get("maxLength")}
+    parts = [node, *node.get("allOf", []), node.get("then", {})]
+    for part in parts:
+        if "$ref" in part:
+            name = part["$ref"].rpartition("/")[2]
+            inner = _chart_rules(chart_schema["definitions"][name], chart_schema)
+            rules["patterns"] |= inner["patterns"]
+            rules["maxLength"] = rules["maxLength"] or inner["maxLength"]
+        if "pattern" in part:
+            rules["patterns"].add(part["pattern"])
+    return rules
+
+
+def test_the_form_and_the_chart_bound_every_string_alike(
+    schema_doc: dict[str, Any], schema: values.Schema
+) -> None:
+    """Every pattern and length the form (and the deployer, for image parts) puts on a
+    string, the chart's values.schema.json puts on the same value, so `helm install` users
+    get the same checks."""
+    chart_schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    release_keys = set(schema.release_keys.values())
+    checked = 0
+    for key, prop in schema.properties.items():
+        if key in release_keys or prop.get("type") != "string" or "enum" in prop:
+            continue
+        rules = _chart_rules(_chart_schema_of(chart_schema, key), chart_schema)
+        if "pattern" in prop:
+            assert prop["pattern"] in rules["patterns"], f"{key}: the chart lacks the pattern"
+        assert "maxLength" in prop or "pattern" in prop, f"{key}: the form bounds nothing"
+        if "maxLength" in prop:
+            assert rules["maxLength"] == prop["maxLength"], f"{key}: lengths differ"
+        checked += 1
+    assert checked >= 10
+    tester = chart_schema["definitions"]["image"]["properties"]
+    for part, kind in (("registry", "REGISTRY"), ("repository", "REPO_WITHOUT_REGISTRY")):
+        assert tester[part]["pattern"] == IMAGE_PART_SCHEMAS[kind]["pattern"]
+        assert tester[part]["maxLength"] == IMAGE_PART_SCHEMAS[kind]["maxLength"]
+    assert tester["tag"]["pattern"] == IMAGE_PART_SCHEMAS["TAG"]["pattern"]
+
+
+# (key, value, accepted): each checked against the deployer and the chart's schema alike.
+BOUNDARIES: list[tuple[str, Any, bool]] = [
+    ("ingress.host", ("a" * 49 + ".") * 5 + "abc", True),  # 253 characters
+    ("ingress.host", ("a" * 49 + ".") * 5 + "abcd", False),  # 254
+    ("ingress.host", "a" * 63 + ".example.com", True),
+    ("ingress.host", "a" * 64 + ".example.com", False),
+    ("ingress.host", "*.example.com", True),
+    ("ingress.grpc.host", "grpc_1.example.com", False),
+    ("ingress.grpc.host", "Grpc.example.com", False),
+    ("modelRepository", "gs://bucket/models", True),
+    ("modelRepository", "gs://my_bucket-1/a/b/", True),
+    ("modelRepository", "gs://bucket", True),
+    ("modelRepository", "gs://a.b.example.com/models", True),
+    ("modelRepository", "gs://bucket/$(TRITON_ADMIN_KEY)", True),  # a legal object name
+    ("modelRepository", "gs://b/models", False),  # buckets have 3 characters at least
+    ("modelRepository", "gs://" + "b" * 63 + "/m", True),
+    ("modelRepository", "gs://" + "b" * 64 + "/m", False),
+    ("modelRepository", "gs://Bucket/m", False),
+    ("modelRepository", "gs://-bucket/m", False),
+    ("modelRepository", "gs://bucket//m", False),
+    ("modelRepository", "gs://bucket/./m", False),
+    ("modelRepository", "gs://bucket/a/../m", False),
+    ("modelRepository", "gs://bucket/..m/.m/...", True),
+    ("modelRepository", "gs://bucket/m\n", False),
+    ("modelRepository", "gs://bucket/" + "m" * 1240, True),  # 1,252 characters at most
+    ("modelRepository", "gs://bucket/" + "m" * 1241, False),
+    ("gpu.accelerator", "nvidia-b200", True),
+    ("gpu.accelerator", "nvidia-l4", True),
+    ("gpu.accelerator", "amd-mi300x", False),
+    ("image.registry", "nvcr.io", True),
+    ("image.registry", "localhost:5000", True),
+    ("image.registry", "Bad Registry!", False),
+    ("image.registry", "https://nvcr.io", False),
+    ("image.repository", "nvidia/tritonserver", True),
+    ("image.repository", "a/b__c/d-e.f", True),
+    ("image.repository", "NVIDIA/triton", False),
+    ("image.repository", "nvidia//triton", False),
+    ("image.tag", "24.10-py3", True),
+    ("image.tag", "t" * 128, True),
+    ("image.tag", "t" * 129, False),
+    ("image.tag", "-rc1", False),
+    ("image.tag", "$(id)", False),
+    ("serviceAccount.gcpServiceAccount", "a" * 80 + "@p.iam.gserviceaccount.com", False),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "accepted"), BOUNDARIES)
+def test_the_deployer_and_the_chart_agree_on_each_boundary(
+    schema: values.Schema, key: str, value: Any, accepted: bool
+) -> None:
+    chart_schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    try:
+        _resolve(schema, **{key: value})
+        deployer_accepts = True
+    except ValuesError as exc:
+        deployer_accepts = False
+        assert key in str(exc)
+    chart_node = jsonschema.Draft7Validator(_chart_schema_of(chart_schema, key))
+    chart_accepts = chart_node.is_valid(value) and "\n" not in value
+    assert (deployer_accepts, chart_accepts) == (accepted, accepted)
+
+
+def test_helm_refuses_what_the_chart_schema_refuses(helm: Path) -> None:
+    """Helm's own (Go) regular expressions read the patterns as Python's do."""
+    for key, value in (
+        ("ingress.host", ("a" * 49 + ".") * 5 + "abcd"),
+        ("modelRepository", "gs://b/m"),
+        ("image.registry", "Bad Registry!"),
+    ):
+        with pytest.raises(RenderError, match=key.rpartition(".")[2]):
+            render.render(
+                helm=helm,
+                chart=CHART_DIR,
+                release="t",
+                namespace="ns",
+                values=values.expand_dotted({"modelRepository": "gs://bucket/m", key: value}),
+            )
+    rendered = render.render(
+        helm=helm,
+        chart=CHART_DIR,
+        release="t",
+        namespace="ns",
+        values={"modelRepository": "gs://bucket/m", "gpu": {"accelerator": "nvidia-b200"}},
+    )
+    deployment = next(o for o in rendered if o["kind"] == "Deployment")
+    selector = deployment["spec"]["template"]["spec"]["nodeSelector"]
+    assert selector["cloud.google.com/gke-accelerator"] == "nvidia-b200"

@@ -30,6 +30,7 @@ import yaml
 
 from deployer import values
 from deployer.errors import SchemaError, ValuesError
+from deployer.formats import IMAGE_PART_SCHEMAS
 from tests.deployer.conftest import SCHEMA
 
 MINIMAL: dict[str, Any] = {
@@ -52,8 +53,12 @@ def schema() -> values.Schema:
 
 def test_the_project_schema_parses(schema: values.Schema) -> None:
     assert schema.release_keys == {"name": "name", "namespace": "namespace"}
-    for image_key in ("image.registry", "image.repository", "image.tag"):
-        assert schema.properties[image_key] == {"type": "string"}
+    for image_key, kind in (
+        ("image.registry", "REGISTRY"),
+        ("image.repository", "REPO_WITHOUT_REGISTRY"),
+        ("image.tag", "TAG"),
+    ):
+        assert schema.properties[image_key] == IMAGE_PART_SCHEMAS[kind]
     assert "modelRepository" in schema.required
 
 
@@ -228,7 +233,9 @@ def test_a_marketplace_values_folder(schema: values.Schema, tmp_path: Path) -> N
         "image.tag": "1.10",
     }
     (folder / "replicaCount").write_text("[")
-    with pytest.raises(ValuesError, match="replicaCount: not a valid value"):
+    with pytest.raises(
+        ValuesError, match=r"replicaCount \(line 2 of .*/replicaCount\): not valid YAML"
+    ):
         values.load_values(folder, schema)
 
 

@@ -1,0 +1,75 @@
+"""Runs the deployer's command line (``cli.main``) on each values path given, one after the
+other in this process, and prints one JSON line per path: the exit code, what it wrote to
+stderr, the seconds it took (wall clock and CPU), the process's peak memory so far, and any
+exception that escaped ``main`` with its traceback. The hostile-values tests start it under an
+address-space limit (RLIMIT_AS), so a value that tried to take gigabytes would end as a
+MemoryError here.
+
+    python -m tests.deployer.hostile_worker --schema S --chart C --helm H --kubeconfig K PATH...
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import resource
+import signal
+import sys
+import time
+import traceback
+from contextlib import redirect_stderr, redirect_stdout
+
+from deployer.cli import main as deployer_main
+
+CASE_SECONDS = 10
+"""A case that runs longer got past validation and is waiting on the (silent) API server:
+it is stopped, and reported with the traceback of where it waited."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise TimeoutError(f"still running after {CASE_SECONDS} s")
+
+
+def run_one(path: str, common: list[str]) -> dict[str, object]:
+    stderr, stdout = io.StringIO(), io.StringIO()
+    escaped = ""
+    start, cpu_start = time.perf_counter(), time.process_time()
+    signal.signal(signal.SIGALRM, _stop)
+    signal.alarm(CASE_SECONDS)
+    try:
+        with redirect_stderr(stderr), redirect_stdout(stdout):
+            code = deployer_main(["deploy", "--values", path, *common])
+    except BaseException:  # what escapes main is the failure the tests look for
+        code = -1
+        escaped = traceback.format_exc()[-4000:]
+    finally:
+        signal.alarm(0)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    return {
+        "path": path,
+        "code": code,
+        "stderr": stderr.getvalue(),
+        "stdout": stdout.getvalue()[:4000],
+        "escaped": escaped,
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    for flag in ("--schema", "--chart", "--helm", "--kubeconfig"):
+        parser.add_argument(flag, required=True)
+    parser.add_argument("paths", nargs="+")
+    args = parser.parse_args(argv)
+    common = ["--schema", args.schema, "--chart", args.chart, "--helm", args.helm]
+    common += ["--kubeconfig", args.kubeconfig, "--timeout", "5", "--poll-interval", "0.1"]
+    for path in args.paths:
+        print(json.dumps(run_one(path, common)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
