@@ -35,7 +35,7 @@ def helm_install(
     """`helm install` of the chart against the control plane (no --wait: the objects are
     what these tests read)."""
     command = [str(helm), "install", release, str(CHART_DIR), "-n", namespace]
-    command += ["--kubeconfig", str(plane.kubeconfig), "--set", "modelRepository=gs://b/m"]
+    command += ["--kubeconfig", str(plane.kubeconfig), "--set", "modelRepository=gs://bucket/m"]
     for setting in settings:
         command += ["--set", setting]
     return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
