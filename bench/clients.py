@@ -61,11 +61,16 @@ TAIL_S: Final = 1
 
 
 def write_light_model(
-    repository: Path, *, name: str, logits_per_token: int = LOGITS_PER_TOKEN
+    repository: Path,
+    *,
+    name: str,
+    logits_per_token: int = LOGITS_PER_TOKEN,
+    delay_s: float = 0.0,
 ) -> Path:
     """``light_model.py`` as ``<repository>/<name>``, its ``config.pbtxt`` the contract's
     (``logits_per_token`` other than the contract's: a model that answers with the wrong
-    shape). Returns the model's folder."""
+    shape; ``delay_s``: a model that stalls that long before each answer, a stalled server for
+    the load test's timeout). Returns the model's folder."""
     model = repository / name
     (model / "1").mkdir(parents=True)
     shutil.copy(LIGHT_MODEL_SOURCE, model / "1" / "model.py")
@@ -77,6 +82,7 @@ def write_light_model(
         instance_count=1,
         device="cpu",
         logits_per_token=logits_per_token,
+        parameters={"delay_s": str(delay_s)} if delay_s else None,
         manifest=False,
     )
     (model / "config.pbtxt").write_text(config)

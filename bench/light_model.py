@@ -2,12 +2,14 @@
 its ``config.pbtxt`` declares (``bench.clients.write_light_model`` writes both).
 
 The benchmark serves it so that the clients are measured rather than the network; the tests
-serve it with a wrong output shape, as a server that answers 200 with wrong outputs.
+serve it with a wrong output shape, as a server that answers 200 with wrong outputs, and with a
+``delay_s`` parameter, as a server that stalls before each answer.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -24,8 +26,12 @@ class TritonPythonModel:
         self.ids_name, _, self.mask_name = (tensor["name"] for tensor in config["input"])
         self.output_name = config["output"][0]["name"]
         self.output_dims = [int(d) for d in config["output"][0]["dims"]]
+        delay = config.get("parameters", {}).get("delay_s", {}).get("string_value", "0")
+        self.delay_s = float(delay)
 
     def execute(self, requests: list[Any]) -> list[Any]:
+        if self.delay_s:
+            time.sleep(self.delay_s)
         responses = []
         for request in requests:
             ids = pb_utils.get_input_tensor_by_name(request, self.ids_name).as_numpy()

@@ -73,6 +73,9 @@ class RunSettings:
     """``host:port`` of Triton's gRPC endpoint; empty: the ``-H`` host on port 8001."""
     ready_timeout_s: float = 300.0
     """How long to wait for the server and the model to be ready before giving up."""
+    request_timeout_s: float = 5.0
+    """A request not answered within this many seconds is cut off and counts as a failure: a
+    stalled server shows as failures, not as a slow tail (Locust's own limit is 60 s)."""
 
     progress_s: float = 0.0
     """Seconds between two progress lines (0: none; Locust's own table is the default)."""
@@ -145,6 +148,12 @@ OPTIONS: Final = (
         "--ready-timeout",
         "ready_timeout_s",
         "seconds to wait for the server and the model to be ready",
+        _positive_float,
+    ),
+    Option(
+        "--request-timeout",
+        "request_timeout_s",
+        "seconds after which a request counts as a failure",
         _positive_float,
     ),
     Option(

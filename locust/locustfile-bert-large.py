@@ -23,6 +23,8 @@ Options (each also read from the environment variable named after it, or from lo
     --user-qps Q                  LOCUST_USER_QPS   requests a second per user (0: no wait)
     --grpc-url HOST:PORT          LOCUST_GRPC_URL   (default: the -H host, port 8001)
     --ready-timeout S             LOCUST_READY_TIMEOUT
+    --request-timeout S           LOCUST_REQUEST_TIMEOUT  a request slower than S seconds
+                                  (default 5) is cut off and counts as a failure
     --progress-seconds S          LOCUST_PROGRESS_SECONDS  one line of progress every S seconds
     --summary-file PATH           LOCUST_SUMMARY_FILE  the end-of-run summary as JSON, too
 
@@ -123,6 +125,9 @@ class _Run:
                 "and Locust's --users, or give a positive --user-qps"
             )
         self.settings = settings
+        # FastHttpUser builds each user's client with these (per connect and per read).
+        BertHttpUser.connection_timeout = settings.request_timeout_s
+        BertHttpUser.network_timeout = settings.request_timeout_s
         self.stages = () if settings.load_shape == "users" else settings.stages()
         self.interval_s = 1.0 / settings.user_qps if settings.user_qps else 0.0
 
@@ -332,6 +337,7 @@ class BertHttpUser(_Paced, FastHttpUser):
     @task
     def infer(self) -> None:
         request = next(self._requests)
+        started = time.perf_counter()
         with self.client.post(
             self._path,
             data=request.body,  # type: ignore[arg-type]  # bytes work; the annotation says str
@@ -339,7 +345,11 @@ class BertHttpUser(_Paced, FastHttpUser):
             catch_response=True,
         ) as response:
             if response.status_code == 0:
-                return  # no answer at all: Locust reports the connection error itself
+                return  # no answer at all (a timeout too): Locust reports the error itself
+            # The client's timeout bounds each read, not the whole answer.
+            if (slow := too_slow(started)) is not None:
+                response.failure(slow)
+                return
             length = response.headers.get("Inference-Header-Content-Length")
             try:
                 check_response(
@@ -352,6 +362,16 @@ class BertHttpUser(_Paced, FastHttpUser):
                 response.failure(str(exc))
             else:
                 response.success()
+
+
+def too_slow(started: float) -> str | None:
+    """Why a request sent at ``started`` (``time.perf_counter()``) fails for its time alone,
+    or None when it was answered within ``--request-timeout``."""
+    elapsed = time.perf_counter() - started
+    limit = RUN.settings.request_timeout_s
+    if elapsed <= limit:
+        return None
+    return f"answered after {elapsed:.1f} s, more than --request-timeout {limit:g} s"
 
 
 _grpc_ready = False
@@ -415,8 +435,10 @@ class BertGrpcUser(_Paced, User):
                 inputs,
                 model_version=RUN.settings.model_version,
                 outputs=self._outputs,
-                client_timeout=60,
+                client_timeout=RUN.settings.request_timeout_s,
             )
+            if (slow := too_slow(started)) is not None:
+                raise UnexpectedResponseError(slow)
             logits = result.as_numpy(OUTPUT_LOGITS)
             if logits is None:
                 raise UnexpectedResponseError(f"the response has no output {OUTPUT_LOGITS!r}")

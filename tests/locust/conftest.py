@@ -23,10 +23,15 @@ LOCUST_DIR = ROOT / "locust"
 LOCUSTFILE = LOCUST_DIR / "locustfile-bert-large.py"
 WRONG_SHAPE_MODEL = "bert_wrong_shape"
 """Served next to the sample: answers 200 with logits of shape [batch, 128, 3]."""
+STALLED_MODELS = {"http": "bert_stalled_http", "grpc": "bert_stalled_grpc"}
+"""Served next to the sample: right answers, each after STALL_S (one per protocol, so neither
+test waits behind the other's backlog)."""
+STALL_S = 2.0
 
 
 def write_model_repository(repository: Path) -> Path:
-    """The sample's tiny python variant under the default name, and the mis-shaped model."""
+    """The sample's tiny python variant under the default name, the mis-shaped model and the
+    stalled ones."""
     write_repository(
         BuildSettings(
             variant="python", repository=repository, size="tiny", device="cpu", cpu_threads=1
@@ -34,6 +39,8 @@ def write_model_repository(repository: Path) -> Path:
         progress=lambda _: None,
     )
     write_light_model(repository, name=WRONG_SHAPE_MODEL, logits_per_token=LOGITS_PER_TOKEN + 1)
+    for name in STALLED_MODELS.values():
+        write_light_model(repository, name=name, delay_s=STALL_S)
     return repository
 
 

@@ -46,12 +46,19 @@ def test_environment_and_flags() -> None:
     assert (settings.model_name, settings.seq_len) == ("bert_large", 64)
 
 
+def test_the_request_timeout_is_a_few_seconds_and_read_from_the_environment() -> None:
+    assert RunSettings().request_timeout_s == 5.0
+    assert _parse([], env={"LOCUST_REQUEST_TIMEOUT": "2.5"}).request_timeout_s == 2.5
+    assert _parse(["--request-timeout", "1"]).request_timeout_s == 1.0
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--batch-size", "0"], "argument --batch-size: must be 1 or more, got 0"),
         (["--step-seconds", "-1"], "argument --step-seconds: must be greater than 0, got -1"),
         (["--load-shape", "ramp"], "argument --load-shape: invalid choice: 'ramp'"),
+        (["--request-timeout", "0"], "argument --request-timeout: must be greater than 0, got 0"),
     ],
 )
 def test_bad_values(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,12 +1,13 @@
 """The real locustfile run by the real Locust, headless and bounded, against a real local Triton.
 
 Cases: a constant-rate run reaches its target with no failures over binary, JSON (a pinned model
-version) and gRPC (three sequences a request); a
-server answering 200 with outputs of the wrong shape has every request counted as a failure, with
-the reason printed; Triton stopped in the middle of a run gives failures and a clean end (summary
-printed, statistics written, exit code 1); the stepped shape climbs through its stages and stops
-at --run-time; an unknown model or an absent server is reported after --ready-timeout instead of
-load being sent; bad options are refused before anything runs.
+version) and gRPC (three sequences a request); a server answering 200 with outputs of the wrong
+shape has every request counted as a failure, with the reason printed; a server that stalls each
+answer (for less than Locust's own 60 s) has every request counted as a failure at
+--request-timeout, over HTTP and gRPC; Triton stopped in the middle of a run gives failures and a
+clean end (summary printed, statistics written, exit code 1); the stepped shape climbs through
+its stages and stops at --run-time; an unknown model or an absent server is reported after
+--ready-timeout instead of load being sent; bad options are refused before anything runs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from load_summary import summarize
 
 from demo.local import LocalTriton, Ports
 from tests.locust.conftest import (
+    STALL_S,
+    STALLED_MODELS,
     WRONG_SHAPE_MODEL,
     finish,
     run_locust,
@@ -84,6 +87,45 @@ def test_wrong_outputs_are_failures(triton: LocalTriton, tmp_path: Path) -> None
     assert summary.requests > 0
     assert summary.failures == summary.requests
     assert "cls_squad_logits has shape [1, 128, 3], expected [1, 128, 2]" in run.output
+
+
+@pytest.mark.parametrize(
+    ("protocol", "timeout_message"),
+    [("http", r"timed out|[Tt]imeout"), ("grpc", r"Deadline ?Exceeded")],
+)
+def test_a_stalled_server_counts_as_failures(
+    triton: LocalTriton, tmp_path: Path, protocol: str, timeout_message: str
+) -> None:
+    """Each answer comes after STALL_S, well within Locust's own 60 s: only the locustfile's
+    --request-timeout makes the stall a failure."""
+    started = time.monotonic()
+    run = run_locust(
+        triton.http_url,
+        tmp_path / "stats",
+        "--model-name",
+        STALLED_MODELS[protocol],
+        "--protocol",
+        "grpc" if protocol == "grpc" else "binary",
+        "--grpc-url",
+        triton.grpc_url,
+        "--request-timeout",
+        str(STALL_S / 4),
+        "--load-shape",
+        "constant",
+        "--target-qps",
+        "4",
+        "-t",
+        "3s",
+        timeout_s=60,
+    )
+    summary = summarize(run.stats)
+    assert run.returncode == 1, run.output
+    assert summary.requests > 0
+    assert summary.failures == summary.requests, summary
+    assert re.search(timeout_message, run.output), run.output
+    # Cut off at the timeout: no request took the stall's length.
+    assert summary.p99_ms < 1000 * STALL_S, summary
+    assert time.monotonic() - started < 45
 
 
 def test_server_stopped_mid_run_ends_cleanly(model_repository: Path, tmp_path: Path) -> None:
