@@ -86,6 +86,13 @@ DEMO_QPS ?= 200
 demo: venv tools ## The whole path on this machine: sample model, Triton as the chart runs it, Locust (DEMO_SECONDS=60 DEMO_QPS=200)
 	$(PY) -m demo --seconds $(DEMO_SECONDS) --qps $(DEMO_QPS) --helm $(HELM4) --out $(BUILD)/demo
 
+SOAK_MINUTES ?= 10
+SOAK_QPS ?= 200
+
+.PHONY: soak
+soak: venv tools ## The demo's server under constant load; failures, QPS, p50/p95/p99 and server memory per minute (SOAK_MINUTES=10 SOAK_QPS=200)
+	$(PY) -m demo.soak --minutes $(SOAK_MINUTES) --qps $(SOAK_QPS) --helm $(HELM4) --out $(BUILD)/soak
+
 # --- benchmarks ------------------------------------------------------------------------------
 
 .PHONY: bench bench-locust

@@ -149,12 +149,9 @@ def read_summary(settings: DemoSettings) -> dict[str, Any]:
     return summary
 
 
-def run_demo(settings: DemoSettings) -> int:
-    """Every step in order; returns the exit code (0: a run without failures)."""
-    settings.out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (settings.summary_json, settings.report_html):
-        stale.unlink(missing_ok=True)
-    started = time.monotonic()
+def chart_server(settings: DemoSettings) -> LocalTriton:
+    """Steps 1 and 2: the sample's repository and the Triton server the chart describes, not
+    started yet (``make soak`` serves the same)."""
     progress(f"building the model repository in {settings.model_repository}")
     repository = build_model_repository(settings.model_repository)
     progress(f"rendering {settings.chart} with {settings.helm.parent.name}")
@@ -170,13 +167,22 @@ def run_demo(settings: DemoSettings) -> int:
     launch = triton_container_launch(objects)
     # As the chart writes them: the restricted-API key stays a $(reference) on the terminal.
     progress(f"Triton arguments from the chart: {' '.join(launch.written_args)}")
-    server = LocalTriton(
+    return LocalTriton(
         model_repository=str(repository.resolve()),
         workdir=settings.out_dir / "triton",
         chart_args=launch.args,
         env=launch.env,
         ready_timeout_s=settings.ready_timeout_s,
     )
+
+
+def run_demo(settings: DemoSettings) -> int:
+    """Every step in order; returns the exit code (0: a run without failures)."""
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (settings.summary_json, settings.report_html):
+        stale.unlink(missing_ok=True)
+    started = time.monotonic()
+    server = chart_server(settings)
     progress(f"starting tritonserver (log: {server.log_path})")
     with server:
         progress(f"tritonserver is ready at {server.http_url}")
