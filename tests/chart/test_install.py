@@ -106,7 +106,7 @@ def test_a_cel_rule_of_a_crd_is_enforced_by_the_dry_run(
     """The dry run is not vacuous: the HealthCheckPolicy the chart rendered before its fix (no
     portSpecification) is refused by the CRD's CEL rule."""
     values = {
-        "modelRepository": "gs://b/m",
+        "modelRepository": "gs://bucket/m",
         "ingress": {"mode": "gatewayApi", "grpc": {"enabled": False}},
         "networkPolicy": {"proxyOnlySubnet": "10.129.0.0/23"},
     }
@@ -216,7 +216,9 @@ def test_a_failing_test_pod_fails_helm_test(
     release: str,
 ) -> None:
     node_pools.set_behaviour(k8s_namespace, test_pods_succeed=False)
-    install(helm, control_plane, k8s_namespace, release=release, sets=["modelRepository=gs://b/m"])
+    install(
+        helm, control_plane, k8s_namespace, release=release, sets=["modelRepository=gs://bucket/m"]
+    )
     result = helm_run(
         helm, control_plane, "test", release, "-n", k8s_namespace, "--timeout=60s", check=False
     )
@@ -246,7 +248,7 @@ def test_scaling_up_preempts_a_standby_placeholder(
     release: str,
 ) -> None:
     sets = [
-        "modelRepository=gs://b/m",
+        "modelRepository=gs://bucket/m",
         f"gpu.accelerator={full_pool}",
         "standby.enabled=true",
         "standby.replicas=1",
