@@ -10,10 +10,8 @@ import pytest
 
 from bench.gcs_emulator import EmulatorError, running_emulator
 from demo.local import LocalTriton
-from samples.bert import contract
 from samples.bert.network import SquadLogits, random_network
-from samples.bert.repository import BuildSettings, write_repository
-from tests.samples.helpers import SEED, TORCH_MODEL, quiet
+from tests.samples.helpers import SEED, write_python_models
 
 
 @pytest.fixture(scope="session")
@@ -25,23 +23,7 @@ def reference() -> SquadLogits:
 @pytest.fixture(scope="session")
 def python_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository with the tiny python variant twice: onnxruntime (``bert``) and torch."""
-    repository = tmp_path_factory.mktemp("python") / "models"
-    for model_name, runtime in (
-        (contract.DEFAULT_MODEL_NAME, "onnxruntime"),
-        (TORCH_MODEL, "torch"),
-    ):
-        write_repository(
-            BuildSettings(
-                variant="python",
-                repository=repository,
-                size="tiny",
-                seed=SEED,
-                model_name=model_name,
-                cpu_runtime=runtime,
-            ),
-            progress=quiet,
-        )
-    return repository
+    return write_python_models(tmp_path_factory.mktemp("python") / "models")
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -9,6 +11,7 @@ import torch
 from samples.bert import contract
 from samples.bert.client import make_batches
 from samples.bert.network import SquadLogits
+from samples.bert.repository import BuildSettings, write_repository
 
 SEED = 7
 """Seed of the tiny network every repository in these tests is built from."""
@@ -18,6 +21,28 @@ TORCH_MODEL = "bert_torch"
 
 def quiet(_: str) -> None:
     """Progress sink for builds inside tests."""
+
+
+def write_python_models(repository: Path, *, max_queue_delay_us: int = 0) -> Path:
+    """The tiny python variant twice into ``repository``: onnxruntime (``bert``) and torch
+    (``TORCH_MODEL``), batching with ``max_queue_delay_us``. Returns the repository."""
+    for model_name, runtime in (
+        (contract.DEFAULT_MODEL_NAME, "onnxruntime"),
+        (TORCH_MODEL, "torch"),
+    ):
+        write_repository(
+            BuildSettings(
+                variant="python",
+                repository=repository,
+                size="tiny",
+                seed=SEED,
+                model_name=model_name,
+                cpu_runtime=runtime,
+                max_queue_delay_us=max_queue_delay_us,
+            ),
+            progress=quiet,
+        )
+    return repository
 
 
 def sample_inputs(batch: int, *, seed: int) -> dict[str, npt.NDArray[np.int32]]:

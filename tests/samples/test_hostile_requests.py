@@ -49,7 +49,14 @@ from samples.bert.network import SquadLogits, input_bounds, vocabulary
 from samples.bert.repository import BuildSettings, write_repository
 from tests.identity_model import NAME as IDENTITY_MODEL
 from tests.identity_model import write_identity_model
-from tests.samples.helpers import SEED, TORCH_MODEL, expected_logits, quiet, sample_inputs
+from tests.samples.helpers import (
+    SEED,
+    TORCH_MODEL,
+    expected_logits,
+    quiet,
+    sample_inputs,
+    write_python_models,
+)
 
 MODELS = [contract.DEFAULT_MODEL_NAME, TORCH_MODEL]
 TOLERANCE = 1e-4
@@ -64,20 +71,9 @@ SERVER_EXIT_TIMEOUT_S = 30
 @pytest.fixture(scope="module")
 def batching_triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
     """The sample model on both runtimes, batching whatever arrives within 100 ms."""
-    repository = tmp_path_factory.mktemp("batching") / "models"
-    for model_name, runtime in zip(MODELS, ("onnxruntime", "torch"), strict=True):
-        write_repository(
-            BuildSettings(
-                variant="python",
-                repository=repository,
-                size="tiny",
-                seed=SEED,
-                model_name=model_name,
-                cpu_runtime=runtime,
-                max_queue_delay_us=QUEUE_DELAY_US,
-            ),
-            progress=quiet,
-        )
+    repository = write_python_models(
+        tmp_path_factory.mktemp("batching") / "models", max_queue_delay_us=QUEUE_DELAY_US
+    )
     with LocalTriton(
         model_repository=str(repository),
         workdir=tmp_path_factory.mktemp("batching-triton"),
