@@ -28,7 +28,7 @@ class ValuesError(BadInputError):
     many were left out; ``problems`` keeps them all.
     """
 
-    SHOWN_CHARS = 500
+    SHOWN_CHARS = 1_000
     SHOWN_TOTAL = 3_000
 
     def __init__(self, problems: list[str]) -> None:
