@@ -42,6 +42,7 @@ class TestDeployment:
             "--log-verbose=0",
             "--allow-gpu-metrics=true",
             "--exit-timeout-secs=30",
+            "--http-max-input-size=1048576",
             "--http-restricted-api=model-repository,shared-memory,statistics,trace,logging,"
             "model-config:triton-admin-key=$(TRITON_ADMIN_KEY)",
             "--grpc-restricted-protocol=model-repository,shared-memory,statistics,trace,logging,"
