@@ -27,7 +27,8 @@ from kubernetes import client
 
 from tests.conftest import CHART_DIR
 from tests.kube.control_plane import ControlPlane
-from tests.kube.kubelet import GKE_ACCELERATOR, KubeletStandIn
+from tests.kube.kubelet import KubeletStandIn
+from tests.kube.nodes import GKE_ACCELERATOR
 
 HELM_TIMEOUT = "180s"
 ACCELERATOR_LABEL = GKE_ACCELERATOR

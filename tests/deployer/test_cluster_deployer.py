@@ -48,7 +48,8 @@ from deployer.cluster import FIELD_MANAGER
 from tests.conftest import CHART_DIR, HELM_BINARIES, ROOT
 from tests.deployer.conftest import SCHEMA
 from tests.kube.control_plane import ControlPlane
-from tests.kube.kubelet import GKE_ACCELERATOR, KubeletStandIn
+from tests.kube.kubelet import KubeletStandIn
+from tests.kube.nodes import GKE_ACCELERATOR
 
 pytestmark = pytest.mark.slow
 

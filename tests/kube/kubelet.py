@@ -2,7 +2,7 @@
 them, played through the API. No process runs in a pod.
 
 What it does, as ``../shared/k8s/README.md`` measured a kubelet must:
-- registers Nodes with GKE's labels, taints and capacity (``nvidia.com/gpu`` on GPU nodes),
+- registers Nodes (tests.kube.nodes) with GKE's labels, taints and capacity (``nvidia.com/gpu``),
   reports them Ready and renews their Leases, so the node lifecycle controller lifts the
   not-ready taint and never evicts;
 - moves each bound pod to Running with container statuses and a loopback pod IP, then Ready
@@ -26,18 +26,15 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kubernetes import client
 
+from tests.kube.nodes import HEARTBEAT_S, Nodes, NodeSpec, gke_node, now
+
 LOOPBACK_LB_ADDRESS = "127.0.0.1"
 """What LoadBalancer Services get: no test may send traffic to a Service address."""
-HEARTBEAT_S = 5.0
-GKE_ACCELERATOR = "cloud.google.com/gke-accelerator"
-GKE_NODEPOOL = "cloud.google.com/gke-nodepool"
-GPU_RESOURCE = "nvidia.com/gpu"
 
 
 @dataclass(frozen=True)
@@ -56,62 +53,6 @@ class Behaviour:
     """Seconds a ``restartPolicy: Never`` pod runs before it ends."""
 
 
-@dataclass(frozen=True)
-class NodeSpec:
-    """A node to register."""
-
-    name: str
-    labels: Mapping[str, str] = field(default_factory=dict)
-    taints: Sequence[Mapping[str, str]] = ()
-    cpu: str = "8"
-    memory: str = "32Gi"
-    gpus: int = 0
-    address: str = "127.0.0.1"
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _now_micro() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def gke_node(
-    name: str,
-    *,
-    accelerator: str | None = None,
-    gpus: int = 0,
-    pool: str | None = None,
-    labels: Mapping[str, str] | None = None,
-    taints: Sequence[Mapping[str, str]] = (),
-    cpu: str = "8",
-    memory: str = "32Gi",
-) -> NodeSpec:
-    """A node shaped like GKE's: its pool label, and on a GPU pool the accelerator label, the
-    ``nvidia.com/gpu=present:NoSchedule`` taint GKE puts on GPU nodes and the GPU capacity."""
-    all_labels = {
-        "kubernetes.io/hostname": name,
-        "kubernetes.io/os": "linux",
-        "kubernetes.io/arch": "amd64",
-        GKE_NODEPOOL: pool or ("gpu-pool" if accelerator else "default-pool"),
-        **(labels or {}),
-    }
-    all_taints = list(taints)
-    if accelerator:
-        all_labels[GKE_ACCELERATOR] = accelerator
-        all_taints.append({"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"})
-        gpus = gpus or 1
-    return NodeSpec(
-        name=name,
-        labels=all_labels,
-        taints=all_taints,
-        cpu=cpu,
-        memory=memory,
-        gpus=gpus,
-    )
-
-
 class KubeletStandIn:
     """Plays the kubelet of every node it registered (see the module docstring)."""
 
@@ -119,8 +60,6 @@ class KubeletStandIn:
         self._api_client = api_client
         # Any: the typed client refuses the plain dicts this module sends as bodies.
         self._core: Any = client.CoreV1Api(api_client)
-        self._coordination: Any = client.CoordinationV1Api(api_client)
-        self._nodes: dict[str, NodeSpec] = {}
         self._behaviours: dict[str, Behaviour] = {}
         self._default = Behaviour()
         self._lock = threading.Lock()
@@ -136,6 +75,7 @@ class KubeletStandIn:
         """Open watch responses, closed by ``stop`` so their threads end at once."""
         self.errors: list[str] = []
         """Anything the stand-in could not do (tests may assert it stays empty)."""
+        self._nodes = Nodes(api_client, self.errors)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -184,34 +124,11 @@ class KubeletStandIn:
         return self.register(spec, wait=wait)
 
     def register(self, spec: NodeSpec, *, wait: bool = True) -> str:
-        capacity = {
-            "cpu": spec.cpu,
-            "memory": spec.memory,
-            "pods": "110",
-            "ephemeral-storage": "100Gi",
-        }
-        if spec.gpus:
-            capacity[GPU_RESOURCE] = str(spec.gpus)
-        node = {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {"name": spec.name, "labels": dict(spec.labels)},
-            "spec": {"taints": [dict(t) for t in spec.taints]},
-        }
-        self._core.create_node(node)
-        with self._lock:
-            self._nodes[spec.name] = replace(spec)
-        self._report_node(spec, capacity)
-        self._renew_lease(spec.name)
-        if wait:
-            self._wait_schedulable(spec.name)
-        return spec.name
+        """Register ``spec``; with ``wait``, return once the scheduler can use it."""
+        return self._nodes.register(spec, wait=wait)
 
     def remove_node(self, name: str) -> None:
-        with self._lock:
-            self._nodes.pop(name, None)
-        with contextlib.suppress(client.ApiException):
-            self._core.delete_node(name)
+        self._nodes.remove(name)
 
     def set_behaviour(self, namespace: str, **changes: Any) -> Behaviour:
         """Change how pods of ``namespace`` live from now on (fields of :class:`Behaviour`)."""
@@ -220,92 +137,9 @@ class KubeletStandIn:
             self._behaviours[namespace] = behaviour
         return behaviour
 
-    # -- nodes -----------------------------------------------------------------------------
-
-    def _report_node(self, spec: NodeSpec, capacity: Mapping[str, str]) -> None:
-        now = _now()
-        status = {
-            "capacity": dict(capacity),
-            "allocatable": dict(capacity),
-            "addresses": [
-                {"type": "InternalIP", "address": spec.address},
-                {"type": "Hostname", "address": spec.name},
-            ],
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "True",
-                    "reason": "KubeletReady",
-                    "message": "kubelet stand-in is posting ready status",
-                    "lastHeartbeatTime": now,
-                    "lastTransitionTime": now,
-                }
-            ],
-            "nodeInfo": {
-                "architecture": "amd64",
-                "operatingSystem": "linux",
-                "kubeletVersion": "v1.36.2",
-                "kubeProxyVersion": "",
-                "containerRuntimeVersion": "containerd://stand-in",
-                "osImage": "Container-Optimized OS",
-                "kernelVersion": "6.6",
-                "machineID": spec.name,
-                "systemUUID": spec.name,
-                "bootID": spec.name,
-            },
-        }
-        self._core.patch_node_status(spec.name, {"status": status})
-
-    def _renew_lease(self, name: str) -> None:
-        body = {
-            "metadata": {"name": name, "namespace": "kube-node-lease"},
-            "spec": {
-                "holderIdentity": name,
-                "leaseDurationSeconds": 40,
-                "renewTime": _now_micro(),
-            },
-        }
-        try:
-            self._coordination.patch_namespaced_lease(name, "kube-node-lease", body)
-        except client.ApiException as exc:
-            if exc.status != 404:
-                raise
-            self._coordination.create_namespaced_lease("kube-node-lease", body)
-
     def _heartbeat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
-            with self._lock:
-                nodes = list(self._nodes.values())
-            for spec in nodes:
-                try:
-                    self._renew_lease(spec.name)
-                    self._core.patch_node_status(
-                        spec.name,
-                        {
-                            "status": {
-                                "conditions": [
-                                    {
-                                        "type": "Ready",
-                                        "status": "True",
-                                        "reason": "KubeletReady",
-                                        "lastHeartbeatTime": _now(),
-                                    }
-                                ]
-                            }
-                        },
-                    )
-                except client.ApiException as exc:
-                    if exc.status != 404:
-                        self.errors.append(f"heartbeat {spec.name}: {exc.status} {exc.reason}")
-
-    def _wait_schedulable(self, name: str, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            taints = self._core.read_node(name).spec.taints or []
-            if not any(t.key.startswith("node.kubernetes.io/") for t in taints):
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"node {name} still has a not-ready taint after {timeout_s} s")
+            self._nodes.heartbeat()
 
     # -- pods ------------------------------------------------------------------------------
 
@@ -381,9 +215,7 @@ class KubeletStandIn:
     def _on_pod(self, pod: dict[str, Any]) -> None:
         meta, spec = pod["metadata"], pod.get("spec", {})
         node = spec.get("nodeName")
-        with self._lock:
-            ours = node in self._nodes
-        if not ours:
+        if node not in self._nodes:
             return
         uid, namespace = meta["uid"], meta["namespace"]
         if meta.get("deletionTimestamp"):
@@ -431,7 +263,7 @@ class KubeletStandIn:
         ]
 
     def _init_statuses(self, pod: dict[str, Any]) -> list[dict[str, Any]]:
-        done = {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": _now()}}
+        done = {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": now()}}
         return [
             {
                 "name": c["name"],
@@ -445,13 +277,13 @@ class KubeletStandIn:
         ]
 
     def _conditions(self, *, ready: bool) -> list[dict[str, Any]]:
-        now = _now()
+        stamp = now()
         value = "True" if ready else "False"
         return [
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-            {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-            {"type": "ContainersReady", "status": value, "lastTransitionTime": now},
-            {"type": "Ready", "status": value, "lastTransitionTime": now},
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": stamp},
+            {"type": "ContainersReady", "status": value, "lastTransitionTime": stamp},
+            {"type": "Ready", "status": value, "lastTransitionTime": stamp},
         ]
 
     def _set_running(self, pod: dict[str, Any], behaviour: Behaviour) -> None:
@@ -459,14 +291,14 @@ class KubeletStandIn:
         pod_ip = f"127.0.{number // 250 % 250}.{number % 250 + 2}"
         status = {
             "phase": "Running",
-            "hostIP": self._nodes[pod["spec"]["nodeName"]].address,
+            "hostIP": self._nodes.address(pod["spec"]["nodeName"]),
             "podIP": pod_ip,
             "podIPs": [{"ip": pod_ip}],
-            "startTime": _now(),
+            "startTime": now(),
             "conditions": self._conditions(ready=False),
             "initContainerStatuses": self._init_statuses(pod),
             "containerStatuses": self._container_statuses(
-                pod, ready=False, state={"running": {"startedAt": _now()}}
+                pod, ready=False, state={"running": {"startedAt": now()}}
             ),
         }
         self._patch_status(pod, status)
@@ -475,7 +307,7 @@ class KubeletStandIn:
         status = {
             "conditions": self._conditions(ready=True),
             "containerStatuses": self._container_statuses(
-                pod, ready=True, state={"running": {"startedAt": _now()}}
+                pod, ready=True, state={"running": {"startedAt": now()}}
             ),
         }
         self._patch_status(pod, status)
@@ -502,7 +334,7 @@ class KubeletStandIn:
             "terminated": {
                 "exitCode": code,
                 "reason": "Completed" if succeeded else "Error",
-                "finishedAt": _now(),
+                "finishedAt": now(),
             }
         }
         status = {
