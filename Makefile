@@ -98,7 +98,7 @@ soak: venv tools ## The demo's server under constant load; failures, QPS, p50/p9
 .PHONY: bench bench-locust
 bench: bench-locust bench-deployer bench-cpu-runtime bench-model-loading ## Every CPU benchmark, each side by side in one run (docs/benchmarks.md)
 
-bench-locust: venv ## Load generators against one local Triton: this locustfile, the original's style, tritonclient
+bench-locust: venv ## Load generators against one local Triton: this locustfile (one process, then 1 and 2 distributed workers), the original's style, tritonclient
 	$(PY) -m bench.clients --out $(BUILD)/bench
 
 # Needs an NVIDIA GPU and a Python whose torch has CUDA (the .venv's torch is the CPU build):

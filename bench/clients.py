@@ -1,14 +1,18 @@
 """Load generators side by side against one local Triton: ``make bench`` (the Locust part).
 
-    python -m bench.clients [--seconds 10] [--rounds 3] [--concurrency 8] [--out build/bench]
+    python -m bench.clients [--seconds 10] [--rounds 5] [--concurrency 8] [--out build/bench]
 
-Three clients, one after the other, each at its maximum rate with the same concurrency, in
+The clients, one after the other, each at its maximum rate with the same concurrency, in
 several rounds (the machine's load changes over time; each client's median round is reported,
-and the locustfile against the original style round by round):
+and the locustfile against the original style round by round, with the median of those ratios):
 
-- ``locustfile``: this project's locustfile (FastHttpUser, binary tensors, every answer checked);
+- ``locustfile``: this project's locustfile (prebuilt binary requests on keep-alive connections,
+  every answer checked), one Locust process;
 - ``original``: the original sample's style (HttpUser, JSON body, no check);
-- ``tritonclient``: a plain loop of ``tritonclient.http`` calls in threads (binary, checked).
+- ``tritonclient``: a plain loop of ``tritonclient.http`` calls in threads (binary, checked);
+- ``locustfile, 1 worker`` and ``2 workers``: the locustfile in Locust's distributed mode on
+  loopback (``locust_cluster``), as the load-test chart runs it: requests per worker CPU-second
+  (the workers' CPU summed; the master is not counted).
 
 The server runs a light model with the BERT contract's I/O (``light_model.py``) so the clients,
 not the network, are measured. On a machine with two cores or more, the server is pinned to core
@@ -25,6 +29,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -34,8 +39,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+from bench.locust_cluster import LocalLocustCluster
 from common.processes import finish
 from samples.bert.client import check_logits, encode_json, infer_inputs, make_batches
 from samples.bert.contract import (
@@ -200,9 +206,14 @@ def run_client(
 
 def locust_per_second(stats_file: Path) -> tuple[dict[int, int], int]:
     """Requests per whole second and failures, from Locust's ``--json-file`` output."""
+    return per_second_of(json.loads(stats_file.read_text()))
+
+
+def per_second_of(entries: Sequence[Mapping[str, Any]]) -> tuple[dict[int, int], int]:
+    """Requests per whole second and failures, from Locust's statistics entries."""
     per_second: Counter[int] = Counter()
     failures = 0
-    for entry in json.loads(stats_file.read_text()):
+    for entry in entries:
         failures += int(entry["num_failures"])
         for second, count in entry["num_reqs_per_sec"].items():
             per_second[int(float(second))] += int(count)
@@ -233,6 +244,39 @@ def bench_locust(
         raise RuntimeError(f"{name}: locust exited {code} without statistics:\n{output[-2000:]}")
     per_second, failures = locust_per_second(stats_file)
     return measure(client=name, per_second=per_second, failures=failures, cpu_at=sampler.at_second)
+
+
+def bench_distributed(
+    *, workers: int, host: str, seconds: int, users: int, out: Path
+) -> ClientResult:
+    """The locustfile as a master and ``workers`` worker processes on loopback, the workers
+    pinned to the client core; requests per second and per second of the workers' CPU."""
+    name = f"locustfile, {workers} worker{'s' if workers > 1 else ''}"
+    master_args = [
+        "--headless", "--only-summary", "-u", str(users), "-r", str(users),
+        "-t", f"{seconds}s", "--load-shape", "users", "--user-qps", "0",
+    ]  # fmt: skip
+    with LocalLocustCluster(
+        locustfile=LOCUSTFILE,
+        host=host,
+        workers=workers,
+        out=out / f"distributed-{workers}",
+        master_args=master_args,
+        cwd=ROOT,
+        worker_preexec=_pin(CLIENT_CORE),
+    ) as cluster:
+        samplers = [CpuSampler(worker.pid) for worker in cluster.worker_processes]
+        for sampler in samplers:
+            sampler.start()
+        run = cluster.wait(timeout_s=seconds + 90)
+    for sampler in samplers:
+        sampler.join(timeout=2)
+    if not run.stats:
+        raise RuntimeError(f"{name}: the master wrote no statistics:\n{run.master_output[-2000:]}")
+    per_second, failures = per_second_of(run.stats)
+    sampled = set.intersection(*(set(s.at_second) for s in samplers))
+    cpu_at = {second: sum(s.at_second[second] for s in samplers) for second in sampled}
+    return measure(client=name, per_second=per_second, failures=failures, cpu_at=cpu_at)
 
 
 def bench_tritonclient(*, url: str, seconds: int, threads: int, out: Path) -> ClientResult:
@@ -332,7 +376,7 @@ def ratios(rounds: Sequence[Mapping[str, ClientResult]], client: str) -> list[fl
 def run_bench(
     *, seconds: int, concurrency: int, rounds: int, out: Path
 ) -> list[dict[str, ClientResult]]:
-    """``rounds`` rounds of the three clients, one after the other; the results by round."""
+    """``rounds`` rounds of the clients, one after the other; the results by round."""
     from demo.local import LocalTriton
 
     out.mkdir(parents=True, exist_ok=True)
@@ -363,6 +407,9 @@ def run_bench(
             ("tritonclient", lambda: bench_tritonclient(
                 url=server.http_url, seconds=seconds, threads=concurrency, out=out,
             )),
+            *[(f"locustfile, {n} worker{'s' if n > 1 else ''}", lambda n=n: bench_distributed(
+                workers=n, host=server.http_url, seconds=seconds, users=concurrency, out=out,
+            )) for n in (1, 2)],
         ]  # fmt: skip
         for round_number in range(1, rounds + 1):
             results.append({})
@@ -392,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     loop.add_argument("--threads", type=int, default=8)
     loop.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seconds", type=int, default=10, help="each client's run (10)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the three (3)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the clients (5)")
     parser.add_argument("--concurrency", type=int, default=8, help="users or threads (8)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench")
     args = parser.parse_args(argv)
@@ -411,14 +458,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     medians = [median_run([r[name] for r in rounds]) for name in rounds[0]]
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    per_round = ", ".join(f"{x:.2f}x" for x in ratios(rounds, "original"))
+    by_round = ratios(rounds, "original")
+    per_round = ", ".join(f"{x:.2f}x" for x in by_round)
     report = [
         f"Load generators, {stamp}, {os.cpu_count()} cores, {len(rounds)} rounds of "
         f"{args.seconds} s (each client's median round):",
         "",
         *table(medians),
         "",
-        f"locustfile vs original style, requests per client CPU-second, by round: {per_round}",
+        f"locustfile vs original style, requests per client CPU-second, by round: {per_round}; "
+        f"median {statistics.median(by_round):.2f}x",
     ]
     print("\n".join(report))
     (args.out / "load-generators.md").write_text("\n".join(report) + "\n")

@@ -50,22 +50,25 @@ from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
 import gevent
-from locust import FastHttpUser, LoadTestShape, User, events, task
+from geventhttpclient.response import HTTPParseError
+from locust import LoadTestShape, User, events, task
 from locust.env import Environment
 from locust.exception import StopUser
-from locust.runners import WorkerRunner
+from locust.runners import STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
 
 # Locust puts this folder on sys.path when it loads the file, so the modules beside it import
 # as they are; the repository root gives the sample's client code to a clone that is not
 # installed with `pip install -e .`.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from http_wire import KeepAliveConnection, Target, post_request
 from load_options import RunSettings, add_options
 from load_plan import Stage, stage_at, users_for
 from load_summary import summarize
 
 from common.waiting import wait_until
 from samples.bert.client import (
+    INFER_HEADER_LENGTH,
     BertBatch,
     EncodedRequest,
     UnexpectedResponseError,
@@ -84,6 +87,8 @@ DISTINCT_REQUESTS: Final = 64
 """Different inputs cycled through, so no cache or branch predictor sees one request."""
 MAX_SPAWN_RATE: Final = 100
 """Users started per second when a stage adds users."""
+WORKER_RETURN_S: Final = 10
+"""Longest wait, past --stop-timeout, for stopped workers to report ready to the master."""
 LAGGING_SHARE: Final = 0.9
 """Below this share of the target rate, the summary warns that the rate was not reached."""
 
@@ -107,6 +112,12 @@ class _Run:
     """The progress reporter, while a test runs."""
     grpc_clients: list[Any] = field(default_factory=list)
     """gRPC clients not closed yet."""
+    target: Target = field(default_factory=lambda: Target("http", "127.0.0.1", 8000))
+    """Where the HTTP requests go."""
+    infer_path: str = ""
+    """The inference URL's path (the requests' name in Locust's statistics)."""
+    wire_requests: list[tuple[EncodedRequest, bytes]] = field(default_factory=list)
+    """Each HTTP request with its bytes on the wire, head and body (built once per test)."""
     reported_requests: int = 0
     """On a worker: requests (failures included) reported to the master so far."""
     reported_failures: int = 0
@@ -125,9 +136,6 @@ class _Run:
                 "and Locust's --users, or give a positive --user-qps"
             )
         self.settings = settings
-        # FastHttpUser builds each user's client with these (per connect and per read).
-        BertHttpUser.connection_timeout = settings.request_timeout_s
-        BertHttpUser.network_timeout = settings.request_timeout_s
         self.stages = () if settings.load_shape == "users" else settings.stages()
         self.interval_s = 1.0 / settings.user_qps if settings.user_qps else 0.0
 
@@ -139,6 +147,15 @@ class _Run:
         )
         encoder = {"binary": encode_binary, "json": encode_json}.get(self.settings.protocol)
         self.requests = [encoder(b) for b in self.batches] if encoder else []
+
+    def build_wire_requests(self, host: str) -> None:
+        """The HTTP requests as bytes for ``host`` (shared by every user of this process)."""
+        self.target = Target.from_url(host)
+        self.infer_path = f"{self.settings.model_path()}/infer"
+        self.wire_requests = [
+            (r, post_request(self.target, self.infer_path, r.body, r.headers))
+            for r in self.requests
+        ]
 
     def cycle(self, items: list[Any]) -> Iterator[Any]:
         """Endless iteration over ``items`` from a random start, so users do not move in step."""
@@ -208,6 +225,7 @@ def on_test_start(environment: Environment, **_: Any) -> None:
     RUN.build_inputs()
     # run_single_user (debugging) sets no host: the users' default, Triton on this machine.
     host = environment.host or BertHttpUser.host
+    RUN.build_wire_requests(host)
     RUN.unavailable = wait_until_ready(host, RUN.settings)
     if RUN.unavailable:
         logger.error("not starting the load: %s", RUN.unavailable)
@@ -322,46 +340,52 @@ class _Paced:
         return self._next_send_s - now
 
 
-class BertHttpUser(_Paced, FastHttpUser):
-    """Sends inference requests over HTTP (binary tensors or JSON) and checks each answer."""
+class BertHttpUser(_Paced, User):
+    """Sends inference requests over HTTP (binary tensors or JSON), each written out once
+    (``http_wire``), on one keep-alive connection per user, and checks each answer."""
 
     host = "http://127.0.0.1:8000"
 
     def on_start(self) -> None:
         if RUN.unavailable:
             raise StopUser()
-        self._requests: Iterator[EncodedRequest] = RUN.cycle(RUN.requests)
-        self._path = f"{RUN.settings.model_path()}/infer"
+        self._requests: Iterator[tuple[EncodedRequest, bytes]] = RUN.cycle(RUN.wire_requests)
+        self._connection = KeepAliveConnection(RUN.target, timeout_s=RUN.settings.request_timeout_s)
+        self._name = RUN.infer_path
+        self._fire = self.environment.events.request.fire
         self.stagger()
+
+    def on_stop(self) -> None:
+        self._connection.close()
 
     @task
     def infer(self) -> None:
-        request = next(self._requests)
+        request, wire = next(self._requests)
+        exception: Exception | None = None
+        length = 0
         started = time.perf_counter()
-        with self.client.post(
-            self._path,
-            data=request.body,  # type: ignore[arg-type]  # bytes work; the annotation says str
-            headers=request.headers,
-            catch_response=True,
-        ) as response:
-            if response.status_code == 0:
-                return  # no answer at all (a timeout too): Locust reports the error itself
-            # The client's timeout bounds each read, not the whole answer.
+        try:
+            answer = self._connection.exchange(wire, INFER_HEADER_LENGTH)
+            length = len(answer.body)
+            # The connection's timeout bounds each read, not the whole answer.
             if (slow := too_slow(started)) is not None:
-                response.failure(slow)
-                return
-            length = response.headers.get("Inference-Header-Content-Length")
-            try:
-                check_response(
-                    status=response.status_code,
-                    body=response.content or b"",
-                    header_length=None if length is None else int(length),
-                    request=request,
-                )
-            except (UnexpectedResponseError, ValueError) as exc:
-                response.failure(str(exc))
-            else:
-                response.success()
+                raise UnexpectedResponseError(slow)
+            check_response(
+                status=answer.status,
+                body=answer.body,
+                header_length=answer.header_length,
+                request=request,
+            )
+        except (UnexpectedResponseError, ValueError, OSError, HTTPParseError) as exc:
+            exception = exc
+        self._fire(
+            request_type="POST",
+            name=self._name,
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=length,
+            exception=exception,
+            context={},
+        )
 
 
 def too_slow(started: float) -> str | None:
@@ -463,6 +487,20 @@ class BertLoadShape(LoadTestShape):
 
     use_common_options = True
 
+    def end(self) -> None:
+        """Before the run ends. A distributed master stops its workers first: a headless
+        master otherwise quits with no stop phase and waits only 0.5 s for the workers' last
+        figures, which a busy worker sends later (they were lost). Stopped workers come back
+        ready after --stop-timeout; the master waits for them, so its quit reaches them."""
+        runner = self.runner
+        if not isinstance(runner, MasterRunner) or runner.state in (STATE_STOPPING, STATE_STOPPED):
+            return
+        workers = len(runner.clients.all)
+        runner.stop()
+        deadline = time.monotonic() + (runner.environment.stop_timeout or 0) + WORKER_RETURN_S
+        while len(runner.clients.ready) < workers and time.monotonic() < deadline:
+            gevent.sleep(0.2)
+
     def tick(self) -> tuple[int, float, list[type[User]]] | None:
         settings = RUN.settings
         options = self.runner.environment.parsed_options if self.runner else None
@@ -470,6 +508,7 @@ class BertLoadShape(LoadTestShape):
         run_time_limit = getattr(options, "run_time", None)
         run_time = self.get_run_time()  # type: ignore[no-untyped-call]
         if run_time_limit and run_time >= run_time_limit:
+            self.end()
             return None
         user_class: type[User] = BertGrpcUser if settings.protocol == "grpc" else BertHttpUser
         if settings.load_shape == "users":
@@ -477,6 +516,7 @@ class BertLoadShape(LoadTestShape):
             return users, float(getattr(options, "spawn_rate", None) or users), [user_class]
         stage = stage_at(RUN.stages, run_time)
         if stage is None:
+            self.end()
             return None
         users = users_for(stage.qps, settings.user_qps)
         # Within a second (Locust warns above 100 a second); each then starts at a random

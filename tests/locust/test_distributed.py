@@ -107,11 +107,12 @@ def test_a_dead_worker_is_reported_and_the_run_goes_on(triton: LocalTriton, tmp_
         master_args=constant_rate(qps, seconds),
         cwd=ROOT,
     ) as cluster:
+        # Both workers sending (each says so when its users start), then a moment of load.
         deadline = time.monotonic() + 30
-        while "All users spawned" not in cluster.log("master"):
+        while not all("is ready; sending" in cluster.log(f"worker-{i}") for i in (1, 2)):
             assert time.monotonic() < deadline, cluster.log("master")
             time.sleep(0.2)
-        time.sleep(1)
+        time.sleep(2)
         cluster.kill_worker(0)
         killed_at = time.time()
         run = cluster.wait(timeout_s=60)
