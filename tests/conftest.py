@@ -67,6 +67,14 @@ def helm4() -> Path:
     return _tool(env_var, default)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the control plane run last (in the order pytest chose for them): once started it
+    keeps part of a core busy until the session ends, and the load tests that measure rates
+    before it should not share the machine with it."""
+    items.sort(key=lambda item: "control_plane" in getattr(item, "fixturenames", ()))
+
+
 # -- the real Kubernetes control plane (../shared/k8s) and its kubelet stand-in ----------------
 
 CHART_CRDS_DIR = ROOT / "tests" / "chart" / "crds"
