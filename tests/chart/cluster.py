@@ -16,7 +16,6 @@ import contextlib
 import json
 import re
 import subprocess
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,14 +268,3 @@ def release_objects(plane: ControlPlane, namespace: str, release: str) -> list[s
         "{.kind}/{.metadata.namespace}/{.metadata.name}{'\\n'}{end}",
     ).stdout.split()  # fmt: skip
     return [f for f in found if f.split("/")[1] in ("", namespace)]
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
-    """``check()`` until it returns something true; fails naming ``what`` after the timeout."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"not within {timeout_s} s: {what}")

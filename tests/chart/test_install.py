@@ -34,11 +34,10 @@ from tests.chart.cluster import (
     presupposed,
     register_node_pools,
     release_objects,
-    wait_until,
 )
 from tests.chart.helpers import CI_VALUES_FILES, render_chart
 from tests.conftest import CHART_DIR
-from tests.kube.control_plane import ControlPlane
+from tests.kube.control_plane import ControlPlane, wait_until
 from tests.kube.kubelet import KubeletStandIn
 
 LIFECYCLE_FILES = tuple(

@@ -47,7 +47,7 @@ from deployer.cli import main
 from deployer.cluster import FIELD_MANAGER
 from tests.conftest import CHART_DIR, HELM_BINARIES, ROOT
 from tests.deployer.conftest import SCHEMA
-from tests.kube.control_plane import ControlPlane
+from tests.kube.control_plane import ControlPlane, wait_until
 from tests.kube.kubelet import KubeletStandIn
 from tests.kube.nodes import GKE_ACCELERATOR
 
@@ -308,15 +308,6 @@ def test_every_verb_as_the_deployers_own_service_account(deployer: Deployer) -> 
     again = deployer.run("delete", "--timeout", "60")
     assert again.code == 0, again.err
     assert f"Application/{RELEASE} already gone" in again.out
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"not within {timeout_s} s: {what}")
 
 
 def test_deleting_the_application_has_the_garbage_collector_remove_what_it_owns(

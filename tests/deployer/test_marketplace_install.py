@@ -51,11 +51,10 @@ from kubernetes.dynamic import DynamicClient
 
 from deployer import actions, application
 from deployer.cli import main
-from tests.chart.cluster import wait_until
 from tests.conftest import CHART_DIR, ROOT
 from tests.deployer.conftest import SCHEMA
 from tests.deployer.google_tools import DEPLOYER_UTIL, google_module
-from tests.kube.control_plane import ControlPlane
+from tests.kube.control_plane import ControlPlane, wait_until
 from tests.kube.kubelet import KubeletStandIn
 
 DEPLOYER_IMAGE = "gcr.io/my-project/triton/deployer:0.1.0"

@@ -14,13 +14,16 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from kubernetes import client, config
+
+from common.waiting import wait_until as _wait_until
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 K8S_DIR = ROOT.parent / "shared" / "k8s"
@@ -213,3 +216,17 @@ def running_control_plane(workdir: Path) -> Iterator[ControlPlane]:
         yield plane
     finally:
         plane.stop()
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
+    """Poll ``check()`` (every 0.1 s) until it returns something true, and return that; fail
+    the test naming ``what`` when ``timeout_s`` passes first."""
+    seen: list[Any] = [None]
+
+    def holds() -> bool:
+        seen[0] = check()
+        return bool(seen[0])
+
+    if not _wait_until(holds, timeout_s=timeout_s, interval_s=0.1):
+        pytest.fail(f"not within {timeout_s} s: {what}")
+    return seen[0]

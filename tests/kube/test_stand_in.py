@@ -10,13 +10,12 @@ by the real admission; a ServiceAccount token from the TokenRequest API is what 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from tests.kube.control_plane import ControlPlane
+from tests.kube.control_plane import ControlPlane, wait_until
 from tests.kube.kubelet import KubeletStandIn
 
 RESTRICTED_CONTAINER = {
@@ -30,17 +29,6 @@ RESTRICTED_CONTAINER = {
         "seccompProfile": {"type": "RuntimeDefault"},
     },
 }
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    """``check()`` until it returns something true; fails naming ``what`` after the timeout."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"not within {timeout_s} s: {what}")
 
 
 def pod(name: str, *, gpu: bool = False, restart: str = "Always") -> dict[str, Any]:
@@ -69,7 +57,7 @@ def condition(core: Any, namespace: str, name: str, kind: str) -> str | None:
 
 def test_gpu_pod_is_scheduled_on_its_accelerator_then_ready(core: Any, k8s_namespace: str) -> None:
     core.create_namespaced_pod(k8s_namespace, pod("gpu", gpu=True))
-    wait_for("Ready", lambda: condition(core, k8s_namespace, "gpu", "Ready") == "True")
+    wait_until("Ready", lambda: condition(core, k8s_namespace, "gpu", "Ready") == "True")
     placed = core.read_namespaced_pod("gpu", k8s_namespace)
     node = core.read_node(placed.spec.node_name)
     assert node.metadata.labels["cloud.google.com/gke-accelerator"] == "nvidia-l4"
@@ -82,7 +70,7 @@ def test_pod_without_toleration_stays_off_the_gpu_node(core: Any, k8s_namespace:
     plain = pod("plain")
     plain["spec"]["nodeSelector"] = {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     core.create_namespaced_pod(k8s_namespace, plain)
-    message = wait_for(
+    message = wait_until(
         "an Unschedulable condition from the scheduler",
         lambda: next(
             (
@@ -109,7 +97,7 @@ def test_namespace_behaviour_keeps_pods_unready(
 ) -> None:
     kubelet.set_behaviour(k8s_namespace, ready_after_s=0.1, **behaviour)
     core.create_namespaced_pod(k8s_namespace, pod("p"))
-    wait_for("Running", lambda: core.read_namespaced_pod("p", k8s_namespace).status.phase)
+    wait_until("Running", lambda: core.read_namespaced_pod("p", k8s_namespace).status.phase)
     time.sleep(1.5)
     status = core.read_namespaced_pod("p", k8s_namespace).status
     assert condition(core, k8s_namespace, "p", "Ready") == "False"
@@ -123,12 +111,12 @@ def test_run_once_pod_ends_as_the_namespace_says(
 ) -> None:
     kubelet.set_behaviour(k8s_namespace, test_pods_succeed=succeed, finish_after_s=0.2)
     core.create_namespaced_pod(k8s_namespace, pod("once", restart="Never"))
-    wait_for(phase, lambda: core.read_namespaced_pod("once", k8s_namespace).status.phase == phase)
+    wait_until(phase, lambda: core.read_namespaced_pod("once", k8s_namespace).status.phase == phase)
 
 
 def test_deleted_pod_is_gone(core: Any, k8s_namespace: str) -> None:
     core.create_namespaced_pod(k8s_namespace, pod("gone"))
-    wait_for("Running", lambda: core.read_namespaced_pod("gone", k8s_namespace).status.phase)
+    wait_until("Running", lambda: core.read_namespaced_pod("gone", k8s_namespace).status.phase)
     core.delete_namespaced_pod("gone", k8s_namespace)
 
     def absent() -> bool:
@@ -138,7 +126,7 @@ def test_deleted_pod_is_gone(core: Any, k8s_namespace: str) -> None:
             return bool(exc.status == 404)
         return False
 
-    wait_for("the pod to be deleted", absent)
+    wait_until("the pod to be deleted", absent)
 
 
 def test_load_balancer_gets_a_loopback_address(core: Any, k8s_namespace: str) -> None:
@@ -147,7 +135,7 @@ def test_load_balancer_gets_a_loopback_address(core: Any, k8s_namespace: str) ->
         "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], "selector": {"a": "b"}},
     }
     core.create_namespaced_service(k8s_namespace, service)
-    ingress = wait_for(
+    ingress = wait_until(
         "a load-balancer address",
         lambda: core.read_namespaced_service("lb", k8s_namespace).status.load_balancer.ingress,
     )

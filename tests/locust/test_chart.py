@@ -31,10 +31,10 @@ from load_summary import summarize
 from bench.locust_cluster import LocalLocustCluster
 from demo.local import LocalTriton
 from scripts.locust_bundle import write_bundle
-from tests.chart.cluster import helm_run, wait_until
+from tests.chart.cluster import helm_run
 from tests.chart.helpers import HelmFailedError, Manifest, field, only, render_chart
 from tests.conftest import CHART_DIR, HELM_BINARIES, ROOT, _tool
-from tests.kube.control_plane import ControlPlane
+from tests.kube.control_plane import ControlPlane, wait_until
 from tests.kube.kubelet import KubeletStandIn
 
 SERVICE = "triton-triton-inference-server"
