@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import resource
 import signal
 import sys
 import time
 import traceback
 from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
 
 from deployer.cli import main as deployer_main
 
@@ -29,6 +29,16 @@ it is stopped, and reported with the traceback of where it waited."""
 
 def _stop(signum: int, frame: object) -> None:
     raise TimeoutError(f"still running after {CASE_SECONDS} s")
+
+
+def peak_rss_kib() -> int:
+    """This process image's peak resident memory (``VmHWM``). getrusage's ``ru_maxrss`` would
+    carry over the peak of the process that forked this one (Linux keeps it across exec), so
+    a large test runner would read as a large worker."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("/proc/self/status has no VmHWM line")
 
 
 def run_one(path: str, common: list[str]) -> dict[str, object]:
@@ -54,7 +64,7 @@ def run_one(path: str, common: list[str]) -> dict[str, object]:
         "escaped": escaped,
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
-        "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "max_rss_kib": peak_rss_kib(),
     }
 
 
