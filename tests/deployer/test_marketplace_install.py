@@ -503,10 +503,19 @@ def test_a_plain_verify_deletes_what_it_applied(
     assert code == 0, out
     assert "SMOKE_TEST INFO Tester 'Pod/tri-triton-inference-server-test-ready' succeeded." in out
     assert "verification passed" in out
-    left = control_plane.run_kubectl(
-        "get", "all,secrets,serviceaccounts", f"--namespace={k8s_namespace}", "-o=name"
-    ).stdout.split()
-    assert left == ["serviceaccount/default"], "verify deletes everything it applied"
+
+    def left() -> list[str]:
+        listed = control_plane.run_kubectl(
+            "get", "all,secrets,serviceaccounts", f"--namespace={k8s_namespace}", "-o=name"
+        )
+        return listed.stdout.split()
+
+    # The Deployment's pods go after verify returns, through the garbage collector.
+    wait_until(
+        "verify deleted everything it applied (pods through the garbage collector)",
+        lambda: left() == ["serviceaccount/default"],
+        30.0,
+    )
 
 
 def test_a_plain_deploy_keeps_the_deployer_account(
