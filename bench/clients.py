@@ -18,162 +18,50 @@ The server runs a light model with the BERT contract's I/O (``light_model.py``) 
 not the network, are measured. On a machine with two cores or more, the server is pinned to core
 0 and each client to core 1. For each client: requests per second, and requests per client
 CPU-second, both over the steady part of the run (the first two seconds of load and the last one
-are left out, so start-up and shutdown do not count). ``loop`` is the tritonclient client's own
-entry point (run in a separate process, measured like the others).
+are left out, so start-up and shutdown do not count; ``client_figures``). The tritonclient loop
+is a process of its own (``tritonclient_loop``), measured like the others.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import threading
-import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
+from bench.client_figures import (
+    TAIL_S,
+    WARMUP_S,
+    ClientResult,
+    CpuSampler,
+    locust_per_second,
+    measure,
+    median_run,
+    per_second_of,
+    ratios,
+    table,
+)
+from bench.light_repository import write_light_model
 from bench.locust_cluster import LocalLocustCluster
 from common.processes import finish
-from samples.bert.client import check_logits, encode_json, infer_inputs, make_batches
-from samples.bert.contract import (
-    DEFAULT_MODEL_NAME,
-    LOGITS_PER_TOKEN,
-    OUTPUT_LOGITS,
-    SEQUENCE_LENGTH,
-)
-from samples.bert.repository import contract_config
+from samples.bert.client import encode_json, make_batches
+from samples.bert.contract import DEFAULT_MODEL_NAME, SEQUENCE_LENGTH
 
 HERE: Final = Path(__file__).resolve().parent
 ROOT: Final = HERE.parent
 LOCUSTFILE: Final = ROOT / "locust" / "locustfile-bert-large.py"
-LIGHT_MODEL_SOURCE: Final = HERE / "light_model.py"
 BODY_FILE_VARIABLE: Final = "BENCH_ORIGINAL_BODY"
 """The environment variable that gives ``original_style.py`` its request body."""
 SERVER_CORE: Final = 0
 CLIENT_CORE: Final = 1
-WARMUP_S: Final = 2
-"""Seconds of load left out at the start of each run (connections, first requests)."""
-TAIL_S: Final = 1
-"""Seconds left out at the end (users stopping)."""
-
-
-def write_light_model(
-    repository: Path,
-    *,
-    name: str,
-    logits_per_token: int = LOGITS_PER_TOKEN,
-    delay_s: float = 0.0,
-) -> Path:
-    """``light_model.py`` as ``<repository>/<name>``, its ``config.pbtxt`` the contract's
-    (``logits_per_token`` other than the contract's: a model that answers with the wrong
-    shape; ``delay_s``: a model that stalls that long before each answer, a stalled server for
-    the load test's timeout). Returns the model's folder."""
-    model = repository / name
-    (model / "1").mkdir(parents=True)
-    shutil.copy(LIGHT_MODEL_SOURCE, model / "1" / "model.py")
-    config = contract_config(
-        model_name=name,
-        description="a light model with the contract's tensors, for benchmarks and tests",
-        backend="python",
-        max_batch_size=8,
-        instance_count=1,
-        device="cpu",
-        logits_per_token=logits_per_token,
-        parameters={"delay_s": str(delay_s)} if delay_s else None,
-        manifest=False,
-    )
-    (model / "config.pbtxt").write_text(config)
-    return model
-
-
-def process_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a running process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class CpuSampler(threading.Thread):
-    """Records a process's CPU time at each whole second of the clock, until it exits, so the
-    CPU spent between two whole seconds can be paired with the requests counted in them."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.at_second: dict[int, float] = {}
-
-    def run(self) -> None:
-        while True:
-            now = time.time()
-            time.sleep(math.ceil(now) - now + 0.001)
-            try:
-                self.at_second[math.floor(time.time())] = process_cpu_s(self.pid)
-            except (FileNotFoundError, ProcessLookupError, IndexError):
-                return
-
-
-@dataclass(frozen=True)
-class ClientResult:
-    """One client's steady-state figures."""
-
-    client: str
-    """Which load generator."""
-    requests: int
-    """Requests answered within the measured window."""
-    failures: int
-    """Failed requests over the whole run."""
-    window_s: int
-    """Length of the measured window."""
-    cpu_s: float
-    """Client CPU seconds within the window."""
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.window_s if self.window_s else 0.0
-
-    @property
-    def per_cpu_s(self) -> float:
-        return self.requests / self.cpu_s if self.cpu_s > 0 else 0.0
-
-
-def steady_window(
-    per_second: Mapping[int, int], cpu_at: Mapping[int, float]
-) -> tuple[int, int] | None:
-    """The whole seconds ``[start, end)`` to measure: the run's seconds with load, less
-    ``WARMUP_S`` at the start and ``TAIL_S`` at the end, with CPU sampled at both ends."""
-    if not per_second:
-        return None
-    start = min(per_second) + WARMUP_S
-    end = max(per_second) - TAIL_S + 1
-    while start < end and start not in cpu_at:
-        start += 1
-    while end > start and end not in cpu_at:
-        end -= 1
-    return (start, end) if end > start else None
-
-
-def measure(
-    *, client: str, per_second: Mapping[int, int], failures: int, cpu_at: Mapping[int, float]
-) -> ClientResult:
-    window = steady_window(per_second, cpu_at)
-    if window is None:
-        raise RuntimeError(f"{client}: the run was too short to leave a steady window")
-    start, end = window
-    return ClientResult(
-        client=client,
-        requests=sum(per_second.get(second, 0) for second in range(start, end)),
-        failures=failures,
-        window_s=end - start,
-        cpu_s=cpu_at[end] - cpu_at[start],
-    )
 
 
 def _pin(core: int) -> Callable[[], None] | None:
@@ -202,22 +90,6 @@ def run_client(
         raise RuntimeError(f"{command[0]} ran past {timeout_s:.0f} s:\n{(output or '')[-2000:]}")
     sampler.join(timeout=2)
     return process.returncode, sampler, output or ""
-
-
-def locust_per_second(stats_file: Path) -> tuple[dict[int, int], int]:
-    """Requests per whole second and failures, from Locust's ``--json-file`` output."""
-    return per_second_of(json.loads(stats_file.read_text()))
-
-
-def per_second_of(entries: Sequence[Mapping[str, Any]]) -> tuple[dict[int, int], int]:
-    """Requests per whole second and failures, from Locust's statistics entries."""
-    per_second: Counter[int] = Counter()
-    failures = 0
-    for entry in entries:
-        failures += int(entry["num_failures"])
-        for second, count in entry["num_reqs_per_sec"].items():
-            per_second[int(float(second))] += int(count)
-    return dict(per_second), failures
 
 
 def bench_locust(
@@ -282,7 +154,7 @@ def bench_distributed(
 def bench_tritonclient(*, url: str, seconds: int, threads: int, out: Path) -> ClientResult:
     result_file = out / "tritonclient.json"
     command = [
-        sys.executable, "-m", "bench.clients", "loop", "--url", url,
+        sys.executable, "-m", "bench.tritonclient_loop", "--url", url,
         "--seconds", str(seconds), "--threads", str(threads), "--out", str(result_file),
     ]  # fmt: skip
     code, sampler, output = run_client(command, timeout_s=seconds + 60)
@@ -296,81 +168,6 @@ def bench_tritonclient(*, url: str, seconds: int, threads: int, out: Path) -> Cl
         failures=data["failures"],
         cpu_at=sampler.at_second,
     )
-
-
-def tritonclient_loop(*, url: str, seconds: float, threads: int) -> tuple[dict[int, int], int]:
-    """``threads`` threads, each with its own client, sending binary requests one after another
-    for ``seconds`` and checking each answer. Returns answers per whole second, and failures."""
-    import tritonclient.http as httpclient
-    from tritonclient.utils import InferenceServerException
-
-    batches = make_batches(count=64, batch_size=1, seq_len=SEQUENCE_LENGTH)
-    per_second: Counter[int] = Counter()
-    failures = 0
-    lock = threading.Lock()
-    deadline = time.monotonic() + seconds
-
-    def worker(offset: int) -> None:
-        nonlocal failures
-        client = httpclient.InferenceServerClient(url.removeprefix("http://"))
-        requests = [(batch, infer_inputs(httpclient, batch.named())) for batch in batches]
-        outputs = [httpclient.InferRequestedOutput(OUTPUT_LOGITS, binary_data=True)]
-        index = offset
-        while time.monotonic() < deadline:
-            batch, inputs = requests[index % len(requests)]
-            index += 1
-            try:
-                result = client.infer(DEFAULT_MODEL_NAME, inputs, outputs=outputs)
-                logits = result.as_numpy(OUTPUT_LOGITS)
-                if logits is None:
-                    raise ValueError("no output")
-                check_logits(logits, batch_size=batch.batch_size, seq_len=batch.seq_len)
-                ok = True
-            except (InferenceServerException, ValueError, OSError):
-                ok = False
-            with lock:
-                if ok:
-                    per_second[math.floor(time.time())] += 1
-                else:
-                    failures += 1
-        client.close()
-
-    pool = [threading.Thread(target=worker, args=(i * 7,)) for i in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    return dict(per_second), failures
-
-
-def table(results: Sequence[ClientResult]) -> list[str]:
-    """A Markdown table of the results, with each client's figures against the locustfile's."""
-    base = next(r for r in results if r.client == "locustfile")
-    lines = [
-        "| client | req/s | req per client CPU-s | locustfile's req/CPU-s is | failures |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    for r in results:
-        ratio = base.per_cpu_s / r.per_cpu_s if r.per_cpu_s else math.inf
-        lines.append(
-            f"| {r.client} | {r.rate:,.0f} | {r.per_cpu_s:,.0f} | {ratio:.2f}x | {r.failures} |"
-        )
-    return lines
-
-
-def median_run(runs: Sequence[ClientResult]) -> ClientResult:
-    """The run with the median requests per CPU-second (the lower middle for an even count)."""
-    ordered = sorted(runs, key=lambda r: r.per_cpu_s)
-    return ordered[(len(ordered) - 1) // 2]
-
-
-def ratios(rounds: Sequence[Mapping[str, ClientResult]], client: str) -> list[float]:
-    """Per round, the locustfile's requests per CPU-second over ``client``'s: each pair was
-    measured minutes apart at most, so a change in the machine's load affects both alike."""
-    return [
-        r["locustfile"].per_cpu_s / r[client].per_cpu_s if r[client].per_cpu_s else math.inf
-        for r in rounds
-    ]
 
 
 def run_bench(
@@ -432,23 +229,11 @@ def run_bench(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command")
-    loop = sub.add_parser("loop", help="the tritonclient loop (run by the benchmark)")
-    loop.add_argument("--url", required=True)
-    loop.add_argument("--seconds", type=float, required=True)
-    loop.add_argument("--threads", type=int, default=8)
-    loop.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seconds", type=int, default=10, help="each client's run (10)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of the clients (5)")
     parser.add_argument("--concurrency", type=int, default=8, help="users or threads (8)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench")
     args = parser.parse_args(argv)
-    if args.command == "loop":
-        per_second, failures = tritonclient_loop(
-            url=args.url, seconds=args.seconds, threads=args.threads
-        )
-        args.out.write_text(json.dumps({"per_second": per_second, "failures": failures}))
-        return 0
     if args.seconds < WARMUP_S + TAIL_S + 3 or args.concurrency < 1 or args.rounds < 1:
         parser.error(
             f"--seconds must be at least {WARMUP_S + TAIL_S + 3}, --concurrency and --rounds 1+"

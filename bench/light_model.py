@@ -1,5 +1,5 @@
 """A light python-backend model with the BERT contract's inputs, whose output takes the shape
-its ``config.pbtxt`` declares (``bench.clients.write_light_model`` writes both).
+its ``config.pbtxt`` declares (``bench.light_repository.write_light_model`` writes both).
 
 The benchmark serves it so that the clients are measured rather than the network; the tests
 serve it with a wrong output shape, as a server that answers 200 with wrong outputs, and with a

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from deployer import actions, application, deadline, objects, render, values
+from deployer import actions, application, deadline, objects, render, values, verify
 from deployer.errors import BadInputError, DeployerError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.command == "delete":
             actions.delete(plan, cluster, report=_print, poll_s=poll_s)
         elif args.command == "verify":
-            actions.verify(
+            verify.verify(
                 plan,
                 cluster,
                 report=_print,

@@ -34,20 +34,13 @@ server and the model are ready.
 
 from __future__ import annotations
 
-import argparse
-import itertools
 import json
 import logging
-import random
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Final
-from urllib.parse import urlsplit
+from typing import Any, Final
 
 import gevent
 from geventhttpclient.response import HTTPParseError
@@ -61,30 +54,22 @@ from locust.runners import STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRu
 # installed with `pip install -e .`.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from http_wire import KeepAliveConnection, Target, post_request
-from load_options import RunSettings, add_options
-from load_plan import Stage, stage_at, users_for
+from grpc_user import BertGrpcUser
+from http_wire import KeepAliveConnection
+from load_options import add_options
+from load_plan import stage_at, users_for
+from load_run import DEFAULT_HOST, RUN, Paced, too_slow, wait_until_ready
 from load_summary import summarize
 
-from common.waiting import wait_until
 from samples.bert.client import (
     INFER_HEADER_LENGTH,
-    BertBatch,
     EncodedRequest,
     UnexpectedResponseError,
-    check_logits,
     check_response,
-    encode_binary,
-    encode_json,
-    infer_inputs,
-    make_batches,
 )
-from samples.bert.contract import OUTPUT_LOGITS
 
 logger = logging.getLogger("bert_load")
 
-DISTINCT_REQUESTS: Final = 64
-"""Different inputs cycled through, so no cache or branch predictor sees one request."""
 MAX_SPAWN_RATE: Final = 100
 """Users started per second when a stage adds users."""
 WORKER_RETURN_S: Final = 10
@@ -94,113 +79,6 @@ LAGGING_SHARE: Final = 0.9
 
 
 events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-untyped-call]
-
-
-@dataclass
-class _Run:
-    """What every user of this process shares, built once per test."""
-
-    settings: RunSettings = field(default_factory=RunSettings)
-    stages: tuple[Stage, ...] = ()
-    batches: list[BertBatch] = field(default_factory=list)
-    requests: list[EncodedRequest] = field(default_factory=list)
-    interval_s: float = 0.0
-    """Seconds between two requests of one user (0: none)."""
-    unavailable: str = ""
-    """Why the server could not be used; users stop at once when set."""
-    progress: gevent.Greenlet | None = None
-    """The progress reporter, while a test runs."""
-    grpc_clients: list[Any] = field(default_factory=list)
-    """gRPC clients not closed yet."""
-    target: Target = field(default_factory=lambda: Target("http", "127.0.0.1", 8000))
-    """Where the HTTP requests go."""
-    infer_path: str = ""
-    """The inference URL's path (the requests' name in Locust's statistics)."""
-    wire_requests: list[tuple[EncodedRequest, bytes]] = field(default_factory=list)
-    """Each HTTP request with its bytes on the wire, head and body (built once per test)."""
-    reported_requests: int = 0
-    """On a worker: requests (failures included) reported to the master so far."""
-    reported_failures: int = 0
-    """On a worker: failures reported to the master so far."""
-
-    def close_grpc_client(self, client: Any) -> None:
-        if client in self.grpc_clients:
-            self.grpc_clients.remove(client)
-            client.close()
-
-    def configure(self, options: argparse.Namespace | None) -> None:
-        settings = RunSettings.from_options(options)
-        if settings.user_qps == 0 and settings.load_shape != "users":
-            raise SystemExit(
-                "--user-qps 0 (no wait) sets no rate: use it with --load-shape users "
-                "and Locust's --users, or give a positive --user-qps"
-            )
-        self.settings = settings
-        self.stages = () if settings.load_shape == "users" else settings.stages()
-        self.interval_s = 1.0 / settings.user_qps if settings.user_qps else 0.0
-
-    def build_inputs(self) -> None:
-        self.batches = make_batches(
-            count=DISTINCT_REQUESTS,
-            batch_size=self.settings.batch_size,
-            seq_len=self.settings.seq_len,
-        )
-        encoder = {"binary": encode_binary, "json": encode_json}.get(self.settings.protocol)
-        self.requests = [encoder(b) for b in self.batches] if encoder else []
-
-    def build_wire_requests(self, host: str) -> None:
-        """The HTTP requests as bytes for ``host`` (shared by every user of this process)."""
-        self.target = Target.from_url(host)
-        self.infer_path = f"{self.settings.model_path()}/infer"
-        self.wire_requests = [
-            (r, post_request(self.target, self.infer_path, r.body, r.headers))
-            for r in self.requests
-        ]
-
-    def cycle(self, items: list[Any]) -> Iterator[Any]:
-        """Endless iteration over ``items`` from a random start, so users do not move in step."""
-        start = random.randrange(len(items))
-        return itertools.cycle(items[start:] + items[:start])
-
-
-RUN = _Run()
-
-
-def _probe(url: str) -> str:
-    """'' when ``url`` answers 200, else what it answered."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return "" if response.status == 200 else f"HTTP {response.status}"
-    except urllib.error.HTTPError as exc:
-        return f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError) as exc:
-        return str(getattr(exc, "reason", exc))
-
-
-def wait_until_ready(host: str, settings: RunSettings) -> str:
-    """Wait for ``/v2/health/ready`` then the model's ``ready``; '' when both answer 200,
-    else why not, once ``settings.ready_timeout_s`` has passed."""
-    deadline = time.monotonic() + settings.ready_timeout_s
-    for path in ("/v2/health/ready", f"{settings.model_path()}/ready"):
-        url = host.rstrip("/") + path
-        answer = ""
-        next_report = time.monotonic()
-
-        def answers(url: str = url) -> bool:
-            nonlocal answer, next_report
-            answer = _probe(url)
-            if answer and time.monotonic() >= next_report:
-                logger.info("waiting for %s (%s)", url, answer)
-                next_report = time.monotonic() + 10
-            return answer == ""
-
-        remaining = deadline - time.monotonic()
-        if not wait_until(answers, timeout_s=remaining, interval_s=1, sleep=gevent.sleep):
-            return (
-                f"{url} was not ready within {settings.ready_timeout_s:.0f} s "
-                f"(last answer: {answer}); check the host and --model-name"
-            )
-    return ""
 
 
 @events.init.add_listener  # type: ignore[untyped-decorator]
@@ -224,7 +102,7 @@ def on_test_start(environment: Environment, **_: Any) -> None:
     RUN.configure(environment.parsed_options)  # the web UI may have changed them
     RUN.build_inputs()
     # run_single_user (debugging) sets no host: the users' default, Triton on this machine.
-    host = environment.host or BertHttpUser.host
+    host = environment.host or DEFAULT_HOST
     RUN.build_wire_requests(host)
     RUN.unavailable = wait_until_ready(host, RUN.settings)
     if RUN.unavailable:
@@ -316,35 +194,11 @@ def print_summary(environment: Environment, **_: Any) -> None:
         )
 
 
-class _Paced:
-    """Each user sends ``--user-qps`` requests a second (Locust's ``constant_throughput``,
-    plus a random start): Locust starts a step's users almost together, and users paced alike
-    from the same instant send in bursts that queue at the server. ``--user-qps 0``: no wait."""
-
-    _next_send_s: float = 0.0
-
-    def stagger(self) -> None:
-        """Wait a random part of one interval before the first request."""
-        interval = RUN.interval_s
-        if interval > 0:
-            gevent.sleep(random.random() * interval)
-        self._next_send_s = time.monotonic()
-
-    def wait_time(self) -> float:
-        interval = RUN.interval_s
-        if interval == 0:
-            return 0.0
-        now = time.monotonic()
-        # A late answer shifts the schedule rather than causing a catch-up burst.
-        self._next_send_s = max(self._next_send_s + interval, now)
-        return self._next_send_s - now
-
-
-class BertHttpUser(_Paced, User):
+class BertHttpUser(Paced, User):
     """Sends inference requests over HTTP (binary tensors or JSON), each written out once
     (``http_wire``), on one keep-alive connection per user, and checks each answer."""
 
-    host = "http://127.0.0.1:8000"
+    host = DEFAULT_HOST
 
     def on_start(self) -> None:
         if RUN.unavailable:
@@ -381,98 +235,6 @@ class BertHttpUser(_Paced, User):
         self._fire(
             request_type="POST",
             name=self._name,
-            response_time=(time.perf_counter() - started) * 1000,
-            response_length=length,
-            exception=exception,
-            context={},
-        )
-
-
-def too_slow(started: float) -> str | None:
-    """Why a request sent at ``started`` (``time.perf_counter()``) fails for its time alone,
-    or None when it was answered within ``--request-timeout``."""
-    elapsed = time.perf_counter() - started
-    limit = RUN.settings.request_timeout_s
-    if elapsed <= limit:
-        return None
-    return f"answered after {elapsed:.1f} s, more than --request-timeout {limit:g} s"
-
-
-_grpc_ready = False
-
-
-def _init_grpc_for_gevent() -> None:
-    """gRPC's own threads block gevent's loop unless it is told about gevent first."""
-    global _grpc_ready
-    if not _grpc_ready:
-        from grpc.experimental import gevent as grpc_gevent  # type: ignore[import-untyped]
-
-        grpc_gevent.init_gevent()
-        _grpc_ready = True
-
-
-def grpc_target(settings: RunSettings, host: str) -> str:
-    """``host:port`` for the gRPC client: ``--grpc-url``, else the HTTP host on port 8001."""
-    if settings.grpc_url:
-        return settings.grpc_url
-    hostname = urlsplit(host).hostname or "127.0.0.1"
-    return f"{hostname}:8001"
-
-
-class BertGrpcUser(_Paced, User):
-    """Sends the same inference requests through tritonclient's gRPC client, reported to Locust
-    through its request event, each answer checked like the HTTP ones."""
-
-    host = "http://127.0.0.1:8000"
-    request_name: ClassVar[str] = "ModelInfer"
-
-    def on_start(self) -> None:
-        if RUN.unavailable:
-            raise StopUser()
-        # numpy (which tritonclient needs) starts its threads when first imported: before
-        # gRPC is switched to gevent, or the process hangs.
-        import numpy  # noqa: F401
-
-        _init_grpc_for_gevent()
-        import tritonclient.grpc as grpcclient
-
-        self._error_type = grpcclient.InferenceServerException
-        self._client = grpcclient.InferenceServerClient(grpc_target(RUN.settings, self.host))
-        RUN.grpc_clients.append(self._client)
-        self._outputs = [grpcclient.InferRequestedOutput(OUTPUT_LOGITS)]
-        calls = [(batch, infer_inputs(grpcclient, batch.named())) for batch in RUN.batches]
-        self._calls: Iterator[tuple[BertBatch, list[Any]]] = RUN.cycle(calls)
-        self.stagger()
-
-    def on_stop(self) -> None:
-        RUN.close_grpc_client(self._client)
-
-    @task
-    def infer(self) -> None:
-        batch, inputs = next(self._calls)
-        started = time.perf_counter()
-        exception: Exception | None = None
-        length = 0
-        try:
-            result = self._client.infer(
-                RUN.settings.model_name,
-                inputs,
-                model_version=RUN.settings.model_version,
-                outputs=self._outputs,
-                client_timeout=RUN.settings.request_timeout_s,
-            )
-            if (slow := too_slow(started)) is not None:
-                raise UnexpectedResponseError(slow)
-            logits = result.as_numpy(OUTPUT_LOGITS)
-            if logits is None:
-                raise UnexpectedResponseError(f"the response has no output {OUTPUT_LOGITS!r}")
-            check_logits(logits, batch_size=batch.batch_size, seq_len=batch.seq_len)
-            length = int(logits.nbytes)
-        except (UnexpectedResponseError, self._error_type) as exc:
-            exception = exc
-        self.environment.events.request.fire(
-            request_type="gRPC",
-            name=f"{RUN.settings.model_name} {self.request_name}",
             response_time=(time.perf_counter() - started) * 1000,
             response_length=length,
             exception=exception,

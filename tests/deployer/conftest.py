@@ -19,6 +19,8 @@ from tests.deployer.apiserver import EmulatedCluster
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MARKETPLACE_CHART = FIXTURES / "marketplace-chart"
 SCHEMA = ROOT / "schema.yaml"
+TEST_SCHEMA = ROOT / "deployer" / "marketplace" / "test-schema.yaml"
+"""What ``mpdev verify`` lays over the schema (``/data-test/schema.yaml`` in the image)."""
 NAMESPACE = "triton"
 RELEASE = "triton-test"
 

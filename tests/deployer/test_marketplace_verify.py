@@ -30,10 +30,9 @@ import yaml
 from deployer import actions, application, values
 from deployer.errors import SchemaError
 from tests.conftest import CHART_DIR, ROOT
-from tests.deployer.conftest import SCHEMA
+from tests.deployer.conftest import SCHEMA, TEST_SCHEMA
 from tests.deployer.google_tools import DEPLOYER_UTIL, google_module
 
-TEST_SCHEMA = ROOT / "deployer" / "marketplace" / "test-schema.yaml"
 PLACEHOLDER = "gs://goog-verify-model-repository-unset/models"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.clients import write_light_model
+from bench.light_repository import write_light_model
 from common import processes
 from demo.local import LocalTriton
 from samples.bert.contract import LOGITS_PER_TOKEN

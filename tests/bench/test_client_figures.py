@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.clients import (
+from bench.client_figures import (
     ClientResult,
     locust_per_second,
     measure,
