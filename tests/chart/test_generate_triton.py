@@ -25,7 +25,7 @@ import pytest
 
 from demo.local import LocalTriton, triton_container_launch
 from tests.chart.helpers import only, render_chart
-from tests.chart.test_ingress import istio_route
+from tests.chart.routes import istio_route
 from tests.conftest import HELM4
 
 pytestmark = pytest.mark.slow

@@ -6,15 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client
 
+from deployer import values
 from deployer.cli import main
 from deployer.cluster import Cluster
 from tests.conftest import CHART_DIR, CRDS_DIR, ROOT
-from tests.deployer.apiserver import EmulatedCluster
+from tests.deployer.emulated_cluster import EmulatedCluster
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MARKETPLACE_CHART = FIXTURES / "marketplace-chart"
@@ -120,3 +122,15 @@ def run(kubeconfig: Path, helm4: Path, tmp_path: Path, capsys: pytest.CaptureFix
         return Result(code=code, out=captured.out, err=captured.err)
 
     return call
+
+
+@pytest.fixture(scope="module")
+def schema_doc() -> dict[str, Any]:
+    """schema.yaml as written."""
+    return dict(yaml.safe_load(SCHEMA.read_text()))
+
+
+@pytest.fixture(scope="module")
+def schema() -> values.Schema:
+    """schema.yaml as the deployer reads it."""
+    return values.load_schema(SCHEMA)

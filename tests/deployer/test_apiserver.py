@@ -28,7 +28,8 @@ from kubernetes.client.exceptions import ApiException
 from deployer.cluster import Cluster
 from deployer.objects import ObjectRef
 from tests.conftest import require_crds
-from tests.deployer.apiserver import EmulatedCluster, deployment_rolls_out
+from tests.deployer.emulated_cluster import EmulatedCluster
+from tests.deployer.emulator_controllers import deployment_rolls_out
 
 CONFIGMAP: dict[str, Any] = {
     "apiVersion": "v1",

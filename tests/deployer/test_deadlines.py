@@ -30,8 +30,9 @@ import pytest
 from deployer import actions, deadline, render
 from deployer.errors import DeadlinePassed
 from tests.conftest import CHART_DIR
-from tests.deployer.apiserver import HEALTHY, EmulatedCluster
 from tests.deployer.conftest import MARKETPLACE_CHART, RELEASE, SCHEMA, Run, write_values
+from tests.deployer.emulated_cluster import EmulatedCluster
+from tests.deployer.emulator_controllers import HEALTHY
 
 SLACK_S = 3.0
 """How far past its deadline a command may end: the last request's teardown, the report, a

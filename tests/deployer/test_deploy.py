@@ -38,11 +38,6 @@ from deployer import values
 from deployer.cluster import Cluster
 from deployer.objects import ObjectRef
 from tests.conftest import CHART_DIR
-from tests.deployer.apiserver import (
-    HEALTHY,
-    EmulatedCluster,
-    deployment_stuck,
-)
 from tests.deployer.conftest import (
     BASE_VALUES,
     MARKETPLACE_CHART,
@@ -52,6 +47,8 @@ from tests.deployer.conftest import (
     Run,
     write_values,
 )
+from tests.deployer.emulated_cluster import EmulatedCluster
+from tests.deployer.emulator_controllers import HEALTHY, deployment_stuck
 
 SECRET_SENTINEL = f"sentinel-{RELEASE}-never-printed"
 

@@ -31,7 +31,6 @@ import yaml
 from deployer import values
 from deployer.errors import SchemaError, ValuesError
 from deployer.formats import IMAGE_PART_SCHEMAS
-from tests.deployer.conftest import SCHEMA
 
 MINIMAL: dict[str, Any] = {
     "x-google-marketplace": {"schemaVersion": "v2"},
@@ -44,11 +43,6 @@ MINIMAL: dict[str, Any] = {
 
 RELEASE_VALUES = {"name": "t", "namespace": "ns", "modelRepository": "gs://bucket/models"}
 """The values every deploy needs."""
-
-
-@pytest.fixture(scope="module")
-def schema() -> values.Schema:
-    return values.load_schema(SCHEMA)
 
 
 def test_the_project_schema_parses(schema: values.Schema) -> None:
