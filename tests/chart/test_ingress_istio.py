@@ -1,14 +1,15 @@
 """The Istio ingress mode (templates/istio.yaml).
 
 Cases: Istio Gateway and VirtualService send HTTP to 8000 and gRPC to 8001 with timeout and
-retries, gRPC on a host of its own when set, and only the inference gRPC methods; an existing Istio Gateway is used as named; TLS credentialName and the HTTPS
-redirect; the weighted canary split; two Istio releases' Gateways never conflict on the shared
-ingress gateway (Istio's IST0145 rule, itself checked on Istio's example); the route matchers
-let through only health, metadata, readiness and inference (real Triton paths matched against
-the rendered regexes), generation included by default and left out when
-`ingress.inferencePaths` says so; streamed answers (`generate_stream`, gRPC `ModelStreamInfer`,
-the OpenAI routes) have routes of their own with the streaming timeout and tries that no
-per-try timeout cuts; the OpenAI-compatible frontend's paths go to its own Service and port.
+retries, gRPC on a host of its own when set, and only the inference gRPC methods; an existing
+Istio Gateway is used as named; TLS credentialName and the HTTPS redirect; the weighted canary
+split; two Istio releases' Gateways never conflict on the shared ingress gateway (Istio's
+IST0145 rule, itself checked on Istio's example); the route matchers let through only health,
+metadata, readiness and inference (real Triton paths matched against the rendered regexes),
+generation included by default and left out when `ingress.inferencePaths` says so; streamed
+answers (`generate_stream`, gRPC `ModelStreamInfer`, the OpenAI routes) have routes of their own
+with the streaming timeout and tries that no per-try timeout cuts; the OpenAI-compatible
+frontend's paths go to its own Service and port.
 """
 
 from __future__ import annotations
