@@ -278,6 +278,26 @@ Rendered as a YAML list of {name, weight}. */}}
 {{- end }}
 {{- end }}
 
+{{/* Every Service the edge routes send to, each with the policies' name suffix and where its
+readiness answers: this release's and the canary's Triton, and the OpenAI-compatible frontend
+when routed, unless ingress.openai.gkePolicies is off (a process of its own: `/health/ready`
+on its port). Rendered as a YAML list of
+{name, suffix, port, path}. */}}
+{{- define "triton.gkeBackends" -}}
+{{- range $i, $backend := include "triton.backends" . | fromYamlArray }}
+- name: {{ $backend.name }}
+  suffix: {{ ternary "-canary" "" (gt $i 0) | quote }}
+  port: 8000
+  path: /v2/health/ready
+{{- end }}
+{{- if and .Values.ingress.openai.enabled .Values.ingress.openai.gkePolicies }}
+- name: {{ .Values.ingress.openai.serviceName }}
+  suffix: "-openai"
+  port: {{ .Values.ingress.openai.port }}
+  path: /health/ready
+{{- end }}
+{{- end }}
+
 {{/* The Istio Gateway the VirtualService binds to, as namespace/name. */}}
 {{- define "triton.istioGateway" -}}
 {{- if .Values.ingress.istio.createGateway }}

@@ -125,6 +125,43 @@ class TestGatewayApi:
             ("Exact", "/v1/chat/completions"),
         ]
 
+    def test_every_backend_is_probed_and_guarded(self, helm: Path) -> None:
+        """GKE's load balancer makes a backend of each Service a route sends to: one with no
+        HealthCheckPolicy is probed at `/` (the OpenAI frontend answers it 404: unhealthy),
+        one with no GCPBackendPolicy has a 30 s timeout and skips IAP."""
+        openai = {"enabled": True, "serviceName": "llm-openai", "port": 9100}
+        ingress = {**GATEWAY_API["ingress"], "canary": CANARY, "openai": openai}
+        iap = {"enabled": True, "clientId": "id", "clientSecretName": "oauth"}
+        manifests = render_chart(
+            helm, {**GATEWAY_API, "ingress": ingress, "security": {"iap": iap}}
+        )
+        backends = {
+            ref["name"]
+            for route in manifests
+            if route["kind"] in {"HTTPRoute", "GRPCRoute"}
+            for rule in route["spec"]["rules"]
+            for ref in rule.get("backendRefs", [])
+        }
+        assert backends == {SERVICE, CANARY["serviceName"], "llm-openai"}
+        for kind in ("HealthCheckPolicy", "GCPBackendPolicy"):
+            targets = [m["spec"]["targetRef"]["name"] for m in manifests if m["kind"] == kind]
+            assert sorted(targets) == sorted(backends), kind
+        probe = only(manifests, "HealthCheckPolicy", f"{SERVICE}-openai")
+        assert field(probe, "spec.default.config.httpHealthCheck") == {
+            "portSpecification": "USE_FIXED_PORT",
+            "port": 9100,
+            "requestPath": "/health/ready",
+        }
+        guard = only(manifests, "GCPBackendPolicy", f"{SERVICE}-openai")
+        assert guard["spec"]["default"]["timeoutSec"] == 3600
+        assert guard["spec"]["default"]["iap"]["enabled"] is True
+        # Another release already attaches its own policies to the frontend's Service.
+        ingress["openai"] = {**openai, "gkePolicies": False}
+        kept = render_chart(
+            helm, {**GATEWAY_API, "ingress": ingress}, show_only=["templates/gke-policies.yaml"]
+        )
+        assert "llm-openai" not in {m["spec"]["targetRef"]["name"] for m in kept}
+
     @pytest.mark.parametrize(("method", "path"), REFUSED_HTTP + ALLOWED_HTTP)
     def test_regex_matching_is_the_same_surface_as_istio(
         self, helm: Path, method: str, path: str
