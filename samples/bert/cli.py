@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--int8", action="store_true", help="tensorrt: allow INT8 kernels")
     build.add_argument("--int8-calibration-cache", help="tensorrt: path in the container")
+    build.add_argument(
+        "--ngc-release",
+        default=tensorrt.NGC_RELEASE,
+        help="tensorrt: the NGC release (YY.MM) of the Triton image that serves the engine, "
+        f"the chart's image.tag without -py3 (default {tensorrt.NGC_RELEASE})",
+    )
     build.add_argument("--replace", action="store_true", help="replace an existing model")
 
     upload = commands.add_parser("upload", help="copy a model repository to Cloud Storage")
@@ -99,6 +105,7 @@ def _build(args: argparse.Namespace) -> None:
         gpu=args.gpu,
         int8=args.int8,
         int8_calibration_cache=args.int8_calibration_cache,
+        ngc_release=args.ngc_release,
         replace=args.replace,
     )
     write_repository(settings, progress=lambda line: print(line, flush=True))

@@ -88,6 +88,9 @@ class BuildSettings:
     """tensorrt: allow INT8 kernels."""
     int8_calibration_cache: str | None = None
     """tensorrt: calibration cache path inside the TensorRT container."""
+    ngc_release: str = tensorrt.NGC_RELEASE
+    """The NGC release (``YY.MM``) of the Triton image that serves the repository (the chart's
+    ``image.tag`` is ``<release>-py3``); a TensorRT engine is built in that release's TensorRT."""
     replace: bool = False
     """Replace an existing ``<repository>/<model_name>`` (it is refused otherwise)."""
     extra_manifest: dict[str, object] = field(default_factory=dict)
@@ -120,6 +123,12 @@ def validate(settings: BuildSettings) -> None:
     _choice(settings.resolved_device, DEVICES, "device")
     _choice(settings.cpu_runtime, CPU_RUNTIMES, "CPU runtime")
     _choice(settings.gpu, sorted(tensorrt.GPUS), "GPU")
+    if not tensorrt.NGC_RELEASE_PATTERN.fullmatch(settings.ngc_release):
+        raise BuildError(
+            f"NGC release {settings.ngc_release!r} is not YY.MM: give the release of the Triton "
+            f"image that will serve the model (image.tag {tensorrt.NGC_RELEASE}-py3 is "
+            f"--ngc-release {tensorrt.NGC_RELEASE})"
+        )
     if settings.size is not None:
         _choice(settings.size, sorted(network.SIZES), "size")
         if settings.checkpoint is not None:
@@ -332,6 +341,7 @@ def engine_plan(settings: BuildSettings) -> tensorrt.EnginePlan:
         fp16=settings.fp16,
         int8=settings.int8,
         int8_calibration_cache=settings.int8_calibration_cache,
+        ngc_release=settings.ngc_release,
     )
 
 
@@ -352,7 +362,7 @@ def _write_model(settings: BuildSettings, model_dir: Path, progress: Progress) -
         **source,
         "inputs": [t.name for t in contract.INPUTS],
         "outputs": [t.name for t in contract.OUTPUTS],
-        "triton": {"release": tensorrt.NGC_RELEASE, "version": tensorrt.TRITON_VERSION},
+        "triton": {"release": settings.ngc_release},
         "built_with": _package_versions(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **settings.extra_manifest,
@@ -381,7 +391,7 @@ def _write_model(settings: BuildSettings, model_dir: Path, progress: Progress) -
         manifest["tensorrt"] = {
             **plan.to_manifest(),
             "engine": f"not built yet: run {tensorrt.BUILD_FOLDER}/{tensorrt.BUILD_SCRIPT} in "
-            f"{tensorrt.TENSORRT_IMAGE} on a {plan.gpu.name}",
+            f"{plan.tensorrt_image} on a {plan.gpu.name}",
         }
     (model_dir / "config.pbtxt").write_text(render_config(settings))
     (model_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -413,8 +423,9 @@ def write_repository(settings: BuildSettings, *, progress: Progress = print) -> 
     )
     if settings.variant == "tensorrt":
         script = settings.model_dir / tensorrt.BUILD_FOLDER / tensorrt.BUILD_SCRIPT
+        plan = engine_plan(settings)
         progress(
-            f"next: build the engine with {script} "
-            f"in {tensorrt.TENSORRT_IMAGE} on a {tensorrt.GPUS[settings.gpu].name}"
+            f"next: build the engine with {script} in {plan.tensorrt_image} on a "
+            f"{plan.gpu.name}, then serve it with image.tag={plan.ngc_release}-py3"
         )
     return settings.model_dir

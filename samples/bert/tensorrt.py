@@ -3,24 +3,24 @@
 A TensorRT engine only loads on the GPU architecture and the TensorRT version it was built
 with, so it cannot be built here: the writer leaves the ONNX model and ``build_engine.sh`` in
 ``<model>/tensorrt-build/``, and the script runs in the NGC TensorRT container of the same
-release as the Triton image, on a node with the target GPU. It writes ``<version>/model.plan``
+release as the Triton image that serves it (the chart's ``image.tag``, ``<release>-py3``), on a
+node with the target GPU. It writes ``<version>/model.plan``
 and, next to it, ``engine.json`` with the TensorRT version and the GPU it was built on.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 
 from samples.bert import contract
 
-NGC_RELEASE = "24.10"
-"""The NGC release of the Triton image the chart runs (Triton 2.51.0)."""
-TRITON_VERSION = "2.51.0"
-TENSORRT_VERSION = "10.5.0"
-"""TensorRT in NGC 24.10; an engine must be built and served with the same version."""
-TENSORRT_IMAGE = f"nvcr.io/nvidia/tensorrt:{NGC_RELEASE}-py3"
-TRITON_IMAGE = f"nvcr.io/nvidia/tritonserver:{NGC_RELEASE}-py3"
+NGC_RELEASE = "26.05"
+"""The NGC release of the chart's default Triton image (``image.tag``; a test keeps them equal).
+Each release pairs one Triton with one TensorRT, so the engine is built in the TensorRT
+container of the release that serves it."""
+NGC_RELEASE_PATTERN = re.compile(r"^[0-9]{2}\.[0-9]{2}$")
 
 BUILD_FOLDER = "tensorrt-build"
 """Folder in the model directory with the build inputs; Triton ignores it, upload skips it."""
@@ -71,6 +71,18 @@ class EnginePlan:
     int8_calibration_cache: str | None = None
     """A calibration cache (``--calib``); without one, INT8 scales are placeholders and the
     engine is good for throughput measurements only, not for answers."""
+    ngc_release: str = NGC_RELEASE
+    """The NGC release (``YY.MM``) of the Triton image that will serve the engine."""
+
+    @property
+    def tensorrt_image(self) -> str:
+        """The container to build in: the TensorRT of the serving Triton's release."""
+        return f"nvcr.io/nvidia/tensorrt:{self.ngc_release}-py3"
+
+    @property
+    def triton_image(self) -> str:
+        """The Triton image that loads the engine (the chart's ``image.tag``)."""
+        return f"nvcr.io/nvidia/tritonserver:{self.ngc_release}-py3"
 
     @property
     def opt_batch(self) -> int:
@@ -107,9 +119,9 @@ class EnginePlan:
             "gpu": self.gpu.name,
             "compute_capability": self.gpu.compute_capability,
             "gke_accelerator": self.gpu.gke_accelerator,
-            "tensorrt_image": TENSORRT_IMAGE,
-            "tensorrt_version": TENSORRT_VERSION,
-            "triton_version": TRITON_VERSION,
+            "ngc_release": self.ngc_release,
+            "tensorrt_image": self.tensorrt_image,
+            "triton_image": self.triton_image,
             "min_batch": 1,
             "opt_batch": self.opt_batch,
             "max_batch": self.max_batch_size,
@@ -140,9 +152,10 @@ def build_script(plan: EnginePlan, *, version: int) -> str:
         )
     return f"""#!/usr/bin/env bash
 # Build the TensorRT engine for this model on a {plan.gpu.name} (SM {plan.gpu.compute_capability}).
-# Run it in {TENSORRT_IMAGE} (TensorRT {TENSORRT_VERSION}, the release of
-# {TRITON_IMAGE}), on a node with that GPU, the model repository mounted:
-#   docker run --rm --gpus all -v "$PWD/<repository>:/models" {TENSORRT_IMAGE} \\
+# Run it in {plan.tensorrt_image} (the TensorRT of {plan.triton_image}, which
+# serves it: chart value image.tag={plan.ngc_release}-py3), on a node with that GPU, the model
+# repository mounted:
+#   docker run --rm --gpus all -v "$PWD/<repository>:/models" {plan.tensorrt_image} \\
 #     bash /models/<model>/{BUILD_FOLDER}/{BUILD_SCRIPT}
 # ALLOW_GPU_MISMATCH=1 builds on another GPU anyway (the engine will only load on that one).
 set -euo pipefail
@@ -173,11 +186,13 @@ mv "$engine.partial" "$engine"
 cat > "$model_dir/{version}/{ENGINE_INFO}" <<JSON
 {{
   "tensorrt_version_code": "$tensorrt",
-  "expected_tensorrt_version": "{TENSORRT_VERSION}",
-  "triton_version": "{TRITON_VERSION}",
+  "ngc_release": "{plan.ngc_release}",
+  "serve_with": "image.tag={plan.ngc_release}-py3",
   "gpu": "$gpu",
   "built_at": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 }}
 JSON
 echo "wrote $engine and {ENGINE_INFO}; upload the repository (the {BUILD_FOLDER} folder is skipped)"
+echo "serve it with {plan.triton_image} (image.tag={plan.ngc_release}-py3):" \\
+  "another release's TensorRT does not load it"
 """

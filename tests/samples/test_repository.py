@@ -257,14 +257,21 @@ def test_cli_builds_with_every_option(tmp_path: Path, capsys: pytest.CaptureFixt
     arguments = ["build", "--variant", "tensorrt", "--size", "tiny", "--output", str(repository)]
     arguments += ["--model-name", "qa", "--version", "3", "--max-batch-size", "16", "--gpu", "t4"]
     arguments += ["--instance-count", "2", "--max-queue-delay-us", "100", "--int8", "--seed", "5"]
+    arguments += ["--ngc-release", "25.06"]
     assert main(arguments) == 0
-    assert "next: build the engine with" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "next: build the engine with" in out
+    assert (
+        "in nvcr.io/nvidia/tensorrt:25.06-py3 on a T4, then serve it with image.tag=25.06-py3"
+        in out
+    )
     config = parse_config((repository / "qa" / "config.pbtxt").read_text())
     assert (config.name, config.max_batch_size, config.instance_group[0].count) == ("qa", 16, 2)
     assert config.dynamic_batching.max_queue_delay_microseconds == 100
     manifest = json.loads((repository / "qa" / MANIFEST).read_text())
     assert (manifest["version"], manifest["seed"], manifest["tensorrt"]["int8"]) == (3, 5, True)
     assert (manifest["tensorrt"]["gpu"], manifest["tensorrt"]["opt_batch"]) == ("T4", 8)
+    assert manifest["tensorrt"]["ngc_release"] == "25.06"
     assert (repository / "qa" / "3").is_dir()
 
 

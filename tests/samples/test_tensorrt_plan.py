@@ -6,7 +6,9 @@ config.pbtxt, the manifest with the plan and the versions, the ONNX input and an
 build_engine.sh that bash parses; the script, run with stand-ins for ``trtexec`` and
 ``nvidia-smi`` on PATH (the real ones need a GPU), passes trtexec exactly the planned arguments
 and writes ``<version>/model.plan`` and ``engine.json``; on another GPU it stops with exit 2
-before building, unless ALLOW_GPU_MISMATCH=1.
+before building, unless ALLOW_GPU_MISMATCH=1; the plan builds in the TensorRT of the chart's
+default Triton release unless told another (``--ngc-release``), and refuses a release that is not
+``YY.MM`` before writing anything.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from samples.bert import tensorrt
+from samples.bert.errors import BuildError
 from samples.bert.repository import MANIFEST, BuildSettings, write_repository
+from tests.conftest import CHART_DIR
 from tests.samples.helpers import quiet
 
 SHAPES = "input_ids:{b}x128,segment_ids:{b}x128,input_mask:{b}x128"
@@ -97,8 +102,10 @@ def test_repository_layout_and_manifest(tensorrt_repository: Path) -> None:
     assert 'platform: "tensorrt_plan"' in (model / "config.pbtxt").read_text()
     manifest = json.loads((model / MANIFEST).read_text())["tensorrt"]
     assert manifest["gpu"] == "L4"
-    assert manifest["tensorrt_image"] == "nvcr.io/nvidia/tensorrt:24.10-py3"
-    assert (manifest["tensorrt_version"], manifest["triton_version"]) == ("10.5.0", "2.51.0")
+    release = tensorrt.NGC_RELEASE
+    assert manifest["ngc_release"] == release
+    assert manifest["tensorrt_image"] == f"nvcr.io/nvidia/tensorrt:{release}-py3"
+    assert manifest["triton_image"] == f"nvcr.io/nvidia/tritonserver:{release}-py3"
     assert (manifest["min_batch"], manifest["opt_batch"], manifest["max_batch"]) == (1, 16, 64)
     assert "not built yet" in manifest["engine"]
     script = model / "tensorrt-build" / "build_engine.sh"
@@ -141,9 +148,10 @@ def test_build_script_runs_the_planned_command(tensorrt_repository: Path, tmp_pa
     assert (model / "1" / "model.plan").read_text() == "engine\n"
     info = json.loads((model / "1" / "engine.json").read_text())
     assert info["gpu"] == "NVIDIA L4, 8.9"
-    assert (info["tensorrt_version_code"], info["expected_tensorrt_version"]) == (
-        "100500",
-        "10.5.0",
+    assert info["tensorrt_version_code"] == "100500", "as trtexec printed it"
+    assert (info["ngc_release"], info["serve_with"]) == (
+        tensorrt.NGC_RELEASE,
+        f"image.tag={tensorrt.NGC_RELEASE}-py3",
     )
 
 
@@ -170,3 +178,40 @@ def test_manifest_command_is_shell_quoted(tensorrt_repository: Path) -> None:
         "command"
     ]
     assert shlex.split(command)[:2] == ["trtexec", "--onnx=tensorrt-build/model.onnx"]
+
+
+def test_the_default_release_is_the_charts_triton() -> None:
+    """An engine loads only in the TensorRT it was built with: the plan's default release is
+    the one the chart serves with."""
+    tag = yaml.safe_load((CHART_DIR / "values.yaml").read_text())["image"]["tag"]
+    assert tag == f"{tensorrt.NGC_RELEASE}-py3"
+
+
+def test_another_release_is_built_in_its_own_tensorrt(tmp_path: Path) -> None:
+    """A chart pinned to another Triton (image.tag=25.06-py3) gets an engine of its TensorRT."""
+    repository = tmp_path / "models"
+    write_repository(
+        BuildSettings(
+            variant="tensorrt", repository=repository, size="tiny", gpu="l4", ngc_release="25.06"
+        ),
+        progress=quiet,
+    )
+    model = repository / "bert"
+    manifest = json.loads((model / MANIFEST).read_text())
+    assert manifest["tensorrt"]["tensorrt_image"] == "nvcr.io/nvidia/tensorrt:25.06-py3"
+    assert manifest["triton"] == {"release": "25.06"}
+    script = (model / "tensorrt-build" / "build_engine.sh").read_text()
+    assert "nvcr.io/nvidia/tensorrt:25.06-py3" in script
+    assert "image.tag=25.06-py3" in script
+    assert tensorrt.NGC_RELEASE not in script
+
+
+@pytest.mark.parametrize("release", ["25.6", "25.06-py3", "latest", ""])
+def test_a_release_that_is_not_yy_mm_is_refused(tmp_path: Path, release: str) -> None:
+    repository = tmp_path / "models"
+    settings = BuildSettings(
+        variant="tensorrt", repository=repository, size="tiny", gpu="l4", ngc_release=release
+    )
+    with pytest.raises(BuildError, match=r"is not YY\.MM: give the release of the Triton image"):
+        write_repository(settings, progress=quiet)
+    assert not repository.exists()
