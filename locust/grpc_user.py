@@ -64,9 +64,6 @@ class BertGrpcUser(Paced, User):
         self._calls: Iterator[tuple[BertBatch, list[Any]]] = RUN.cycle(calls)
         self.stagger()
 
-    def on_stop(self) -> None:
-        RUN.close_grpc_client(self._client)
-
     @task
     def infer(self) -> None:
         batch, inputs = next(self._calls)

@@ -26,6 +26,11 @@ from samples.bert.client import BertBatch, EncodedRequest, encode_binary, encode
 
 logger = logging.getLogger("bert_load")
 
+
+def _closed() -> None:
+    """``close`` of a gRPC client already closed."""
+
+
 DEFAULT_HOST: Final = "http://127.0.0.1:8000"
 """Triton on this machine: the users' host when Locust is given none (run_single_user)."""
 DISTINCT_REQUESTS: Final = 64
@@ -47,7 +52,7 @@ class LoadRun:
     progress: gevent.Greenlet | None = None
     """The progress reporter, while a test runs."""
     grpc_clients: list[Any] = field(default_factory=list)
-    """gRPC clients not closed yet."""
+    """gRPC clients not closed yet: all are closed when the test stops, never by the users."""
     target: Target = field(default_factory=lambda: Target.from_url(DEFAULT_HOST))
     """Where the HTTP requests go."""
     infer_path: str = ""
@@ -59,10 +64,16 @@ class LoadRun:
     reported_failures: int = 0
     """On a worker: failures reported to the master so far."""
 
-    def close_grpc_client(self, client: Any) -> None:
-        if client in self.grpc_clients:
-            self.grpc_clients.remove(client)
+    def close_grpc_clients(self) -> None:
+        """Close every gRPC client, once, from a greenlet nothing kills (the test's stop).
+
+        Once: tritonclient's ``__del__`` closes its client again, and a second close of a
+        gRPC channel under gevent can wait forever at the process's exit (after calls were
+        cut off by their deadline), so a closed client's ``close`` is made a no-op."""
+        while self.grpc_clients:
+            client = self.grpc_clients.pop()
             client.close()
+            client.close = _closed
 
     def configure(self, options: argparse.Namespace | None) -> None:
         settings = RunSettings.from_options(options)
