@@ -27,6 +27,7 @@ from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 from deployer.deadline import Deadline
 from deployer.errors import ApplyError, ClusterError
 from deployer.objects import Object, ObjectRef
+from deployer.request_limit import limit_whole_requests
 
 FIELD_MANAGER = "triton-gke-deployer"
 
@@ -76,13 +77,13 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> cli
         if kubeconfig is None and context is None:
             try:
                 config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-                return client.ApiClient(configuration)
+                return limit_whole_requests(client.ApiClient(configuration))
             except config.ConfigException:
                 pass
         config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=kubeconfig, context=context, client_configuration=configuration
         )
-        return client.ApiClient(configuration)
+        return limit_whole_requests(client.ApiClient(configuration))
     except (config.ConfigException, OSError) as exc:
         raise ClusterError(
             f"no cluster credentials: not in a pod, and no usable kubeconfig ({exc}); "

@@ -1,8 +1,9 @@
 """How long a command may take: one deadline for the whole command, every API request inside it.
 
 ``--timeout`` is the deadline of a whole ``deploy``, ``verify``, ``delete`` or ``status``, not
-of one step. Each API request waits at most MAX_REQUEST_S and never past the deadline, so a
-stalled API server costs the time left and no more. Without ``--timeout``, the deadline comes
+of one step. Each API request waits at most MAX_REQUEST_S and never past the deadline, its
+whole answer included (``request_limit``), so a stalled API server costs the time left and no
+more. Without ``--timeout``, the deadline comes
 from the rendered objects: a Deployment's ``progressDeadlineSeconds`` (which the chart keeps
 above its startup probe's budget) plus room to apply and to report.
 """

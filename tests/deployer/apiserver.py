@@ -14,7 +14,8 @@ made to behave like a real API server where the deployer relies on it:
   cluster's part (roll out a Deployment, give a LoadBalancer an address, run a tester pod);
 - failures a test injects for one object, answered with a real Status body;
 - faults no real server can be made to show on demand: requests left unanswered (a stalled
-  server, for all requests or those about one kind) and connections dropped unanswered.
+  server, for all requests or those about one kind), answers that trickle in a byte at a time
+  and never end, and connections dropped unanswered.
 
 Tests run it through :class:`~tests.deployer.emulated_cluster.EmulatedCluster`, which serves it
 from a thread of its own and reads and writes its state on the server's event loop.
@@ -23,6 +24,7 @@ from a thread of its own and reads and writes its state on the server's event lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime
 import itertools
@@ -38,6 +40,8 @@ from kmock._internal import rendering
 from tests.deployer.emulator_controllers import Controller
 
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+TRICKLE_S = 0.5
+"""How often a trickling answer sends a byte."""
 
 
 def _now() -> str:
@@ -106,6 +110,8 @@ class ApiServer(kmock.KubernetesEmulator):
     stalled_kinds: set[str] = attrs.field(factory=set)
     """Requests about these kinds get no answer until the server stops; "*": every request."""
     drops: int = 0
+    trickling: bool = False
+    """Answer every request with a byte of whitespace every TRICKLE_S, never ending."""
     """How many of the next requests have their connection closed with no answer."""
     _released: asyncio.Event = attrs.field(factory=asyncio.Event)
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000))
@@ -166,6 +172,8 @@ class ApiServer(kmock.KubernetesEmulator):
             assert raw is not None and raw.transport is not None
             raw.transport.abort()
             return aiohttp.web.Response()  # never sent: the connection is gone
+        if self.trickling:
+            return await self._trickle(request)
         kind = self._kind_of(request) if request.resource is not None else ""
         if "*" in self.stalled_kinds or kind in self.stalled_kinds:
             await self._released.wait()
@@ -173,6 +181,24 @@ class ApiServer(kmock.KubernetesEmulator):
                 status=503, reason="ServiceUnavailable", message="the emulator stopped"
             )
         return None
+
+    async def _trickle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        """Headers at once, then a space (JSON's leading whitespace) every TRICKLE_S until
+        the client gives up or the server stops: no read ever waits long."""
+        raw = request._raw_request
+        assert raw is not None
+        response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(raw)
+        try:
+            while not self._released.is_set():
+                await response.write(b" ")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._released.wait(), TRICKLE_S)
+            await response.write(b"{}")
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client gave up
+        return response
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         fault = await self._fault(request)

@@ -162,6 +162,10 @@ class EmulatedCluster:
         request, discovery included)."""
         self._call(lambda: self.server.stalled_kinds.add(kind))
 
+    def trickle(self) -> None:
+        """Answer every request with a byte at a time, never finishing, until the server stops."""
+        self._call(lambda: setattr(self.server, "trickling", True))
+
     def drop(self, count: int = 1) -> None:
         """Close the connection of the next ``count`` requests without an answer."""
         self._call(lambda: setattr(self.server, "drops", count))

@@ -1,12 +1,15 @@
 """``--timeout`` is the deadline of a whole command, and every API request keeps to it.
 
 The faults here are ones a real API server cannot be made to show on demand, so they run
-against the emulator: requests left unanswered (a stalled server) and dropped connections.
+against the emulator: requests left unanswered (a stalled server), answers that trickle in
+and never end, and dropped connections.
 
 Cases:
 - a server stalled from the first request (discovery): deploy ends at its deadline with
   exit 1, saying the API server did not answer and what to check, after one request;
 - each request waits at most MAX_REQUEST_S, and one that timed out is not sent again;
+- a server that answers a byte at a time, never finishing (no read ever times out): each
+  request still ends at its limit, and the deploy at its deadline;
 - a server that stalls once the Application is applied: deploy still ends at its deadline,
   every object that was not applied listed, and says it could not mark the Application;
 - a dropped connection is retried and the deploy succeeds;
@@ -69,6 +72,30 @@ def test_a_request_waits_at_most_the_cap_and_is_not_sent_again(
     assert elapsed <= 1 + SLACK_S, elapsed
     assert "did not answer within 1 s" in err
     assert len(emulator.requests()) == 1
+
+
+def test_a_trickling_answer_still_ends_the_request_at_its_limit(
+    run: Run, emulator: EmulatedCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read timeout restarts with every byte: only a limit on the whole request ends this."""
+    monkeypatch.setattr(deadline, "MAX_REQUEST_S", 2.0)
+    emulator.trickle()
+    elapsed, code, _, err = timed(run, "deploy", "--timeout", "60")
+    assert code == 1
+    assert elapsed <= 2 + SLACK_S, elapsed
+    assert f"the Kubernetes API server at {emulator.url} did not answer within 2 s" in err
+    assert "Traceback" not in err
+    assert len(emulator.requests()) == 1, "a request that timed out is not sent again"
+
+
+def test_a_trickling_server_ends_the_deploy_at_its_deadline(
+    run: Run, emulator: EmulatedCluster
+) -> None:
+    emulator.trickle()
+    elapsed, code, _, err = timed(run, "deploy", "--timeout", "5")
+    assert code == 1
+    assert 5 <= elapsed <= 5 + SLACK_S, elapsed
+    assert "did not answer within" in err and "Traceback" not in err
 
 
 def test_a_server_stalling_mid_deploy_still_ends_it_at_the_deadline(
