@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -235,17 +235,23 @@ def parse_settings(argv: Sequence[str] | None) -> DemoSettings:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_settings(argv)
+def run_stopping_cleanly(what: str, body: Callable[[], int]) -> int:
+    """Run ``body`` (a demo or a soak) as a command: SIGTERM and Ctrl-C stop the server it
+    started and exit 130; an error it knows of is one line and exit 1."""
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        return run_demo(settings)
+        return body()
     except KeyboardInterrupt:
         progress("interrupted; the server has been stopped")
         return 130
     except (DemoError, DeployerError, SampleError) as exc:
-        progress(f"demo failed: {exc}")
+        progress(f"{what} failed: {exc}")
         return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_settings(argv)
+    return run_stopping_cleanly("demo", lambda: run_demo(settings))
 
 
 if __name__ == "__main__":

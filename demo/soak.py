@@ -19,7 +19,6 @@ import csv
 import json
 import math
 import os
-import signal
 import sys
 import threading
 import time
@@ -37,9 +36,8 @@ from demo.run import (
     locust_command,
     progress,
     run_locust,
+    run_stopping_cleanly,
 )
-from deployer.errors import DeployerError
-from samples.bert.errors import SampleError
 
 MINUTES_PLUGIN: Final = ROOT / "demo" / "soak_minutes.py"
 SAMPLE_EVERY_S: Final = 5.0
@@ -213,10 +211,6 @@ def run_soak(minutes: float, qps: float, out_dir: Path, helm: Path) -> int:
     return 0
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     defaults = DemoSettings()
     parser = argparse.ArgumentParser(prog="python -m demo.soak", description=__doc__.split("\n")[0])
@@ -229,15 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--minutes must be above 0 and at most a day, got {args.minutes}")
     if not (math.isfinite(args.qps) and args.qps > 0):
         parser.error(f"--qps must be greater than 0, got {args.qps}")
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        return run_soak(args.minutes, args.qps, args.out, args.helm)
-    except KeyboardInterrupt:
-        progress("interrupted; the server has been stopped")
-        return 130
-    except (DemoError, DeployerError, SampleError) as exc:
-        progress(f"soak failed: {exc}")
-        return 1
+    return run_stopping_cleanly(
+        "soak", lambda: run_soak(args.minutes, args.qps, args.out, args.helm)
+    )
 
 
 if __name__ == "__main__":
