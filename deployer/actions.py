@@ -33,8 +33,9 @@ class Inputs:
     """``schema.yaml`` (``/data/schema.yaml`` in the image)."""
     values: Path
     """The values file, or the Marketplace's values folder (one file per key)."""
-    helm: Path
-    """The helm binary."""
+    helm: Path | None = None
+    """The helm binary (None: found as :func:`render.find_helm` does); looked for once the
+    values are known to be good, so bad values are reported first, helm or not."""
     test_schema: Path | None = None
     """For ``verify``: properties laid over the schema (``/data-test/schema.yaml``)."""
 
@@ -58,7 +59,7 @@ def make_plan(inputs: Inputs) -> Plan:
     schema = values.load_schema(inputs.schema, test_schema=inputs.test_schema)
     release = values.resolve(schema, values.load_values(inputs.values, schema))
     rendered = render.render(
-        helm=inputs.helm,
+        helm=render.find_helm(str(inputs.helm) if inputs.helm else None),
         chart=inputs.chart,
         release=release.name,
         namespace=release.namespace,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from deployer import actions, application, deadline, objects, render, values, verify
+from deployer import actions, application, deadline, objects, values, verify
 from deployer.errors import BadInputError, DeployerError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         chart=args.chart,
         schema=args.schema,
         values=args.values,
-        helm=render.find_helm(args.helm),
+        helm=Path(args.helm) if args.helm else None,
         test_schema=test_schema,
     )
     plan = actions.make_plan(inputs)

@@ -6,7 +6,8 @@ Cases:
 - the chart's own ``fail`` message comes back as a RenderError without helm's noise;
 - a directory that is not a chart, and a helm that is not there, are RenderErrors saying
   what to pass;
-- find_helm's order: the explicit path, then $HELM, then PATH.
+- find_helm's order: the explicit path, then $HELM, then PATH;
+- bad values are reported before a missing helm, which is looked for once they are good.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from pathlib import Path
 import pytest
 
 from deployer import render
+from deployer.cli import main
 from deployer.errors import RenderError
 from tests.conftest import CHART_DIR
+from tests.deployer.conftest import SCHEMA, write_values
 
 
 def test_the_chart_renders_into_dicts(helm: Path) -> None:
@@ -63,3 +66,20 @@ def test_find_helm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(RenderError, match="helm not found"):
         render.find_helm(None, env={})
+
+
+def test_bad_values_are_reported_before_a_missing_helm(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the user wrote is checked first: with bad values and no helm, the values' error
+    comes, then (values fixed) helm's."""
+    absent = tmp_path / "no-helm"
+    common = ["render", "--schema", str(SCHEMA), "--chart", str(CHART_DIR), "--helm", str(absent)]
+    bad = write_values(tmp_path, modelRepository="s3://elsewhere/m")
+    assert main([*common, "--values", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "modelRepository (Model repository): 's3://elsewhere/m' does not match" in err
+    assert "helm not found" not in err
+    good = write_values(tmp_path)
+    assert main([*common, "--values", str(good)]) == 2
+    assert f"helm not found at {absent}: pass --helm PATH or set $HELM" in capsys.readouterr().err
