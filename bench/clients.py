@@ -49,11 +49,11 @@ from bench.client_figures import (
     ratios,
     table,
 )
-from bench.light_repository import write_light_model
-from bench.locust_cluster import LocalLocustCluster
 from common.processes import finish
 from samples.bert.client import encode_json, make_batches
 from samples.bert.contract import DEFAULT_MODEL_NAME, SEQUENCE_LENGTH
+from standins.light_repository import write_light_model
+from standins.locust_cluster import LocalLocustCluster
 
 HERE: Final = Path(__file__).resolve().parent
 ROOT: Final = HERE.parent

@@ -24,13 +24,14 @@ import tritonclient.http as http
 from common.stats import percentile
 from demo.local import LocalTriton
 from samples.bert import contract
+from samples.bert.build_settings import BuildSettings
 from samples.bert.client import (
     UnexpectedResponseError,
     check_logits,
     infer_inputs,
     make_batches,
 )
-from samples.bert.repository import BuildSettings, write_repository
+from samples.bert.repository import write_repository
 
 
 @dataclass(frozen=True)

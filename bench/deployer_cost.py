@@ -1,17 +1,20 @@
 """The deployer's own cost, waits excluded: ``make bench-deployer``.
 
-Each run does what a Marketplace Job does, through the deployer's own functions: ``plan`` is
+Each run does what a Marketplace Job does, through the deployer's public functions: ``plan`` is
 ``actions.make_plan`` (load the schema, validate the values, ``helm template``), ``apply`` is
-``actions.deploy`` from its first request until it starts waiting for readiness (discovery,
-the Application applied first and its uid read back, then every other object applied by
-server-side apply, owned by it). Each run has a fresh API client (discovery is part of the
-apply, as in a fresh Job) and a fresh namespace; the wait for readiness is left out, as it
-measures the cluster rather than the deployer. ``helm template`` alone is timed next to them,
+``actions.apply`` (discovery, the Application applied first and its uid read back, then every
+other object applied by server-side apply, owned by it), the part of ``actions.deploy`` before
+its wait for readiness. Each run has a fresh API client (discovery is part of the apply, as in
+a fresh Job) and a fresh namespace; the wait for readiness is left out, as it measures the
+cluster rather than the deployer. ``helm template`` alone is timed next to them,
 for the ratio of what the deployer adds over rendering. The figures are medians over the runs.
 Writes the "Deployer" section of docs/benchmarks.md.
 
-The cluster is the one of ``--kubeconfig`` (or ``$KUBECONFIG``); ``make bench-deployer`` runs
-it on the local control plane of the tests.
+The cluster is a local Kubernetes control plane (``standins.kube``) started for the run and
+stopped after it, or, with ``--kubeconfig``, the cluster that file names.
+
+Usage: python -m bench.deployer_cost --helm HELM [--runs N] [--write docs/benchmarks.md]
+       [--kubeconfig PATH]   (make bench-deployer)
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import itertools
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +39,7 @@ from kubernetes import client
 from deployer import actions, render
 from deployer.cluster import Cluster, connect
 from deployer.deadline import Deadline
+from standins.kube.control_plane import missing_prerequisite, running_control_plane_with_crds
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 CHART: Final = ROOT / "chart"
@@ -42,8 +47,6 @@ SCHEMA: Final = ROOT / "schema.yaml"
 TARGET_S: Final = 2.0
 SECTION: Final = "## Deployer"
 VALUES: Final = {"modelRepository": "gs://bucket/models"}
-WAITING: Final = "waiting for readiness"
-"""What ``actions.deploy`` reports when everything is applied and it starts to wait."""
 RUN_TIMEOUT_S: Final = 300.0
 _run_numbers = itertools.count(1)
 
@@ -55,6 +58,10 @@ def _fresh_namespace(api: client.ApiClient) -> str:
     core: Any = client.CoreV1Api(api)
     core.create_namespace({"metadata": {"name": name, "labels": labels}})
     return name
+
+
+def _quiet(line: str) -> None:
+    """The deployer's progress lines, not printed: the bench prints one line a run."""
 
 
 def one_run(
@@ -72,29 +79,18 @@ def one_run(
                 yaml.safe_dump({"name": "triton", "namespace": target, **VALUES})
             )
             inputs = actions.Inputs(chart=CHART, schema=SCHEMA, values=values_file, helm=helm)
-            applied_at: list[float] = []
-
-            def report(line: str) -> None:
-                if line == WAITING:
-                    applied_at.append(time.perf_counter())
-
             start = time.perf_counter()
             plan = actions.make_plan(inputs)
             planned = time.perf_counter()
             with Cluster(api, namespace=target, deadline=Deadline(RUN_TIMEOUT_S)) as cluster:
-                actions.deploy(plan, cluster, report=report, poll_s=0.2)
-        if not applied_at:
-            raise RuntimeError(f"actions.deploy never reported {WAITING!r}: the bench is stale")
+                actions.apply(plan, cluster, report=_quiet)
+            applied = time.perf_counter()
     finally:
         if own_namespace:
             core: Any = client.CoreV1Api(api)
             with contextlib.suppress(client.ApiException):
                 core.delete_namespace(target)
-    return {
-        "plan": planned - start,
-        "apply": applied_at[0] - planned,
-        "total": applied_at[0] - start,
-    }
+    return {"plan": planned - start, "apply": applied - planned, "total": applied - start}
 
 
 def render_alone(helm: Path) -> float:
@@ -105,7 +101,12 @@ def render_alone(helm: Path) -> float:
 
 
 def medians(runs: int, run: Callable[[], dict[str, float]]) -> dict[str, float]:
-    results = [run() for _ in range(runs)]
+    """The median of each phase over ``runs`` runs, one line of progress a run."""
+    results = []
+    for number in range(1, runs + 1):
+        results.append(run())
+        phases = ", ".join(f"{key} {seconds * 1000:.0f} ms" for key, seconds in results[-1].items())
+        print(f"run {number}/{runs}: {phases}", flush=True)
     return {key: statistics.median(r[key] for r in results) for key in results[0]}
 
 
@@ -123,9 +124,9 @@ def section(figures: dict[str, float], *, helm: Path, runs: int) -> str:
             "The deployer's own cost for the default chart (`schema.yaml` defaults plus a model "
             "repository), through its own functions: plan (validate the values, `helm template`) "
             "and apply (discovery, the Application first, then server-side apply of every other "
-            "object, owned by it) against a real Kubernetes API server (the tests' control "
-            "plane on loopback; a fresh client and namespace each run, as a Marketplace Job "
-            "starts fresh). Waiting for readiness is excluded.",
+            "object, owned by it) against a real Kubernetes API server (the local control "
+            "plane of `standins/kube` on loopback; a fresh client and namespace each run, as a "
+            "Marketplace Job starts fresh). Waiting for readiness is excluded.",
             "",
             f"Command: `make bench-deployer` ({runs} runs, the median of each phase on its own, "
             f"so shares need not add up to 100 %; {date}; "
@@ -158,20 +159,45 @@ def write_section(path: Path, text: str) -> None:
     path.write_text("".join(lines[:start]) + text + ("\n" + after if after else ""))
 
 
+def measure(*, helm: Path, runs: int, kubeconfig: str) -> dict[str, float]:
+    """The medians of ``runs`` runs against the cluster of ``kubeconfig``, after one run not
+    counted (imports and caches warm), and of ``helm template`` alone."""
+
+    def connect_api() -> Any:
+        return connect(kubeconfig=kubeconfig)
+
+    one_run(helm=helm, connect_api=connect_api)
+    figures = medians(runs, lambda: one_run(helm=helm, connect_api=connect_api))
+    figures["render"] = statistics.median(render_alone(helm) for _ in range(runs))
+    return figures
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--helm", type=Path, required=True)
-    parser.add_argument("--kubeconfig", help="the cluster (default: $KUBECONFIG)")
+    parser.add_argument(
+        "--kubeconfig", help="another cluster (default: a local control plane, for the run)"
+    )
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--write", type=Path, help="markdown file whose Deployer section to set")
     args = parser.parse_args(argv)
-
-    def connect_api() -> Any:
-        return connect(kubeconfig=args.kubeconfig)
-
-    one_run(helm=args.helm, connect_api=connect_api)  # warm up imports and caches; not counted
-    figures = medians(args.runs, lambda: one_run(helm=args.helm, connect_api=connect_api))
-    figures["render"] = statistics.median(render_alone(args.helm) for _ in range(args.runs))
+    if args.runs < 1:
+        parser.error(f"--runs must be 1 or more, not {args.runs}")
+    if not args.helm.is_file():
+        parser.error(f"--helm {args.helm}: no such file (make tools installs helm under .tools)")
+    if args.kubeconfig:
+        figures = measure(helm=args.helm, runs=args.runs, kubeconfig=args.kubeconfig)
+    else:
+        reason = missing_prerequisite()
+        if reason:
+            print(f"no local control plane here: {reason}", file=sys.stderr)
+            return 1
+        print("starting a local control plane (standins/kube) ...", flush=True)
+        with (
+            tempfile.TemporaryDirectory() as folder,
+            running_control_plane_with_crds(Path(folder)) as plane,
+        ):
+            figures = measure(helm=args.helm, runs=args.runs, kubeconfig=str(plane.kubeconfig))
     text = section(figures, helm=args.helm, runs=args.runs)
     print(text)
     if args.write:

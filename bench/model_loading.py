@@ -28,13 +28,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.gcs_emulator import running_emulator
 from common.helm_pins import helm_binary
 from demo.local import LocalTriton, find_install, stage_backends, triton_container_launch
 from deployer.render import render
 from samples.bert import contract
-from samples.bert.repository import BuildSettings, write_repository
+from samples.bert.build_settings import BuildSettings
+from samples.bert.repository import write_repository
 from samples.bert.upload import upload_repository
+from standins.gcs_emulator import running_emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "models"

@@ -17,20 +17,17 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
-import urllib.error
-import urllib.request
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from common.loopback import LOOPBACK, answers, free_ports
+from common.processes import ExitedError, Service, start_logged, wait_serving
 from common.processes import stop as stop_process
-from common.waiting import wait_until
 from demo.errors import LocalTritonError
 
 TRITONSERVER = "tritonserver"
@@ -136,13 +133,9 @@ class Ports:
     metrics: int
 
     @classmethod
-    def free(cls, host: str = "127.0.0.1") -> Ports:
+    def free(cls, host: str = LOOPBACK) -> Ports:
         """Three ports that are free on ``host`` right now."""
-        with contextlib.ExitStack() as stack:
-            sockets = [stack.enter_context(socket.socket()) for _ in range(3)]
-            for sock in sockets:
-                sock.bind((host, 0))
-            http, grpc, metrics = (s.getsockname()[1] for s in sockets)
+        http, grpc, metrics = free_ports(3, host)
         return cls(http=http, grpc=grpc, metrics=metrics)
 
 
@@ -302,7 +295,7 @@ def triton_container_launch(
 
 
 @dataclass
-class LocalTriton:
+class LocalTriton(Service):
     """A ``tritonserver`` process on loopback, started and stopped as a context manager.
 
     Waits are always bounded: a stub that cannot start, or a ``gs://`` repository with no
@@ -322,7 +315,7 @@ class LocalTriton:
     it; ``tritonserver`` in it is the bundled server."""
     ready_timeout_s: float = 120.0
     """How long to wait for ``/v2/health/ready``."""
-    host: str = "127.0.0.1"
+    host: str = LOOPBACK
     ports: Ports = field(default_factory=Ports.free)
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -369,19 +362,16 @@ class LocalTriton:
         self.workdir.mkdir(parents=True, exist_ok=True)
         command = self.command(install)
         env = server_environment(install, {**os.environ, **self.env})
-        with self.log_path.open("wb") as log:
-            if left_out := unknown_flags(self.chart_args, known_flags(install)):
-                note = (
-                    f"local runner: left out {' '.join(left_out)}: this tritonserver does not "
-                    "know them (a newer Triton's flags); the cluster's Triton gets them\n"
-                )
-                log.write(note.encode())
-                log.flush()
-                _LOG.warning(note.strip())
-            # A session of its own, so stopping it also stops the python stub processes.
-            self._process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        note = ""
+        if left_out := unknown_flags(self.chart_args, known_flags(install)):
+            note = (
+                f"local runner: left out {' '.join(left_out)}: this tritonserver does not "
+                "know them (a newer Triton's flags); the cluster's Triton gets them\n"
             )
+            _LOG.warning(note.strip())
+        self.log_path.write_text(note)
+        # A session of its own, so stopping it also stops the python stub processes.
+        self._process = start_logged(command, self.log_path, env=env, new_session=True)
         try:
             self.wait_ready()
         except BaseException:
@@ -394,24 +384,21 @@ class LocalTriton:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def is_ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=2) as resp:
-                return bool(resp.status == 200)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
-
-    def _running_and_ready(self) -> bool:
-        if self._process is None or self._process.poll() is not None:
-            code = None if self._process is None else self._process.returncode
-            raise LocalTritonError(
-                f"tritonserver exited with code {code} before it was ready; "
-                f"its log ({self.log_path}) ends with:\n{self.log_tail()}"
-            )
-        return self.is_ready()
+        return answers(f"{self.http_url}/v2/health/ready")
 
     def wait_ready(self) -> None:
-        if wait_until(self._running_and_ready, timeout_s=self.ready_timeout_s, interval_s=0.2):
-            return
+        if self._process is None:
+            raise LocalTritonError("tritonserver is not running: start() it first")
+        try:
+            if wait_serving(
+                self._process, self.is_ready, timeout_s=self.ready_timeout_s, interval_s=0.2
+            ):
+                return
+        except ExitedError as exc:
+            raise LocalTritonError(
+                f"tritonserver exited with code {exc.returncode} before it was ready; "
+                f"its log ({self.log_path}) ends with:\n{self.log_tail()}"
+            ) from None
         raise LocalTritonError(
             f"tritonserver was not ready within {self.ready_timeout_s:.0f} s (a model that cannot "
             f"load, or a gs:// repository with no reachable endpoint, makes it hang); its log "
@@ -429,15 +416,3 @@ class LocalTriton:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         return process.returncode
-
-    def __enter__(self) -> LocalTriton:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

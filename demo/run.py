@@ -32,8 +32,9 @@ from demo.errors import DemoError
 from demo.local import LocalTriton, triton_container_launch
 from deployer.errors import DeployerError
 from deployer.render import render
+from samples.bert.build_settings import BuildSettings
 from samples.bert.errors import SampleError
-from samples.bert.repository import BuildSettings, write_repository
+from samples.bert.repository import write_repository
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 LOCUSTFILE: Final = ROOT / "locust" / "locustfile-bert-large.py"

@@ -56,7 +56,7 @@ class Plan:
 
 def make_plan(inputs: Inputs) -> Plan:
     """Validate the values and render the chart. Raises BadInputError subclasses only."""
-    schema = values.load_schema(inputs.schema, test_schema=inputs.test_schema)
+    schema = values.load_schema(inputs.schema, chart=inputs.chart, test_schema=inputs.test_schema)
     release = values.resolve(schema, values.load_values(inputs.values, schema))
     rendered = render.render(
         helm=render.find_helm(str(inputs.helm) if inputs.helm else None),
@@ -66,12 +66,15 @@ def make_plan(inputs: Inputs) -> Plan:
         values=release.chart_values,
     )
     regular, tests = objects.split_hooks(rendered)
-    return Plan(
-        release=release,
-        objects=regular,
-        tests=tests,
-        application=application.find(regular),
-    )
+    app = application.find(regular)
+    if app is not None:
+        application.check_listing(
+            app,
+            partner_id=schema.partner_id,
+            solution_id=schema.solution_id,
+            published_version=schema.published_version,
+        )
+    return Plan(release=release, objects=regular, tests=tests, application=app)
 
 
 def application_ref(plan: Plan) -> ObjectRef | None:
@@ -225,6 +228,24 @@ def _prepare(cluster: Cluster, plan: Plan, *, report: Report) -> list[Object]:
     )
 
 
+def _apply_prepared(cluster: Cluster, prepared: list[Object], *, report: Report) -> list[ObjectRef]:
+    applied = apply_or_keep(cluster, prepared)
+    for done in applied:
+        if done.kept:
+            report(f"kept {done.ref}: it exists and is created once, never overwritten")
+        else:
+            report(f"applied {done.ref}")
+    return [done.ref for done in applied]
+
+
+def apply(plan: Plan, cluster: Cluster, *, report: Report) -> list[ObjectRef]:
+    """Apply the plan without waiting: the Application first (phase Pending, its uid read
+    back), then every other object by server-side apply, owned by it. Returns the refs of the
+    objects applied after the Application. :func:`deploy` is this, then the wait for
+    readiness and the Application's phase."""
+    return _apply_prepared(cluster, _prepare(cluster, plan, report=report), report=report)
+
+
 def deploy(
     plan: Plan,
     cluster: Cluster,
@@ -247,13 +268,7 @@ def deploy(
     )
     prepared = _prepare(cluster, plan, report=report)
     try:
-        applied = apply_or_keep(cluster, prepared)
-        for done in applied:
-            if done.kept:
-                report(f"kept {done.ref}: it exists and is created once, never overwritten")
-            else:
-                report(f"applied {done.ref}")
-        refs = [done.ref for done in applied]
+        refs = _apply_prepared(cluster, prepared, report=report)
         report("waiting for readiness")
         readiness.wait_until_ready(
             refs,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import json
 from collections.abc import Iterable, Mapping
 from enum import Enum
 from typing import Any
@@ -39,6 +40,9 @@ NAMESPACE_LABEL = "app.kubernetes.io/namespace"
 """What ``set_app_labels.py`` adds to a cluster-scoped object, which has no namespace."""
 MAX_MESSAGE = 2000
 """Condition messages are cut here: an Application is no place for a long log."""
+DEPLOY_INFO = "marketplace.cloud.google.com/deploy-info"
+"""The annotation that ties the Application to its listing: JSON with ``partner_id`` and
+``product_id``, which Google's ``deploy.sh`` requires (``validate_app_resource.py``)."""
 
 
 def find(objects: Iterable[Object]) -> Object | None:
@@ -52,6 +56,47 @@ def find(objects: Iterable[Object]) -> Object | None:
         names = ", ".join(str(ObjectRef.of(o)) for o in found)
         raise RenderError(f"the chart renders more than one Application ({names}): render one")
     return found[0] if found else None
+
+
+def check_listing(
+    application: Mapping[str, Any], *, partner_id: str, solution_id: str, published_version: str
+) -> None:
+    """Refuse an Application Marketplace would refuse, as Google's ``deploy.sh`` does before
+    applying anything (``validate_app_resource.py``): the ``deploy-info`` annotation must be
+    JSON holding ``partner_id`` and ``product_id``, equal to the schema's ``partnerId`` and
+    ``solutionId`` when it declares them, and ``spec.descriptor.version`` must be the
+    schema's ``publishedVersion``. Raises RenderError saying what to change."""
+    name = ObjectRef.of(application)
+    annotations = (application.get("metadata") or {}).get("annotations") or {}
+    text = annotations.get(DEPLOY_INFO)
+    if not text:
+        raise RenderError(
+            f"{name} has no {DEPLOY_INFO} annotation, which GKE Marketplace requires: set "
+            "x-google-marketplace.partnerId and solutionId in schema.yaml (Producer Portal "
+            "gives both)"
+        )
+    try:
+        info = json.loads(text)
+    except ValueError:
+        info = None
+    if not isinstance(info, dict) or not {"partner_id", "product_id"} <= set(info):
+        raise RenderError(
+            f"{name}: its {DEPLOY_INFO} annotation must be JSON with partner_id and "
+            f"product_id, not {text!r}"
+        )
+    if partner_id and (info["partner_id"], info["product_id"]) != (partner_id, solution_id):
+        raise RenderError(
+            f"{name}: its {DEPLOY_INFO} annotation names partner {info['partner_id']!r} and "
+            f"product {info['product_id']!r}, but schema.yaml says partnerId {partner_id!r} "
+            f"and solutionId {solution_id!r}: the chart must render the schema's IDs"
+        )
+    version = ((application.get("spec") or {}).get("descriptor") or {}).get("version")
+    if version != published_version:
+        raise RenderError(
+            f"{name}: spec.descriptor.version is {version!r}, but schema.yaml's "
+            f"publishedVersion is {published_version!r}: make the chart's version and "
+            "publishedVersion equal"
+        )
 
 
 def ref_in(application: Mapping[str, Any], namespace: str) -> ObjectRef:

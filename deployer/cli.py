@@ -192,6 +192,10 @@ def run(args: argparse.Namespace) -> int:
         test_schema=test_schema,
     )
     plan = actions.make_plan(inputs)
+    # On stderr for render, whose stdout is the objects.
+    stream = sys.stderr if args.command == "render" else sys.stdout
+    for derived in plan.release.derived:
+        print(f"derived {derived.line()}", file=stream, flush=True)
     if args.command == "render":
         _render(plan, args)
         return EXIT_OK
@@ -227,7 +231,7 @@ def _release_of(args: argparse.Namespace) -> tuple[str, str] | None:
     """The app's name and namespace from the raw values, as deploy.sh's trap reads them
     when the values could not be expanded; None when even they cannot be read."""
     try:
-        schema = values.load_schema(args.schema)
+        schema = values.load_schema(args.schema, chart=args.chart)
         raw = values.load_values(args.values, schema)
     except DeployerError:
         return None

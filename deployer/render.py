@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from deployer import yamlio
 from deployer.errors import RenderError
 
 DEFAULT_HELM = Path("/usr/local/bin/helm")
@@ -85,7 +86,7 @@ def render(
     if done.returncode != 0:
         raise RenderError(f"helm template failed: {_helm_message(done.stderr)}")
     try:
-        documents = list(yaml.safe_load_all(done.stdout))
+        documents = list(yamlio.load_all(done.stdout))
     except yaml.YAMLError as exc:
         raise RenderError(f"helm template printed invalid YAML: {exc}") from exc
     objects = [doc for doc in documents if doc]

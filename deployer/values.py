@@ -19,26 +19,31 @@ from typing import Any
 import jsonschema
 import yaml
 
-from deployer import values_input
+from deployer import companions, formats, values_input, yamlio
 from deployer.errors import SchemaError, ValuesError
-from deployer.formats import IMAGE_PART_SCHEMAS
 from deployer.values_input import shown
 
 # Marketplace property types that are not chart values: they name the Helm release.
 _RELEASE_TYPES = {"NAME": "name", "NAMESPACE": "namespace"}
-# Image property types `x-google-marketplace.images` may project an image onto.
-_IMAGE_TYPES = set(IMAGE_PART_SCHEMAS)
 
 IMAGE_REPO_PREFIX = "__image_repo_prefix__"
 """The key GKE Marketplace adds to a schema-v2 deploy's values (``provision.py``): where its
 copies of the images live, such as ``gcr.io/PROJECT/APP``. Image ``NAME`` is at
 ``PREFIX/NAME:publishedVersion``, the image named ``""`` at ``PREFIX:publishedVersion``."""
 
-FIXED_VALUES: dict[str, Any] = {"marketplace.enabled": True}
+FIXED_VALUES: dict[str, Any] = {"marketplace.enabled": True, "perfAnalyzer.enabled": False}
 """Chart values every deploy sets, never a form choice. ``marketplace.enabled`` renders the
 Application: Marketplace shows the app through it, the deployer reports its phase there, and
 the objects it owns go with it when it is deleted. Without it a one-click deploy would leave
-Marketplace's placeholder Application pending for ever and orphan what it applied."""
+Marketplace's placeholder Application pending for ever and orphan what it applied.
+``perfAnalyzer.enabled`` stays off: its Job runs Triton's SDK image from NGC, which is no
+image of the schema's, so Marketplace neither republishes nor vets it (a benchmark of several
+gigabytes has no place in a one-click install; ``verify``'s tester is the chart's test pod)."""
+
+LISTING_VALUES = {"partnerId": "marketplace.partnerId", "solutionId": "marketplace.solutionId"}
+"""The listing's IDs, ``x-google-marketplace`` keys of ``schema.yaml`` (declared there once),
+and the chart values each deploy passes them in: the chart writes them into the
+Application's ``marketplace.cloud.google.com/deploy-info`` annotation."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,15 @@ class Schema:
     images: dict[str, dict[str, str]]
     """``x-google-marketplace.images``: each image's name (``""`` allowed) to its
     ``{property key: projection type}``."""
+    partner_id: str = ""
+    """``x-google-marketplace.partnerId``: the publisher's ID (Producer Portal), or empty."""
+    solution_id: str = ""
+    """``x-google-marketplace.solutionId``: the product's ID, given with ``partner_id``."""
+
+    def listing_values(self) -> dict[str, str]:
+        """The chart values that carry the listing's IDs (none when the schema has none)."""
+        ids = {"partnerId": self.partner_id, "solutionId": self.solution_id}
+        return {LISTING_VALUES[k]: v for k, v in ids.items() if v}
 
     def json_schema(self) -> dict[str, Any]:
         """A JSON schema for a flat values mapping; unknown keys are refused."""
@@ -78,8 +92,15 @@ def _marketplace_type(prop: Mapping[str, Any]) -> str | None:
     return block.get("type") if isinstance(block, Mapping) else None
 
 
-def parse_schema(document: Any, *, source: str = "schema.yaml") -> Schema:
-    """Read a parsed ``schema.yaml``; raises SchemaError saying what is missing."""
+def parse_schema(
+    document: Any,
+    *,
+    image_parts: Mapping[str, Mapping[str, Any]],
+    source: str = "schema.yaml",
+) -> Schema:
+    """Read a parsed ``schema.yaml``; raises SchemaError saying what is missing.
+    ``image_parts`` is the JSON schema of an image property by its projection type, the
+    chart's (``formats.load_image_part_schemas``)."""
     if not isinstance(document, Mapping):
         raise SchemaError(f"{source} is not a YAML mapping: write a Marketplace schema v2")
     header = document.get("x-google-marketplace")
@@ -96,24 +117,32 @@ def parse_schema(document: Any, *, source: str = "schema.yaml") -> Schema:
     for image_name, image in (header.get("images") or {}).items():
         projections = images.setdefault(str(image_name), {})
         for key, prop in ((image or {}).get("properties") or {}).items():
-            if prop.get("type") not in _IMAGE_TYPES:
+            if prop.get("type") not in image_parts:
                 raise SchemaError(
                     f"{source}: image {image_name!r} property {key!r} has type "
-                    f"{prop.get('type')!r}; use one of {sorted(_IMAGE_TYPES)}"
+                    f"{prop.get('type')!r}; use one of {sorted(image_parts)}"
                 )
             projections[str(key)] = str(prop["type"])
             # Typed by hand (helm-style values) when no image prefix is given.
-            merged.setdefault(str(key), dict(IMAGE_PART_SCHEMAS[prop["type"]]))
+            merged.setdefault(str(key), dict(image_parts[prop["type"]]))
     release_keys = {
         role: key
         for key, prop in merged.items()
         if (role := _RELEASE_TYPES.get(_marketplace_type(prop) or ""))
     }
-    fixed = sorted(set(merged) & set(FIXED_VALUES))
+    fixed = sorted(set(merged) & {*FIXED_VALUES, *LISTING_VALUES.values()})
     if fixed:
         raise SchemaError(
             f"{source} offers {', '.join(fixed)} on the form, but the deployer always sets "
             "it: remove the property"
+        )
+    ids = {key: header.get(key) or "" for key in LISTING_VALUES}
+    if not all(isinstance(v, str) for v in ids.values()) or bool(ids["partnerId"]) != bool(
+        ids["solutionId"]
+    ):
+        raise SchemaError(
+            f"{source}: give x-google-marketplace.partnerId and solutionId together, as "
+            "strings (the IDs Producer Portal gives the listing), or neither"
         )
     missing = sorted(set(_RELEASE_TYPES.values()) - set(release_keys))
     if missing:
@@ -133,12 +162,14 @@ def parse_schema(document: Any, *, source: str = "schema.yaml") -> Schema:
         release_keys=release_keys,
         published_version=str(header.get("publishedVersion", "")),
         images=images,
+        partner_id=ids["partnerId"],
+        solution_id=ids["solutionId"],
     )
 
 
 def _read_schema(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        return yamlio.load(path.read_text())
     except OSError as exc:
         raise SchemaError(f"cannot read the schema {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
@@ -165,13 +196,15 @@ def overlay_test_schema(
     return merged
 
 
-def load_schema(path: Path, *, test_schema: Path | None = None) -> Schema:
+def load_schema(path: Path, *, chart: Path, test_schema: Path | None = None) -> Schema:
     """Read ``schema.yaml`` from ``path``, with ``test_schema``'s properties laid over it
-    when that file exists (``/data-test/schema.yaml`` for ``verify``)."""
+    when that file exists (``/data-test/schema.yaml`` for ``verify``); its image properties
+    are checked with the image grammar of the chart in folder ``chart``."""
     document = _read_schema(path)
     if test_schema is not None and test_schema.is_file() and isinstance(document, Mapping):
         document = overlay_test_schema(document, _read_schema(test_schema), source=str(test_schema))
-    return parse_schema(document, source=str(path))
+    image_parts = formats.load_image_part_schemas(chart)
+    return parse_schema(document, image_parts=image_parts, source=str(path))
 
 
 def load_values_file(path: Path) -> dict[str, Any]:
@@ -375,12 +408,15 @@ class DeployValues:
     """The namespace to deploy into, from the property typed NAMESPACE."""
     chart_values: dict[str, Any]
     """Nested values for ``helm template``."""
+    derived: tuple[companions.Derived, ...] = ()
+    """What the deployer set besides the form's choices, and why (``deployer.companions``)."""
 
 
 def resolve(schema: Schema, values: Mapping[str, Any]) -> DeployValues:
     """Derive the image properties from ``__image_repo_prefix__`` if given, validate raw
-    (flat or nested) values, fill defaults, split off name and namespace, add the
-    FIXED_VALUES, and expand the rest into the chart's nested values."""
+    (flat or nested) values, fill defaults, split off name and namespace, add the companion
+    values the choices need (``deployer.companions``), the FIXED_VALUES and the listing's IDs,
+    and expand the rest into the chart's nested values."""
     checked = validate(schema, with_images(schema, flatten(values, schema.properties)))
     name = str(checked.pop(schema.release_keys["name"], ""))
     namespace = str(checked.pop(schema.release_keys["namespace"], ""))
@@ -391,5 +427,10 @@ def resolve(schema: Schema, values: Mapping[str, Any]) -> DeployValues:
                 "(kube-*, gke-*, gmp-*): deploy Triton into a namespace of its own"
             ]
         )
-    chart_values = expand_dotted({**checked, **FIXED_VALUES})
-    return DeployValues(name=name, namespace=namespace, chart_values=chart_values)
+    derived = companions.derive(checked)
+    chart_values = expand_dotted(
+        {**companions.apply(checked, derived), **FIXED_VALUES, **schema.listing_values()}
+    )
+    return DeployValues(
+        name=name, namespace=namespace, chart_values=chart_values, derived=tuple(derived)
+    )

@@ -21,7 +21,13 @@ Options (each also read from the environment variable named after it, or from lo
     --target-qps Q                LOCUST_TARGET_QPS (default 200)
     --step-seconds S              LOCUST_STEP_SECONDS (default 60)
     --user-qps Q                  LOCUST_USER_QPS   requests a second per user (0: no wait)
-    --grpc-url HOST:PORT          LOCUST_GRPC_URL   (default: the -H host, port 8001)
+    --host-header NAME            LOCUST_HOST_HEADER  the Host header (an edge that routes on
+                                  a host name); with https also the certificate's name
+    --ca-file PEM                 LOCUST_CA_FILE    CAs to trust for https and gRPC over TLS
+    --insecure                    LOCUST_INSECURE   do not check the certificate (reported)
+    --grpc-url HOST:PORT          LOCUST_GRPC_URL   (default: the -H host; port 8001 when -H
+                                  is on port 8000, else -H's port; TLS when -H is https)
+    --grpc-authority NAME         LOCUST_GRPC_AUTHORITY  (default: --host-header)
     --ready-timeout S             LOCUST_READY_TIMEOUT
     --request-timeout S           LOCUST_REQUEST_TIMEOUT  a request slower than S seconds
                                   (default 5) is cut off and counts as a failure
@@ -29,7 +35,9 @@ Options (each also read from the environment variable named after it, or from lo
     --summary-file PATH           LOCUST_SUMMARY_FILE  the end-of-run summary as JSON, too
 
 The duration is Locust's ``-t/--run-time`` (``LOCUST_RUN_TIME``), counted from the moment the
-server and the model are ready.
+server and the model are ready: a run lasts at most ``--ready-timeout`` plus ``-t``. A server
+not ready within ``--ready-timeout`` fails the run (exit code 1) without load, and so does any
+run that sent no request.
 """
 
 from __future__ import annotations
@@ -46,21 +54,30 @@ import gevent
 from geventhttpclient.response import HTTPParseError
 from locust import LoadTestShape, User, events, task
 from locust.env import Environment
-from locust.exception import StopUser
 from locust.runners import STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
 
-# Locust puts this folder on sys.path when it loads the file, so the modules beside it import
-# as they are; the repository root gives the sample's client code to a clone that is not
-# installed with `pip install -e .`.
+# The repository root gives the load test's modules (loadtest/) and the sample's client code to
+# a clone that is not installed with `pip install -e .` (Locust puts only this folder on the
+# path).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from grpc_user import BertGrpcUser
-from http_wire import KeepAliveConnection
-from load_options import add_options
-from load_plan import stage_at, users_for
-from load_run import DEFAULT_HOST, RUN, Paced, too_slow, wait_until_ready
-from load_summary import summarize
-
+from loadtest.grpc_user import BertGrpcUser, GrpcConnector, grpc_readiness
+from loadtest.http_wire import KeepAliveConnection
+from loadtest.load_options import add_options
+from loadtest.load_plan import stage_at, users_for
+from loadtest.load_run import (
+    DEFAULT_HOST,
+    INSECURE_WARNING,
+    RUN,
+    Paced,
+    ReadinessCheck,
+    http_readiness,
+    stop_at_first_task,
+    too_slow,
+    wait_until_ready,
+)
+from loadtest.load_summary import summarize
+from loadtest.load_target import grpc_endpoint
 from samples.bert.client import (
     INFER_HEADER_LENGTH,
     EncodedRequest,
@@ -98,31 +115,67 @@ def _count_report(client_id: str, data: dict[str, Any]) -> None:
 
 @events.test_start.add_listener  # type: ignore[untyped-decorator]
 def on_test_start(environment: Environment, **_: Any) -> None:
-    """Build the inputs, then hold the load until the server and the model are ready."""
+    """Build the inputs, then hold the load until the server and the model are ready; the
+    run's time starts then (``BertLoadShape.tick``)."""
     RUN.configure(environment.parsed_options)  # the web UI may have changed them
-    RUN.build_inputs()
+    RUN.started = True
+    settings = RUN.settings
     # run_single_user (debugging) sets no host: the users' default, Triton on this machine.
     host = environment.host or DEFAULT_HOST
-    RUN.build_wire_requests(host)
-    RUN.unavailable = wait_until_ready(host, RUN.settings)
+    try:
+        RUN.build_target(host)
+    except ValueError as exc:
+        _stop_without_load(environment, f"-H {host}: {exc}")
+        return
+    RUN.build_inputs()
+    RUN.build_wire_requests()
+    if settings.insecure:
+        logger.warning(INSECURE_WARNING)
+    if (settings.ca_file or settings.insecure) and RUN.target.scheme != "https":
+        logger.warning("--ca-file and --insecure have no effect: -H is http://, no TLS is used")
+    checks: list[ReadinessCheck]
+    if settings.protocol == "grpc":
+        endpoint = grpc_endpoint(settings, host)
+        RUN.grpc_connector = GrpcConnector(endpoint, settings)
+        checks = grpc_readiness(RUN.grpc_connector, settings)
+        hint = "check --grpc-url, --grpc-authority (or --host-header) and --model-name"
+        where = f"gRPC {endpoint.describe()}"
+    else:
+        checks = http_readiness(
+            host, target=RUN.target, tls=RUN.tls, model_path=settings.model_path()
+        )
+        sent = f" (sent: Host: {RUN.target.host_header})" if settings.host_header else ""
+        hint = f"check -H, --host-header{sent} and --model-name"
+        where = host
+    RUN.waiting = True
+    try:
+        RUN.unavailable = wait_until_ready(checks, timeout_s=settings.ready_timeout_s, hint=hint)
+    finally:
+        RUN.waiting = False
     if RUN.unavailable:
-        logger.error("not starting the load: %s", RUN.unavailable)
-        environment.process_exit_code = 1
-        if environment.runner is not None:
-            gevent.spawn(environment.runner.quit)
+        _stop_without_load(environment, RUN.unavailable)
         return
     logger.info(
         "%s is ready; sending %s requests (%s shape, target %.0f QPS)",
-        host,
-        RUN.settings.protocol,
-        RUN.settings.load_shape,
-        RUN.settings.target_qps,
+        where,
+        settings.protocol,
+        settings.load_shape,
+        settings.target_qps,
     )
     if environment.shape_class is not None:
         # The wait above is not part of the first step.
         environment.shape_class.reset_time()  # type: ignore[no-untyped-call]
-    if RUN.settings.progress_s > 0:
-        RUN.progress = gevent.spawn(report_progress, environment, RUN.settings.progress_s)
+    if settings.progress_s > 0:
+        RUN.progress = gevent.spawn(report_progress, environment, settings.progress_s)
+
+
+def _stop_without_load(environment: Environment, reason: str) -> None:
+    """End the run before any request, exit code 1, with ``reason``."""
+    RUN.unavailable = reason
+    logger.error("not starting the load: %s", reason)
+    environment.process_exit_code = 1
+    if environment.runner is not None:
+        gevent.spawn(environment.runner.quit)
 
 
 def report_progress(environment: Environment, every_s: float) -> None:
@@ -174,18 +227,27 @@ def print_summary(environment: Environment, **_: Any) -> None:
         )
         return
     summary = summarize([environment.stats.total.serialize()])
-    logger.info("summary (%s, %s shape):", RUN.settings.protocol, RUN.settings.load_shape)
+    settings = RUN.settings
+    logger.info("summary (%s, %s shape):", settings.protocol, settings.load_shape)
     for line in summary.lines():
         logger.info("  %s", line)
-    # One line for machines (kubectl logs | grep): requests, failures, qps, p50/p95/p99_ms.
-    logger.info("summary json %s", json.dumps(summary.to_json(), sort_keys=True))
-    if RUN.settings.summary_file:
-        path = Path(RUN.settings.summary_file)
-        path.write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+    if settings.insecure:
+        logger.warning("  TLS       certificates NOT checked (--insecure)")
+    # One line for machines (kubectl logs | grep): requests, failures, qps, p50/p95/p99_ms,
+    # and whether certificates went unchecked.
+    figures = {**summary.to_json(), "insecure": settings.insecure}
+    logger.info("summary json %s", json.dumps(figures, sort_keys=True))
+    if settings.summary_file:
+        Path(settings.summary_file).write_text(json.dumps(figures, indent=2) + "\n")
     for error in sorted(environment.stats.errors.values(), key=lambda e: -e.occurrences):
         logger.info("  %d x %s %s: %s", error.occurrences, error.method, error.name, error.error)
-    target = RUN.settings.target_qps
-    if RUN.settings.load_shape == "constant" and summary.qps < LAGGING_SHARE * target:
+    if RUN.started and summary.requests == 0:
+        # A load test that sent nothing shows nothing: it never passes.
+        logger.error("  no request was sent: %s", RUN.unavailable or "the run ended first")
+        environment.process_exit_code = environment.process_exit_code or 1
+        return
+    target = settings.target_qps
+    if settings.load_shape == "constant" and summary.qps < LAGGING_SHARE * target:
         logger.warning(
             "the rate stayed below the %.0f QPS target: the server or this client (see its "
             "CPU) could not keep up",
@@ -198,18 +260,26 @@ class BertHttpUser(Paced, User):
     (``http_wire``), on one keep-alive connection per user, and checks each answer."""
 
     host = DEFAULT_HOST
+    _connection: KeepAliveConnection | None = None
+    """None until ``on_start`` (a user stopped before it, or by it, has none to close)."""
 
     def on_start(self) -> None:
+        self._requests: Iterator[tuple[EncodedRequest, bytes]]
         if RUN.unavailable:
-            raise StopUser()
-        self._requests: Iterator[tuple[EncodedRequest, bytes]] = RUN.cycle(RUN.wire_requests)
-        self._connection = KeepAliveConnection(RUN.target, timeout_s=RUN.settings.request_timeout_s)
+            self._requests = stop_at_first_task()
+            return
+        self._requests = RUN.cycle(RUN.wire_requests)
+        self._connection = KeepAliveConnection(
+            RUN.target, timeout_s=RUN.settings.request_timeout_s, tls=RUN.tls
+        )
+        self._exchange = self._connection.exchange
         self._name = RUN.infer_path
         self._fire = self.environment.events.request.fire
         self.stagger()
 
     def on_stop(self) -> None:
-        self._connection.close()
+        if self._connection is not None:
+            self._connection.close()
 
     @task
     def infer(self) -> None:
@@ -218,7 +288,7 @@ class BertHttpUser(Paced, User):
         length = 0
         started = time.perf_counter()
         try:
-            answer = self._connection.exchange(wire, INFER_HEADER_LENGTH)
+            answer = self._exchange(wire, INFER_HEADER_LENGTH)
             length = len(answer.body)
             # The connection's timeout bounds each read, not the whole answer.
             if (slow := too_slow(started)) is not None:
@@ -247,6 +317,7 @@ class BertLoadShape(LoadTestShape):
     follows Locust's own ``--users`` and ``--spawn-rate`` instead."""
 
     use_common_options = True
+    _last_tick: tuple[int, float, list[type[User]]] | None = None
 
     def end(self) -> None:
         """Before the run ends. A distributed master stops its workers first: a headless
@@ -263,6 +334,14 @@ class BertLoadShape(LoadTestShape):
             gevent.sleep(0.2)
 
     def tick(self) -> tuple[int, float, list[type[User]]] | None:
+        if RUN.waiting and self._last_tick is not None:
+            # The first tick started the test, whose start waits for readiness (the local
+            # runner ticks on meanwhile): the run's time starts once the server is ready.
+            return self._last_tick
+        self._last_tick = self._next_tick()
+        return self._last_tick
+
+    def _next_tick(self) -> tuple[int, float, list[type[User]]] | None:
         settings = RUN.settings
         options = self.runner.environment.parsed_options if self.runner else None
         # Locust does not apply --run-time to a shape in headless mode: the shape does.

@@ -7,12 +7,13 @@ One run, one machine, one GPU (``make bench-gpu``, ``python -m bench.gpu``):
 2. times the raw network in-process at each batch size two ways (``raw``): a burst (CUDA
    events, median of a few passes) and sustained (back to back for as long as a served point
    lasts, inputs copied in and logits copied out each pass, as any server must);
-3. starts ``tritonserver`` with the chart's command and arguments (``demo.local.LocalTriton``;
-   behind MPS through the chart's own launcher, ``mps``) once per server configuration and
-   sweeps client concurrency (``point``) with several client processes, each an asyncio loop
-   speaking the v2 binary tensor protocol of ``samples/bert/client.py`` (``client``), every
-   response checked; Triton's own statistics (``triton_stats``) give the batch sizes it formed
-   and how busy the model was; the GPU's clocks and power ride along (``telemetry``);
+3. starts ``tritonserver`` with the chart's command and arguments (``chart_args``,
+   ``demo.local.LocalTriton``; behind MPS through the chart's own launcher, ``mps``) once per
+   server configuration and sweeps client concurrency (``point``) with several client
+   processes, each an asyncio loop speaking the v2 binary tensor protocol of
+   ``samples/bert/client.py`` (``client``), every response checked; Triton's own statistics
+   (``triton_stats``) give the batch sizes it formed and how busy the model was; the GPU's
+   clocks and power ride along (``telemetry``);
 4. prints a Markdown table and writes it with the raw figures to ``--out`` (``report``).
 
 The figure of merit is served sequences per second over the raw network's best sustained

@@ -7,11 +7,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.gpu.telemetry import GpuSampler, GpuSummary
 from samples.bert import client as bert_client
 from samples.bert import contract
+
+if TYPE_CHECKING:  # torch is imported only when a phase runs
+    from samples.bert.cuda_graphs import BatchRunner, CaptureReport
 
 
 @dataclass
@@ -24,15 +27,87 @@ class RawFigures:
     """The GPU during each sustained phase."""
 
 
+@dataclass
+class BatchLatency:
+    """Milliseconds a batch takes host to host through the served model's batch runner."""
+
+    eager_ms: dict[int, float] = field(default_factory=dict)
+    graphed_ms: dict[int, float] = field(default_factory=dict)
+    capture: CaptureReport | None = None
+    """What capturing the graphs cost (None without graphs)."""
+
+
+def load_served_network(weights: Path, *, gpu: bool, compile_network: bool) -> Any:
+    """The network as the python variant serves it: fp16 on a GPU, compiled where asked."""
+    import torch
+
+    from samples.bert import network as bert_network
+
+    device = torch.device("cuda" if gpu else "cpu")
+    model: Any = bert_network.load_network(weights).eval()
+    model = (model.half() if gpu else model).to(device)
+    if compile_network:
+        model = torch.compile(model, dynamic=True)
+    return model
+
+
+def measure_batch_latency(
+    model: Any, *, gpu: bool, batch_sizes: Sequence[int], repeats: int, buckets: Sequence[int]
+) -> BatchLatency:
+    """Per batch size, the median time of ``repeats`` batches through the served model's own
+    ``BatchRunner`` (inputs from host memory, FP32 logits back to it, as the model serves a
+    batch), eager and, with ``buckets``, replayed from CUDA graphs captured for them (batches
+    above the largest bucket run eagerly there too). Triton, HTTP and the client add to this."""
+    import torch
+
+    device = torch.device("cuda" if gpu else "cpu")
+    runners = {"eager": _runner(model, device, ())}
+    latency = BatchLatency()
+    if buckets:
+        runners["graphed"] = _runner(model, device, buckets)
+        latency.capture = runners["graphed"].report
+    (batch,) = bert_client.make_batches(
+        count=1, batch_size=max(batch_sizes), seq_len=contract.SEQUENCE_LENGTH, seed=2
+    )
+    host = [torch.from_numpy(t) for _, t in batch.named()]
+    for mode, runner in runners.items():
+        figures = latency.graphed_ms if mode == "graphed" else latency.eager_ms
+        for batch_size in batch_sizes:
+            columns = [[t[:batch_size]] for t in host]
+            for _ in range(3):
+                runner(columns)
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                runner(columns)  # returns once the logits are in host memory
+                times.append(time.perf_counter() - started)
+            figures[batch_size] = statistics.median(times) * 1000
+            print(f"raw {mode} batch {batch_size:4d}: {figures[batch_size]:7.2f} ms", flush=True)
+    return latency
+
+
+def _runner(model: Any, device: Any, buckets: Sequence[int]) -> BatchRunner:
+    from samples.bert.cuda_graphs import BatchRunner
+
+    return BatchRunner(
+        model,
+        device=device,
+        inputs=len(contract.INPUTS),
+        sequence_length=contract.SEQUENCE_LENGTH,
+        buckets=buckets,
+        log=lambda line: print(line, flush=True),
+        warn=lambda line: print(f"warning: {line}", flush=True),
+    )
+
+
 def measure_raw(
+    model: Any,
     *,
-    weights: Path,
     batch_sizes: Sequence[int],
     repeats: int,
     sustained_batches: Sequence[int],
     sustained_s: float,
     gpu: bool,
-    compile_network: bool,
     sampler: GpuSampler,
 ) -> RawFigures:
     """Sequences per second of the network alone, per batch size, on the device the sample
@@ -46,13 +121,7 @@ def measure_raw(
     """
     import torch
 
-    from samples.bert import network as bert_network
-
     device = torch.device("cuda" if gpu else "cpu")
-    model: Any = bert_network.load_network(weights).eval()
-    model = (model.half() if gpu else model).to(device)
-    if compile_network:
-        model = torch.compile(model, dynamic=True)
     batch = bert_client.make_batches(
         count=1,
         batch_size=max([*batch_sizes, *sustained_batches]),

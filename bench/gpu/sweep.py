@@ -1,5 +1,7 @@
-"""The run in order: the repository, the raw network, then each server configuration served
-and swept, the report saved after every figure (a run cut short keeps what it measured)."""
+"""The run in order: the repository, the raw network (throughput, then per-batch latency eager
+and from CUDA graphs, and the answers every server must give), then each server configuration
+served: its answers checked, its points measured by the project's client and, where asked, by
+perf_analyzer; the report saved after every figure (a run cut short keeps what it measured)."""
 
 from __future__ import annotations
 
@@ -10,23 +12,31 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.errors import BenchError
-from bench.gpu import mps
+from bench.gpu import answers, mps, perf_analyzer
+from bench.gpu.chart_args import chart_launch, perf_analyzer_args
 from bench.gpu.point import run_point
-from bench.gpu.raw import measure_raw
+from bench.gpu.raw import load_served_network, measure_batch_latency, measure_raw
 from bench.gpu.report import Report, save
 from bench.gpu.telemetry import GpuSampler
 from bench.gpu.triton_stats import ModelStatistics, admin_headers
 from demo.errors import LocalTritonError
-from demo.local import TRITONSERVER, ContainerLaunch, LocalTriton, triton_container_launch
-from deployer.render import render
+from demo.local import LocalTriton
 from samples.bert import contract
 
-CHART = Path(__file__).resolve().parents[2] / "chart"
-CONFIG_FLAGS = ("compile", "mps")
+CONFIG_FLAGS = ("compile", "graphs", "mps", "perf")
+DEFAULT_GRAPH_MAX_BATCH = 64
+"""The sample's own default (``samples.bert.cuda_graphs.DEFAULT_LARGEST_BUCKET``; imported
+there with torch, so checked equal by a test rather than imported here)."""
+LOG_PREFIX = "cuda graphs: "
+"""The start of the capture report each graphed instance logs (``samples.bert.cuda_graphs``)."""
+DEFAULT_POINTS = ((1, 1), (8, 1), (32, 1), (128, 1), (128, 8))
+"""Clients x sequences per request: the latency regime, then the large batches it must not
+slow down."""
 
 
 @dataclass(frozen=True)
@@ -43,22 +53,40 @@ class ServerConfig:
     """``max_queue_delay_microseconds`` of dynamic batching."""
     torch_compile: bool = False
     """Compile the network with ``torch.compile`` at load."""
+    cuda_graphs: bool = False
+    """Replay batches from CUDA graphs captured per bucket at load."""
+    graph_max_batch: int = DEFAULT_GRAPH_MAX_BATCH
+    """The largest bucket, with ``cuda_graphs``."""
+    perf: bool = False
+    """Measure the same points with perf_analyzer too."""
     mps: bool = False
     """Run the server's processes as clients of an MPS daemon (CUDA Multi-Process Service), so
     the instances' kernels share the GPU instead of time-slicing it between CUDA contexts."""
 
 
+def _graph_flag(flag: str) -> int | None:
+    """The largest bucket a ``graphs`` or ``graphs=N`` flag asks for; None for other flags."""
+    name, _, value = flag.partition("=")
+    if name != "graphs" or (value and not value.isdigit()):
+        return None
+    return int(value) if value else DEFAULT_GRAPH_MAX_BATCH
+
+
 def parse_configs(text: str) -> list[ServerConfig]:
-    """``label:instances:max_batch:queue_delay_us[:compile][:mps]`` entries, comma separated;
+    """``label:instances:max_batch:queue_delay_us[:flag]...`` entries, comma separated;
     ``ValueError`` saying how to write one that is not."""
     configs = []
     for entry in text.split(","):
         parts = entry.split(":")
         flags = parts[4:]
-        if len(parts) < 4 or any(f not in CONFIG_FLAGS for f in flags):
+        graphs = [g for g in map(_graph_flag, flags) if g is not None]
+        known = all(f in CONFIG_FLAGS or _graph_flag(f) for f in flags)
+        if len(parts) < 4 or not known or ("compile" in flags and graphs):
             raise ValueError(
                 f"--configs entry {entry!r}: write label:instances:max_batch:delay_us, then "
-                "optional flags :compile (torch.compile) and :mps (an MPS daemon)"
+                "optional flags :compile (torch.compile), :graphs or :graphs=N (CUDA graphs "
+                "per batch bucket up to N sequences, 64 by default; not with :compile), "
+                ":perf (perf_analyzer at the same points) and :mps (an MPS daemon)"
             )
         configs.append(
             ServerConfig(
@@ -67,10 +95,42 @@ def parse_configs(text: str) -> list[ServerConfig]:
                 max_batch_size=int(parts[2]),
                 queue_delay_us=int(parts[3]),
                 torch_compile="compile" in flags,
+                cuda_graphs=bool(graphs),
+                graph_max_batch=graphs[0] if graphs else DEFAULT_GRAPH_MAX_BATCH,
+                perf="perf" in flags,
                 mps="mps" in flags,
             )
         )
     return configs
+
+
+def parse_points(text: str) -> list[tuple[int, int]]:
+    """``CLIENTSxSEQUENCES`` entries, comma separated (``1x1,32x1,128x8``); ``ValueError``
+    saying how to write one that is not."""
+    points = []
+    for entry in text.split(","):
+        clients, _, sequences = entry.partition("x")
+        if not (clients.isdigit() and sequences.isdigit()) or "0" in (clients, sequences):
+            raise ValueError(
+                f"--points entry {entry!r}: write CLIENTSxSEQUENCES, such as 32x1 (32 clients, "
+                "each sending one sequence a request)"
+            )
+        points.append((int(clients), int(sequences)))
+    return points
+
+
+def sweep_points(args: argparse.Namespace) -> list[tuple[int, int]]:
+    """The points to measure: ``--points``; else the grid of ``--seqs-per-request`` and
+    ``--concurrency`` where either is given; else ``DEFAULT_POINTS``."""
+    if args.points:
+        return list(args.points)
+    if args.concurrency or args.seqs_per_request:
+        return [
+            (clients, per_request)
+            for per_request in args.seqs_per_request or [1]
+            for clients in args.concurrency or [32]
+        ]
+    return list(DEFAULT_POINTS)
 
 
 def environment() -> dict[str, str]:
@@ -88,35 +148,17 @@ def environment() -> dict[str, str]:
     return env
 
 
-def chart_launch(
-    *, helm: Path | None, args_file: Path | None, mps_control: str | None = None
-) -> ContainerLaunch:
-    """Triton's container as the chart runs it (with ``mps_control``: as it runs it with
-    ``gpu.mps.enabled``, its launcher starting that control program): rendered now with
-    ``helm``, or read from a file written where helm runs (a GPU machine may have none), either
-    a JSON list of the arguments or an object with the container's ``command`` and ``args``."""
-    if helm is not None:
-        values: dict[str, object] = {"modelRepository": "gs://bucket/models"}
-        if mps_control is not None:
-            values["gpu"] = {"count": 1, "mps": {"enabled": True, "controlPath": mps_control}}
-        objects = render(
-            helm=helm, chart=CHART, release="bench", namespace="default", values=values
-        )
-        return triton_container_launch(objects)
-    if args_file is None:
-        raise BenchError("pass --helm PATH (renders the chart) or --chart-args FILE")
-    document = json.loads(args_file.read_text())
-    if isinstance(document, list):
-        command, written = [TRITONSERVER], [str(a) for a in document]
-    else:
-        command = [str(c) for c in document["command"]]
-        written = [str(a) for a in document["args"]]
-    if mps_control is not None and command == [TRITONSERVER]:
-        raise BenchError(
-            f"{args_file} holds no MPS launcher: pass --helm, or write the container's command "
-            "and args as the chart renders them with gpu.mps.enabled"
-        )
-    return ContainerLaunch(command=command, args=written, written_args=written, env={})
+def capture_reports(log: str) -> list[dict[str, Any]]:
+    """The capture reports graphed instances logged in a server's ``log``, in order."""
+    reports = []
+    for line in log.splitlines():
+        _, found, rest = line.partition(LOG_PREFIX)
+        if found:
+            try:
+                reports.append(json.loads(rest))
+            except ValueError:
+                continue  # a line that only mentions the prefix
+    return reports
 
 
 def serve_and_sweep(
@@ -127,10 +169,12 @@ def serve_and_sweep(
     report: Report,
     sampler: GpuSampler,
     mps_control: str | None,
+    expected: list[answers.ExpectedAnswer],
 ) -> None:
     """Start Triton for ``config`` as the chart does (behind the chart's MPS launcher, with a
-    daemon of its own, where asked) and run every concurrency and request size against it,
-    saving the report after each point."""
+    daemon of its own, where asked), check its answers against ``expected``, and measure
+    every point against it (with perf_analyzer too, where the configuration asks), saving the
+    report after each point."""
     workdir = args.out / f"server-{config.label}"
     control = mps_control if config.mps else None
     launch = chart_launch(helm=args.helm, args_file=args.chart_args, mps_control=control)
@@ -146,41 +190,99 @@ def serve_and_sweep(
             env={**launch.env, **daemon_env},
             ready_timeout_s=args.ready_timeout,
         )
+        started = time.perf_counter()
         stack.enter_context(server)
-        statistics_reader = ModelStatistics(
-            url=server.http_url,
-            model=contract.DEFAULT_MODEL_NAME,
-            headers=admin_headers(launch.args),
+        report.server_ready_s[config.label] = time.perf_counter() - started
+        if config.cuda_graphs:
+            captured = capture_reports(server.log_path.read_text(errors="replace"))
+            report.server_capture[config.label] = captured
+        check = answers.check_served(server.http_url, contract.DEFAULT_MODEL_NAME, expected)
+        report.answers[config.label] = check.brief()
+        print(
+            f"{config.label} ready in {report.server_ready_s[config.label]:.1f} s; answers: "
+            f"{check.brief()}",
+            flush=True,
         )
-        for per_request in args.seqs_per_request:
-            for concurrency in args.concurrency:
-                report.served.append(
-                    run_point(
-                        url=server.http_url,
-                        model=contract.DEFAULT_MODEL_NAME,
-                        config=config.label,
-                        concurrency=concurrency,
-                        sequences_per_request=per_request,
-                        seconds=args.seconds,
-                        warmup_s=args.warmup,
-                        processes=args.processes,
-                        statistics_reader=statistics_reader,
-                        instances=config.instances,
-                        sampler=sampler,
-                    )
+        headers = admin_headers(launch.args)
+        statistics_reader = ModelStatistics(
+            url=server.http_url, model=contract.DEFAULT_MODEL_NAME, headers=headers
+        )
+        for concurrency, per_request in sweep_points(args):
+            report.served.append(
+                run_point(
+                    url=server.http_url,
+                    model=contract.DEFAULT_MODEL_NAME,
+                    config=config.label,
+                    concurrency=concurrency,
+                    sequences_per_request=per_request,
+                    seconds=args.seconds,
+                    warmup_s=args.warmup,
+                    processes=args.processes,
+                    statistics_reader=statistics_reader,
+                    instances=config.instances,
+                    sampler=sampler,
                 )
-                save(report, args.out)  # a run cut short still leaves its figures
+            )
+            save(report, args.out)  # a run cut short still leaves its figures
+        if config.perf:
+            measure_with_perf_analyzer(
+                config, args=args, report=report, url=server.http_url, headers=headers
+            )
+
+
+def measure_with_perf_analyzer(
+    config: ServerConfig,
+    *,
+    args: argparse.Namespace,
+    report: Report,
+    url: str,
+    headers: dict[str, str],
+) -> None:
+    """perf_analyzer at every point, with the chart Job's arguments; where it cannot run, the
+    report says why."""
+    program, why = perf_analyzer.find_program(args.perf_analyzer)
+    if program is None:
+        report.perf_note = why
+        print(f"perf_analyzer not run: {why}", flush=True)
+        return
+    chart_args = perf_analyzer_args(helm=args.helm, args_file=args.chart_args)
+    for concurrency, per_request in sweep_points(args):
+        point = perf_analyzer.run_point(
+            program,
+            config=config.label,
+            chart_args=chart_args,
+            address=url.removeprefix("http://"),
+            headers=headers,
+            concurrency=concurrency,
+            sequences_per_request=per_request,
+            workdir=args.out / "perf-analyzer",
+            timeout_s=args.perf_timeout,
+        )
+        report.perf.append(point)
+        figures = point.error or (
+            f"{point.seq_per_s:9,.0f} seq/s  p50 {point.p50_ms:6.1f} ms  p99 {point.p99_ms:6.1f} ms"
+        )
+        print(f"perf_analyzer {config.label}: {concurrency} x {per_request}: {figures}", flush=True)
+        save(report, args.out)
 
 
 def run(args: argparse.Namespace) -> Report:
     """Every step of the run the command line asks for; the report, also saved under
     ``args.out``. ``BenchError`` before anything runs where the run cannot be made."""
-    from samples.bert.repository import BuildSettings, render_config, write_repository
+    import torch
+
+    from samples.bert.build_settings import BuildSettings
+    from samples.bert.model_config import render_config
+    from samples.bert.repository import write_repository
 
     # Before anything runs, not after the first configurations.
     mps_control = mps.find_control() if any(c.mps for c in args.configs) else None
     if args.helm is None and args.chart_args is None:
         raise BenchError("pass --helm PATH (renders the chart) or --chart-args FILE")
+    if args.device != "gpu" and any(c.cuda_graphs for c in args.configs):
+        raise BenchError("CUDA graphs (:graphs) need a GPU: drop :graphs with --device cpu")
+    if any(c.perf for c in args.configs):
+        perf_analyzer_args(helm=args.helm, args_file=args.chart_args)  # refuses a file without
     args.out.mkdir(parents=True, exist_ok=True)
     report = Report(environment=environment())
     sampler = GpuSampler()
@@ -188,8 +290,8 @@ def run(args: argparse.Namespace) -> Report:
         print(f"note: {sampler.unavailable}", flush=True)
     sustained_batches = args.sustained_batches or sorted({c.max_batch_size for c in args.configs})
     repository = args.out / "models"
-    for number, config in enumerate(args.configs):
-        settings = BuildSettings(
+    all_settings = [
+        BuildSettings(
             variant="python",
             repository=repository,
             size=args.size,
@@ -199,8 +301,15 @@ def run(args: argparse.Namespace) -> Report:
             instance_count=config.instances,
             max_queue_delay_us=config.queue_delay_us,
             torch_compile=config.torch_compile,
+            cuda_graphs=config.cuda_graphs,
+            cuda_graph_max_batch_size=config.graph_max_batch,
             replace=True,
         )
+        for config in args.configs
+    ]
+    graphed = [s.graph_buckets for s in all_settings if s.graphed]
+    expected: list[answers.ExpectedAnswer] = []
+    for number, (config, settings) in enumerate(zip(args.configs, all_settings, strict=True)):
         if number == 0:
             # The weights are written once; later configurations only change config.pbtxt.
             write_repository(settings)
@@ -209,26 +318,52 @@ def run(args: argparse.Namespace) -> Report:
         mode = "compiled" if config.torch_compile else "eager"
         if config.torch_compile:
             report.compiled_configs.add(config.label)
+        if config.cuda_graphs:
+            report.graphed_configs.add(config.label)
         if mode not in report.raw_seq_per_s:
             print(f"timing the raw {mode} network", flush=True)
+            model = load_served_network(
+                settings.model_dir / str(settings.version) / "weights",
+                gpu=args.device == "gpu",
+                compile_network=config.torch_compile,
+            )
             raw = measure_raw(
-                weights=settings.model_dir / str(settings.version) / "weights",
+                model,
                 batch_sizes=args.raw_batches,
                 repeats=args.raw_repeats,
                 sustained_batches=sustained_batches,
                 sustained_s=args.sustained_seconds or args.seconds,
                 gpu=args.device == "gpu",
-                compile_network=config.torch_compile,
                 sampler=sampler,
             )
             report.raw_seq_per_s[mode] = raw.burst
             report.raw_sustained_seq_per_s[mode] = raw.sustained
             report.raw_gpu.update({f"{mode} {b}": g.brief() for b, g in raw.gpu.items()})
+            if mode == "eager":
+                latency = measure_batch_latency(
+                    model,
+                    gpu=args.device == "gpu",
+                    batch_sizes=args.latency_batches,
+                    repeats=args.raw_repeats,
+                    buckets=graphed[0] if graphed else (),
+                )
+                report.raw_latency_ms["eager"] = latency.eager_ms
+                if latency.capture is not None:
+                    report.raw_latency_ms["graphed"] = latency.graphed_ms
+                    report.capture = asdict(latency.capture)
+                expected = answers.expected_answers(model, device=next(model.parameters()).device)
             save(report, args.out)
+            del model
             if args.device == "gpu":
-                import torch
-
                 torch.cuda.empty_cache()  # the raw network is gone; give its memory back
+        if not expected:  # a compiled configuration first: the answers come from eager
+            model = load_served_network(
+                settings.model_dir / str(settings.version) / "weights",
+                gpu=args.device == "gpu",
+                compile_network=False,
+            )
+            expected = answers.expected_answers(model, device=next(model.parameters()).device)
+            del model
         print(f"starting tritonserver for {config}", flush=True)
         try:
             serve_and_sweep(
@@ -238,6 +373,7 @@ def run(args: argparse.Namespace) -> Report:
                 report=report,
                 sampler=sampler,
                 mps_control=mps_control,
+                expected=expected,
             )
         except (LocalTritonError, subprocess.SubprocessError) as exc:
             # One configuration that cannot start must not cost the others their figures.

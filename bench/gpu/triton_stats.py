@@ -19,6 +19,12 @@ class ServerCounters:
     """Time the model's instances spent executing, over wall time and instances (0-1)."""
     queue_ms: float
     """Mean time a request waited in the scheduler's queue."""
+    compute_ms: float = 0.0
+    """Mean time the model spent on a request's batch (inputs, inference, outputs): each
+    request of a batch counts the whole batch's time, as Triton counts it."""
+    request_ms: float = 0.0
+    """Mean time from Triton receiving a request to its response being ready: the client's
+    latency less the network and the client's own time."""
 
 
 @dataclass(frozen=True)
@@ -76,10 +82,17 @@ def counters_between(
             a, b = a[key], b[key]
         return int(a) - int(b)
 
+    def mean_ms(*parts: str) -> float:
+        """Mean milliseconds per request over ``parts`` of ``inference_stats``."""
+        counted = delta(("inference_stats", parts[0], "count"))
+        spent = sum(delta(("inference_stats", part, "ns")) for part in parts)
+        return spent / 1e6 / counted if counted else 0.0
+
     executions = delta(("execution_count",))
-    queued = delta(("inference_stats", "queue", "count"))
     return ServerCounters(
         sequences_per_batch=delta(("inference_count",)) / executions if executions else 0.0,
         model_busy=(busy_ns(after) - busy_ns(before)) / 1e9 / wall_s / max(1, instances),
-        queue_ms=delta(("inference_stats", "queue", "ns")) / 1e6 / queued if queued else 0.0,
+        queue_ms=mean_ms("queue"),
+        compute_ms=mean_ms("compute_input", "compute_infer", "compute_output"),
+        request_ms=mean_ms("success"),
     )

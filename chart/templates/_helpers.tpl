@@ -37,12 +37,13 @@ app.kubernetes.io/name: {{ include "triton.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{/* The ServiceAccount Triton runs as: the created one, or an existing one named. */}}
+{{/* The ServiceAccount Triton runs as: the created one, or an existing one named (that a
+name is given is checked in _validate.tpl). */}}
 {{- define "triton.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "triton.fullname" .) .Values.serviceAccount.name }}
 {{- else }}
-{{- required "serviceAccount.name is required when serviceAccount.create is false: name an existing ServiceAccount" .Values.serviceAccount.name }}
+{{- .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
 
@@ -54,6 +55,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- else }}
 {{- printf "%s%s:%s" $prefix .repository .tag }}
 {{- end }}
+{{- end }}
+
+{{/* The NGC release (`YY.MM`) of Triton's image: image.release, else the release this chart
+version ships (Chart.yaml's ngcRelease). What depends on the release reads it here, never the
+shape of a tag: a republished copy (Marketplace's `PREFIX:0.1.0`) says nothing about it (that
+Chart.yaml names one is checked in _validate.tpl). */}}
+{{- define "triton.release" -}}
+{{- default (index .Chart.Annotations "ngcRelease") .Values.image.release }}
+{{- end }}
+
+{{/* Triton's image: image.* with the tag defaulted to `<release>-<flavor>`. */}}
+{{- define "triton.serverImage" -}}
+{{- $tag := default (printf "%s-%s" (include "triton.release" .) .Values.image.flavor) .Values.image.tag }}
+{{- include "triton.imageRef" (merge (dict "tag" $tag) (omit .Values.image "tag")) }}
 {{- end }}
 
 {{/* The most Triton pods this release can run: what a PodDisruptionBudget is worth against. */}}
@@ -173,6 +188,33 @@ cloud.google.com/gke-max-shared-clients-per-gpu: {{ .sharing.maxSharedClientsPer
 {{- end }}
 {{- end }}
 
+{{/* Every node selector term of the Triton pods: the GPU's, the node pool's Local SSD for the
+FUSE file cache, then nodeSelector. The warm-standby placeholders take the same, so that they
+keep warm only nodes a Triton pod can use, whatever feature adds a term. */}}
+{{- define "triton.nodeSelector" -}}
+{{- $selector := merge (include "triton.gpuNodeSelector" . | fromYaml) .Values.nodeSelector }}
+{{- $fuse := .Values.modelLoading.gcsFuse }}
+{{- if and $fuse.enabled (eq $fuse.fileCache "localSsd") }}
+{{- $_ := set $selector "cloud.google.com/gke-ephemeral-storage-local-ssd" "true" }}
+{{- end }}
+{{- with $selector }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The tolerations of the Triton pods (and of the placeholders, see triton.nodeSelector): GKE's
+`nvidia.com/gpu` taint on GPU nodes, then tolerations. */}}
+{{- define "triton.tolerations" -}}
+{{- if gt (int .Values.gpu.count) 0 }}
+- key: nvidia.com/gpu
+  operator: Exists
+  effect: NoSchedule
+{{- end }}
+{{- with .Values.tolerations }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
 {{/* The kinds this release renders, as Application componentKinds entries; each line follows
 the condition of its template, and a test holds the two together. */}}
 {{- define "triton.componentKinds" -}}
@@ -185,7 +227,15 @@ the condition of its template, and a test holds the two together. */}}
 - {group: policy/v1, kind: PodDisruptionBudget}
 {{- end }}
 {{- if .Values.autoscaling.enabled }}
+{{- if eq .Values.autoscaling.engine "keda" }}
+- {group: keda.sh/v1alpha1, kind: ScaledObject}
+- {group: keda.sh/v1alpha1, kind: TriggerAuthentication}
+{{- else }}
 - {group: autoscaling/v2, kind: HorizontalPodAutoscaler}
+{{- end }}
+{{- if eq .Values.autoscaling.engine "gkePodMetrics" }}
+- {group: autoscaling.gke.io/v1beta1, kind: AutoscalingMetric}
+{{- end }}
 {{- end }}
 {{- if eq .Values.ingress.mode "istio" }}
 {{- if .Values.ingress.istio.createGateway }}
@@ -298,6 +348,146 @@ on its port). Rendered as a YAML list of
 {{- end }}
 {{- end }}
 
+{{/* The release's own name under ingress.hostSuffix, `<release>.<namespace>.<suffix>`: unique
+to the release in the cluster (empty without a suffix). */}}
+{{- define "triton.ownHost" -}}
+{{- with .Values.ingress.hostSuffix }}
+{{- printf "%s.%s.%s" $.Release.Name $.Release.Namespace . }}
+{{- end }}
+{{- end }}
+
+{{/* The HTTP host the edge routes: ingress.host; with istio and none given, the release's own
+(triton.ownHost). Empty: any host (gatewayApi). */}}
+{{- define "triton.ingressHost" -}}
+{{- if .Values.ingress.host }}
+{{- .Values.ingress.host }}
+{{- else if eq .Values.ingress.mode "istio" }}
+{{- include "triton.ownHost" . }}
+{{- end }}
+{{- end }}
+
+{{/* The gRPC host: ingress.grpc.host; with gatewayApi and none given, `grpc.` and the release's
+own name (a GRPCRoute may not share the HTTPRoute's hostname). Empty with istio: the HTTP host. */}}
+{{- define "triton.grpcHost" -}}
+{{- if .Values.ingress.grpc.host }}
+{{- .Values.ingress.grpc.host }}
+{{- else if and (eq .Values.ingress.mode "gatewayApi") .Values.ingress.hostSuffix }}
+{{- printf "grpc.%s" (include "triton.ownHost" .) }}
+{{- end }}
+{{- end }}
+
+{{/* Shell lines that set INGRESS_HOST and INGRESS_PORT to where clients reach this release's
+HTTP port: the ingress gateway's (istio) or the Gateway's (gatewayApi) address, the Service's
+load balancer, or a port-forward. NOTES and the Application's notes print them. */}}
+{{- define "triton.addressCommands" -}}
+{{- $name := include "triton.fullname" . }}
+{{- $ns := .Release.Namespace }}
+{{- if eq .Values.ingress.mode "istio" }}
+{{- with .Values.ingress.istio }}
+export INGRESS_HOST=$(kubectl -n {{ .gatewayNamespace }} get service {{ .gatewayService }} -o jsonpath='{.status.loadBalancer.ingress[0].ip}')
+export INGRESS_PORT=$(kubectl -n {{ .gatewayNamespace }} get service {{ .gatewayService }} -o jsonpath='{.spec.ports[?(@.name=="http2")].port}')
+{{- end }}
+{{- else if eq .Values.ingress.mode "gatewayApi" }}
+{{- $gw := .Values.ingress.gatewayApi }}
+{{- $gateway := ternary $name $gw.parentRef.name $gw.createGateway }}
+{{- $gatewayNs := ternary $ns (default $ns $gw.parentRef.namespace) $gw.createGateway }}
+kubectl -n {{ $gatewayNs }} wait gateway/{{ $gateway }} --for=condition=Programmed --timeout=15m
+export INGRESS_HOST=$(kubectl -n {{ $gatewayNs }} get gateway {{ $gateway }} -o jsonpath='{.status.addresses[0].value}')
+export INGRESS_PORT={{ $gw.httpPort }}
+{{- else if eq .Values.service.type "LoadBalancer" }}
+export INGRESS_HOST=$(kubectl -n {{ $ns }} get service {{ $name }} -o jsonpath='{.status.loadBalancer.ingress[0].ip}')
+export INGRESS_PORT=8000
+{{- else }}
+kubectl -n {{ $ns }} port-forward service/{{ $name }} 8000:8000 8001:8001 &
+export INGRESS_HOST=127.0.0.1 INGRESS_PORT=8000
+{{- end }}
+{{- end }}
+
+{{/* What a user does for names the chart made under ingress.hostSuffix (triton.ownHost): the
+DNS record to add, and the request to send meanwhile; empty when every host was given. NOTES
+print it, the Application's notes too. */}}
+{{- define "triton.ownHostNotes" -}}
+{{- $own := list }}
+{{- if and (eq .Values.ingress.mode "istio") (not .Values.ingress.host) }}
+{{- $own = append $own (include "triton.ingressHost" .) }}
+{{- end }}
+{{- if and (eq .Values.ingress.mode "gatewayApi") .Values.ingress.grpc.enabled (not .Values.ingress.grpc.host) }}
+{{- $own = append $own (include "triton.grpcHost" .) }}
+{{- end }}
+{{- if and $own .Values.ingress.hostSuffix }}
+{{- $suffix := .Values.ingress.hostSuffix -}}
+This release's own {{ ternary "name is" "names are" (eq (len $own) 1) }} {{ join ", " $own }}, under ingress.hostSuffix {{ $suffix }}.
+Clients find {{ ternary "it" "them" (eq (len $own) 1) }} once a DNS zone you control for {{ $suffix }} (a Cloud DNS private
+zone for clients in the VPC, or a public zone of your domain set as ingress.hostSuffix) holds
+an A record of {{ ternary "it" "each" (eq (len $own) 1) }} at $INGRESS_HOST, for example:
+{{ range $own }}
+  gcloud dns record-sets create {{ . }}. --zone=ZONE --type=A --ttl=300 --rrdatas="$INGRESS_HOST"
+{{- end }}
+{{- if eq .Values.ingress.mode "istio" }}
+
+Until then, send the name as the Host header:
+
+  curl -sf -H "Host: {{ include "triton.ingressHost" . }}" http://${INGRESS_HOST}:${INGRESS_PORT}/v2/health/ready && echo ready
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The Application's info (name and value pairs GKE's console shows): where Triton answers,
+and each choice that needs something of the cluster or of the user, with how to check it or
+what to do. It says why a deploy turned a value on or off (a queue metric's scraping, gRPC
+without TLS on GKE's load balancers) from the values themselves, so a helm install with the
+same values reads the same. */}}
+{{- define "triton.applicationInfo" -}}
+{{- $name := include "triton.fullname" . }}
+{{- $ns := .Release.Namespace }}
+{{- $ing := .Values.ingress }}
+{{- $inCluster := printf "%s.%s.svc" $name $ns }}
+- name: Triton in the cluster
+  value: {{ printf "HTTP %s:8000, gRPC %s:8001, metrics :8002 of the pods" $inCluster $inCluster | quote }}
+{{- if ne $ing.mode "none" }}
+{{- $host := include "triton.ingressHost" . }}
+{{- $via := ternary "the Istio ingress gateway" "the Gateway" (eq $ing.mode "istio") }}
+- name: Ingress host (HTTP)
+  {{- if not $host }}
+  value: {{ printf "any: requests to %s's address reach Triton" $via | quote }}
+  {{- else if $ing.host }}
+  value: {{ $host | quote }}
+  {{- else }}
+  value: {{ printf "%s, this release's own name under ingress.hostSuffix %s: add a DNS record of it at %s's address (the notes show how); until then send it as the Host header: curl -H 'Host: %s' http://ADDRESS/v2/health/ready" $host $ing.hostSuffix $via $host | quote }}
+  {{- end }}
+- name: gRPC at the edge
+  {{- $httpsPort := ternary $ing.istio.httpsPort $ing.gatewayApi.httpsPort (eq $ing.mode "istio") }}
+  {{- $tls := ternary (printf ", over TLS on port %d (certificate Secret %s, which must name it)" (int $httpsPort) $ing.tls.secretName) "" $ing.tls.enabled }}
+  {{- if $ing.grpc.enabled }}
+  value: {{ printf "%s%s" (default $host (include "triton.grpcHost" .)) $tls | default (printf "any host%s" $tls) | quote }}
+  {{- else if and (eq $ing.mode "gatewayApi") (not $ing.tls.enabled) }}
+  value: {{ printf "off: GKE's load balancers speak gRPC to clients over TLS only, and no TLS certificate Secret was given (ingress.tls.secretName); deploy again with one to route gRPC. In the cluster, gRPC answers at %s:8001" $inCluster | quote }}
+  {{- else }}
+  value: {{ printf "off (ingress.grpc.enabled); in the cluster, gRPC answers at %s:8001" $inCluster | quote }}
+  {{- end }}
+{{- end }}
+{{- with .Values.autoscaling }}
+{{- if .enabled }}
+{{- $api := ternary "v1beta1.external.metrics.k8s.io" "v1beta1.custom.metrics.k8s.io" (eq .metric "gpuDutyCycle") }}
+{{- $shown := printf "kubectl -n %s describe hpa %s shows the metric's current value (not <unknown>)" $ns $name }}
+- name: Autoscaling
+  {{- if eq .engine "gkePodMetrics" }}
+  value: {{ printf "%s, %d to %d pods, read by GKE from the pods (AutoscalingMetric %s). Needs GKE 1.37.0-gke.3100000 or later (1.36.4-gke.1247000 in preview) with the HPA performance profile: %s" .metric (int .minReplicas) (int .maxReplicas) $name $shown | quote }}
+  {{- else if eq .engine "keda" }}
+  value: {{ printf "%s, %d to %d pods, by KEDA (ScaledObject %s). Needs KEDA in the cluster: kubectl -n %s get scaledobject %s shows READY True" .metric (int .minReplicas) (int .maxReplicas) $name $ns $name | quote }}
+  {{- else }}
+  value: {{ printf "%s, %d to %d pods. Needs the Custom Metrics Stackdriver Adapter in the cluster: kubectl get apiservice %s shows AVAILABLE True, and %s" .metric (int .minReplicas) (int .maxReplicas) $api $shown | quote }}
+  {{- end }}
+{{- end }}
+{{- end }}
+{{- if .Values.metrics.podMonitoring.enabled }}
+{{- $as := .Values.autoscaling }}
+{{- $reads := ternary (printf "; autoscaling on %s reads them through it" $as.metric) "" (and $as.enabled (ne $as.metric "gpuDutyCycle") (ne $as.engine "gkePodMetrics")) }}
+- name: Metrics
+  value: {{ printf "Managed Prometheus scrapes Triton's metrics (PodMonitoring %s)%s. Managed collection must be on in the cluster: kubectl -n gmp-system get pods lists its collectors" $name $reads | quote }}
+{{- end }}
+{{- end }}
+
 {{/* The Istio Gateway the VirtualService binds to, as namespace/name. */}}
 {{- define "triton.istioGateway" -}}
 {{- if .Values.ingress.istio.createGateway }}
@@ -338,19 +528,22 @@ only with regexes (method matching is an extended Gateway API feature too). Call
 {{- end }}
 
 {{/* The paths of Triton's OpenAI-compatible frontend the edge lets through, as {type, value,
-method}: the model list and one model, completions and chat completions (either may stream).
-Called with (dict "regex" bool): methods only with regexes, as in triton.httpRoutes. */}}
+method}: inference only, the model list, completions, chat completions (either may stream) and
+embeddings. The frontend's model management (`POST /v1/models/{name}/load` and `/unload`) and
+its metrics never pass. With regexes one model's description (`GET /v1/models/{name}`, a single
+path segment) passes too; without them (Gateway API implementations such as GKE's, Exact and
+PathPrefix only) it does not, since a `/v1/models/` prefix would pass load and unload. Called
+with (dict "regex" bool): methods only with regexes, as in triton.httpRoutes. */}}
 {{- define "triton.openaiRoutes" -}}
 {{- $get := ternary "GET" "" .regex }}
 {{- $post := ternary "POST" "" .regex }}
 - {type: Exact, value: /v1/models, method: {{ $get | quote }}}
 {{- if .regex }}
 - {type: RegularExpression, value: "/v1/models/[^/]+", method: GET}
-{{- else }}
-- {type: PathPrefix, value: /v1/models/, method: ""}
 {{- end }}
 - {type: Exact, value: /v1/completions, method: {{ $post | quote }}}
 - {type: Exact, value: /v1/chat/completions, method: {{ $post | quote }}}
+- {type: Exact, value: /v1/embeddings, method: {{ $post | quote }}}
 {{- end }}
 
 {{/* "true" when the routes attach to a GKE Gateway (a `gke-` class, or an existing Gateway,
@@ -413,12 +606,66 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
-{{/* Non-empty when Triton gets `--http-max-input-size`: a limit is set and the image knows the
-flag (NGC 25.06, Triton 2.59, and later; a tag that is no `YY.MM` release is taken as new
-enough). An older Triton refuses to start on a flag it does not know. */}}
+{{/* Non-empty when Triton gets `--http-max-input-size`: a limit is set and the image's release
+(triton.release) knows the flag (NGC 25.06, Triton 2.59, and later). An older Triton refuses
+to start on a flag it does not know. */}}
 {{- define "triton.maxInputSizeFlag" -}}
 {{- if gt (int64 .Values.requestLimits.maxBodyBytes) 0 }}
-{{- $release := regexFind "^[0-9]+[.][0-9]+" .Values.image.tag }}
-{{- if or (not $release) (ge (float64 $release) 25.06) }}true{{ end }}
+{{- if ge (include "triton.release" . | replace "." "" | atoi) 2506 }}true{{ end }}
 {{- end }}
+{{- end }}
+
+{{/* The name of the gauge this release's AutoscalingMetric exposes to the HPA (GKE takes
+lowercase letters, digits and '-'). */}}
+{{- define "triton.gkeGaugeName" -}}
+pending-requests
+{{- end }}
+
+{{/* The autoscaling metric's target per pod, as a number. */}}
+{{- define "triton.autoscalingTarget" -}}
+{{- $as := .Values.autoscaling }}
+{{- if eq $as.metric "queueTime" }}{{ $as.queueTime.targetMicrosecondsPerSecond }}
+{{- else if eq $as.metric "pendingRequests" }}{{ $as.pendingRequests.target }}
+{{- else }}{{ $as.gpuDutyCycle.target }}{{ end }}
+{{- end }}
+
+{{/* KEDA's PromQL: the metric summed over this release's pods, against the target per pod.
+Triton's metrics carry Managed Prometheus's labels: `namespace` and `job` (the PodMonitoring's
+name). GKE's duty cycle carries its resource labels; the pod name pattern is this
+Deployment's (<name>-<template hash>-<suffix>), which no other Deployment's pods match. */}}
+{{- define "triton.kedaQuery" -}}
+{{- $as := .Values.autoscaling }}
+{{- $clusterName := include "triton.clusterName" . }}
+{{- $name := include "triton.fullname" . }}
+{{- $ns := .Release.Namespace }}
+{{- if eq $as.metric "gpuDutyCycle" }}
+{{- $cluster := ternary (printf ",cluster_name=%q" $clusterName) "" (ne $clusterName "") }}
+{{- printf "sum(kubernetes_io:container_accelerator_duty_cycle{monitored_resource=\"k8s_container\",namespace_name=%q,container_name=\"triton\",pod_name=~%q%s})" $ns (printf "%s-[a-z0-9]+-[a-z0-9]+" $name) $cluster }}
+{{- else }}
+{{- $cluster := ternary (printf ",cluster=%q" $clusterName) "" (ne $clusterName "") }}
+{{- $selector := printf "{namespace=%q,job=%q%s}" $ns $name $cluster }}
+{{- if eq $as.metric "queueTime" }}
+{{- printf "sum(rate(nv_inference_queue_duration_us%s[%s]))" $selector $as.keda.rateWindow }}
+{{- else }}
+{{- printf "sum(nv_inference_pending_request_count%s)" $selector }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A duration such as 15s, 1m or 1m30s, in seconds (for checks between durations). */}}
+{{- define "triton.seconds" -}}
+{{- $total := 0.0 }}
+{{- range regexFindAll "[0-9.]+(ms|s|m|h)" . -1 }}
+{{- $n := float64 (regexFind "^[0-9.]+" .) }}
+{{- $unit := regexFind "(ms|s|m|h)$" . }}
+{{- $total = addf $total (mulf $n (get (dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0) $unit)) }}
+{{- end }}
+{{- $total }}
+{{- end }}
+
+{{/* The GKE cluster name metrics read from Cloud Monitoring are narrowed to:
+autoscaling.clusterName, or its name before 0.2.0 (autoscaling.gpuDutyCycle.clusterName), so a
+values file written for 0.1.0 upgrades unchanged. */}}
+{{- define "triton.clusterName" -}}
+{{- .Values.autoscaling.clusterName | default .Values.autoscaling.gpuDutyCycle.clusterName }}
 {{- end }}

@@ -3,6 +3,12 @@ before anything is rendered, each with what is wrong and what to set instead. de
 (rendered in every release) includes it first; a check needing a new value goes here. */}}
 {{- define "triton.validate" -}}
 {{- $v := .Values }}
+{{- if not (index .Chart.Annotations "ngcRelease") }}
+{{- fail "Chart.yaml has no ngcRelease annotation: name the NGC release this chart ships" }}
+{{- end }}
+{{- if and (not $v.serviceAccount.create) (not $v.serviceAccount.name) }}
+{{- fail "serviceAccount.name is required when serviceAccount.create is false: name an existing ServiceAccount" }}
+{{- end }}
 {{- $grace := int $v.terminationGracePeriodSeconds }}
 {{- $needed := add $v.drainSeconds $v.server.exitTimeoutSeconds }}
 {{- if lt $grace (int $needed) }}
@@ -24,8 +30,27 @@ before anything is rendered, each with what is wrong and what to set instead. de
 {{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
 {{- fail (printf "autoscaling.minReplicas (%d) is above autoscaling.maxReplicas (%d): lower minReplicas or raise maxReplicas" (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
 {{- end }}
-{{- if and $v.autoscaling.enabled (ne $v.autoscaling.metric "gpuDutyCycle") (not $v.metrics.podMonitoring.enabled) }}
-{{- fail (printf "autoscaling.metric=%s reads Triton's metrics through Managed Prometheus: set metrics.podMonitoring.enabled=true, or use autoscaling.metric=gpuDutyCycle" $v.autoscaling.metric) }}
+{{- $as := $v.autoscaling }}
+{{- if $as.enabled }}
+{{- if and (eq $as.engine "gkePodMetrics") (eq $as.metric "queueTime") }}
+{{- fail "autoscaling.engine=gkePodMetrics has GKE read gauges only, and queueTime is the rate of a counter (nv_inference_queue_duration_us): use autoscaling.metric=pendingRequests, or autoscaling.engine=stackdriverAdapter or keda, which take the counter's rate" }}
+{{- end }}
+{{- if and (eq $as.engine "gkePodMetrics") (eq $as.metric "gpuDutyCycle") }}
+{{- fail "autoscaling.engine=gkePodMetrics reads gauges from Triton's own metrics port, and gpuDutyCycle is GKE's system metric in Cloud Monitoring: use autoscaling.metric=pendingRequests, or autoscaling.engine=stackdriverAdapter or keda" }}
+{{- end }}
+{{- if and (eq $as.engine "keda") (not $as.keda.projectId) }}
+{{- fail "autoscaling.engine=keda queries Managed Prometheus and Cloud Monitoring through Google's Prometheus API, which is per project: set autoscaling.keda.projectId to the cluster's Google Cloud project ID" }}
+{{- end }}
+{{- if and (ne $as.engine "gkePodMetrics") (ne $as.metric "gpuDutyCycle") (not $v.metrics.podMonitoring.enabled) }}
+{{- fail (printf "autoscaling.metric=%s with autoscaling.engine=%s reads Triton's metrics as Managed Prometheus stores them: set metrics.podMonitoring.enabled=true, or use autoscaling.metric=gpuDutyCycle (or engine gkePodMetrics with pendingRequests, which needs no scraping)" $as.metric $as.engine) }}
+{{- end }}
+{{- if and (eq $as.engine "keda") (eq $as.metric "queueTime") $v.metrics.podMonitoring.enabled }}
+{{- $window := include "triton.seconds" $as.keda.rateWindow | float64 }}
+{{- $scrape := include "triton.seconds" $v.metrics.podMonitoring.interval | float64 }}
+{{- if lt $window (mulf 2.0 $scrape) }}
+{{- fail (printf "autoscaling.keda.rateWindow (%s) spans fewer than two scrapes (metrics.podMonitoring.interval %s), so rate() would find no data and KEDA no value: set it to at least twice the interval" $as.keda.rateWindow $v.metrics.podMonitoring.interval) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if and $v.autoscaling.enabled (eq $v.autoscaling.metric "gpuDutyCycle") (eq (int $v.gpu.count) 0) }}
 {{- fail "autoscaling.metric=gpuDutyCycle needs GPUs: set gpu.count above 0, or scale on queueTime or pendingRequests" }}
@@ -37,8 +62,9 @@ before anything is rendered, each with what is wrong and what to set instead. de
 {{- if and (not $v.ingress.gatewayApi.createGateway) (not $v.ingress.gatewayApi.parentRef.name) }}
 {{- fail "ingress.mode=gatewayApi with createGateway=false needs a parent: set ingress.gatewayApi.parentRef.name to an existing Gateway" }}
 {{- end }}
-{{- if and $v.ingress.grpc.enabled (or (not $v.ingress.grpc.host) (eq $v.ingress.grpc.host $v.ingress.host)) }}
-{{- fail "ingress.mode=gatewayApi routes gRPC with a GRPCRoute, which may not share a hostname with the HTTPRoute: set ingress.grpc.host to its own name (e.g. grpc.example.com), or ingress.grpc.enabled=false" }}
+{{- $grpcHost := include "triton.grpcHost" . }}
+{{- if and $v.ingress.grpc.enabled (or (not $grpcHost) (eq $grpcHost $v.ingress.host)) }}
+{{- fail "ingress.mode=gatewayApi routes gRPC with a GRPCRoute, which may not share a hostname with the HTTPRoute: set ingress.grpc.host to its own name (e.g. grpc.example.com), or ingress.hostSuffix for grpc.<release>.<namespace>.<hostSuffix>, or ingress.grpc.enabled=false" }}
 {{- end }}
 {{- end }}
 {{- if and (eq $v.ingress.mode "gatewayApi") (not $v.ingress.gatewayApi.regexPathMatch) (lt (len $v.ingress.inferencePaths) 3) }}
@@ -67,8 +93,8 @@ before anything is rendered, each with what is wrong and what to set instead. de
 {{- if and $np.enabled (eq $v.ingress.mode "gatewayApi") $v.ingress.gatewayApi.createGateway (or (contains "regional" $class) (contains "rilb" $class)) (not $np.proxyOnlySubnet) }}
 {{- fail (printf "ingress.gatewayApi.className=%s is a regional or internal load balancer whose proxies reach Triton from the region's proxy-only subnet, which the NetworkPolicy would block: set networkPolicy.proxyOnlySubnet to its range (gcloud compute networks subnets list --filter=purpose=REGIONAL_MANAGED_PROXY --format='value(region,ipCidrRange)')" $class) }}
 {{- end }}
-{{- if and (eq $v.ingress.mode "istio") (not $v.ingress.host) }}
-{{- fail "ingress.mode=istio needs ingress.host: with no host the routes claim every host (*), and Istio serves only one of two Gateways whose hosts overlap on the same ingress gateway and port (IST0145 ConflictingGateways), so a second release would collide with this one; set ingress.host to a name of this release's own (and ingress.grpc.host if gRPC has its own)" }}
+{{- if and (eq $v.ingress.mode "istio") (not (include "triton.ingressHost" .)) }}
+{{- fail "ingress.mode=istio needs ingress.host: with no host the routes claim every host (*), and Istio serves only one of two Gateways whose hosts overlap on the same ingress gateway and port (IST0145 ConflictingGateways), so a second release would collide with this one; set ingress.host to a name of this release's own (and ingress.grpc.host if gRPC has its own), or ingress.hostSuffix for <release>.<namespace>.<hostSuffix>" }}
 {{- end }}
 {{- if and (eq $v.ingress.mode "istio") (or (hasPrefix "*" $v.ingress.host) (hasPrefix "*" $v.ingress.grpc.host)) }}
 {{- fail "ingress.mode=istio matches this release's hosts exactly, and a wildcard host would overlap other releases' hosts on the same ingress gateway (IST0145 ConflictingGateways): name the host exactly; a shared Gateway (ingress.istio.createGateway=false, ingress.istio.existingGateway=NAMESPACE/NAME) may serve the wildcard itself" }}
@@ -123,6 +149,20 @@ before anything is rendered, each with what is wrong and what to set instead. de
 {{- end }}
 {{- if and $v.standby.enabled (eq (int $v.gpu.count) 0) }}
 {{- fail "standby keeps GPU nodes warm, but gpu.count is 0: set gpu.count, or standby.enabled=false" }}
+{{- end }}
+{{- $tagRelease := regexFind "^[0-9]{2}[.][0-9]{2}(-|$)" $v.image.tag | trimSuffix "-" }}
+{{- $release := include "triton.release" . }}
+{{- if and $tagRelease (ne $tagRelease $release) }}
+{{- fail (printf "image.tag=%s is NGC release %s, but the chart takes the image for release %s (%s): set image.release=%s as well, so that what depends on the release (--http-max-input-size from 25.06, the perf_analyzer SDK image) follows the image; or set only image.release and leave image.tag empty. If you did not set image.tag, it is an earlier chart's default that `helm upgrade --reuse-values` kept: upgrade with --reset-then-reuse-values instead" $v.image.tag $tagRelease $release (ternary "image.release" "this chart's own, as image.release is empty" (ne $v.image.release "")) $tagRelease) }}
+{{- end }}
+{{- if and $v.requestLimits.cloudArmorPolicy (not (include "triton.gkeGateway" .)) }}
+{{- fail "requestLimits.cloudArmorPolicy attaches through GKE's GCPBackendPolicy: it needs ingress.mode=gatewayApi with a GKE gateway class (gke-...); in other modes, limit requests at your own edge (SECURITY.md)" }}
+{{- end }}
+{{- if and $v.requestLimits.istioEnvoyFilter (ne $v.ingress.mode "istio") }}
+{{- fail "requestLimits.istioEnvoyFilter configures Istio sidecars: it needs ingress.mode=istio" }}
+{{- end }}
+{{- if and $v.requestLimits.istioEnvoyFilter (not $v.requestLimits.maxBodyBytes) $v.requestLimits.allowCompressedBodies }}
+{{- fail "requestLimits.istioEnvoyFilter has nothing to do with maxBodyBytes 0 and allowCompressedBodies true: set a limit or leave the filter off" }}
 {{- end }}
 {{- if not $v.modelRepository }}
 {{- fail "modelRepository is required: set it to the Triton model repository, e.g. --set modelRepository=gs://BUCKET/PATH" }}

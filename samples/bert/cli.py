@@ -11,16 +11,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from samples.bert import contract, network, tensorrt
-from samples.bert.errors import SampleError
-from samples.bert.repository import (
+from samples.bert import checkpoint, contract, cuda_graphs, network, tensorrt
+from samples.bert.build_settings import (
     CPU_RUNTIMES,
     DEFAULT_CPU_RUNTIME,
     DEVICES,
     VARIANTS,
     BuildSettings,
-    write_repository,
 )
+from samples.bert.errors import SampleError
+from samples.bert.repository import write_repository
 from samples.bert.upload import DEFAULT_EXCLUDES, upload_repository
 
 
@@ -33,13 +33,24 @@ def _parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build", help="write a Triton model repository")
     build.add_argument("--variant", required=True, help=f"one of {', '.join(VARIANTS)}")
     build.add_argument("--output", required=True, type=Path, help="model repository folder")
-    build.add_argument(
-        "--size",
-        help=f"random weights of this size: {', '.join(network.SIZES)} "
-        f"(default {network.DEFAULT_SIZE} unless --checkpoint is given)",
+    weights = build.add_argument_group(
+        "weights", "one of --model-id, --checkpoint or --size (random weights, the default)"
     )
-    build.add_argument("--seed", type=int, default=0, help="seed of random weights (default 0)")
-    build.add_argument("--checkpoint", type=Path, help="local save_pretrained folder to load")
+    weights.add_argument(
+        "--model-id",
+        help="a Hugging Face Hub model to fetch (needs huggingface.co; kept in its cache), "
+        f"such as {checkpoint.SQUAD_MODEL_ID}",
+    )
+    weights.add_argument("--revision", help="branch, tag or commit of --model-id")
+    weights.add_argument(
+        "--checkpoint", type=Path, help="a local save_pretrained folder of BertForQuestionAnswering"
+    )
+    weights.add_argument(
+        "--size",
+        help=f"RANDOM weights of this size: {', '.join(network.SIZES)} (default "
+        f"{network.DEFAULT_SIZE}); the answers are meaningless, the serving cost is real",
+    )
+    weights.add_argument("--seed", type=int, default=0, help="seed of random weights (default 0)")
     build.add_argument("--model-name", default=contract.DEFAULT_MODEL_NAME)
     build.add_argument("--version", type=int, default=contract.DEFAULT_MODEL_VERSION)
     build.add_argument("--sequence-length", type=int, default=contract.SEQUENCE_LENGTH)
@@ -58,6 +69,19 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--fp32", action="store_true", help="GPU: full precision instead of fp16")
     build.add_argument("--torch-compile", action="store_true", help="python on a GPU")
     build.add_argument(
+        "--cuda-graphs",
+        action=argparse.BooleanOptionalAction,
+        help="python on a GPU: replay batches from CUDA graphs captured per batch bucket at "
+        "load (default: on, unless --torch-compile)",
+    )
+    build.add_argument(
+        "--cuda-graph-max-batch-size",
+        type=int,
+        default=cuda_graphs.DEFAULT_LARGEST_BUCKET,
+        help="python on a GPU: the largest batch replayed from a graph; larger ones run "
+        f"eagerly (default {cuda_graphs.DEFAULT_LARGEST_BUCKET})",
+    )
+    build.add_argument(
         "--gpu",
         default=tensorrt.DEFAULT_GPU,
         help=f"tensorrt: the GPU to build for ({', '.join(tensorrt.GPUS)})",
@@ -68,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         "--ngc-release",
         default=tensorrt.NGC_RELEASE,
         help="tensorrt: the NGC release (YY.MM) of the Triton image that serves the engine, "
-        f"the chart's image.tag without -py3 (default {tensorrt.NGC_RELEASE})",
+        f"the chart's image.release (default {tensorrt.NGC_RELEASE}, the chart's own)",
     )
     build.add_argument("--replace", action="store_true", help="replace an existing model")
 
@@ -91,6 +115,8 @@ def _build(args: argparse.Namespace) -> None:
         size=args.size,
         seed=args.seed,
         checkpoint=args.checkpoint,
+        model_id=args.model_id,
+        revision=args.revision,
         model_name=args.model_name,
         version=args.version,
         sequence_length=args.sequence_length,
@@ -102,6 +128,8 @@ def _build(args: argparse.Namespace) -> None:
         cpu_threads=args.cpu_threads,
         fp16=not args.fp32,
         torch_compile=args.torch_compile,
+        cuda_graphs=args.cuda_graphs,
+        cuda_graph_max_batch_size=args.cuda_graph_max_batch_size,
         gpu=args.gpu,
         int8=args.int8,
         int8_calibration_cache=args.int8_calibration_cache,

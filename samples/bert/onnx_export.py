@@ -9,7 +9,7 @@ import onnx
 import torch
 
 from samples.bert import contract
-from samples.bert.network import SquadLogits, vocabulary
+from samples.bert.network import SquadLogits
 
 OPSET = 17
 """ONNX opset: read by onnxruntime 1.x and by TensorRT 10 (NGC 24.10)."""
@@ -26,6 +26,11 @@ def export_onnx(network: SquadLogits, path: Path, *, sequence_length: int) -> No
     booleans concern causal-mask branches BERT never takes, so they are silenced. The
     network's vocabulary sizes go into the model's metadata, where the python variant reads
     the range each input's ids must lie in.
+
+    The output's declared shape is set to the contract's: the tracer leaves its sequence axis
+    symbolic (it derives from the positions' ``arange``), and Triton's onnxruntime backend
+    compares an output's shape with ``config.pbtxt`` exactly, so ``[batch, ?, 2]`` against
+    ``dims: [128, 2]`` would fail the model's load.
     """
     example = torch.ones((2, sequence_length), dtype=torch.int32)
     names = [spec.name for spec in contract.INPUTS]
@@ -43,6 +48,21 @@ def export_onnx(network: SquadLogits, path: Path, *, sequence_length: int) -> No
             opset_version=OPSET,
         )
     model = onnx.load(str(path))
-    for key, value in vocabulary(network.bert.config).items():
+    _declare_output_shape(model, sequence_length)
+    for key, value in network.vocabulary().items():
         model.metadata_props.add(key=key, value=str(value))
     onnx.save(model, str(path))
+
+
+def _declare_output_shape(model: onnx.ModelProto, sequence_length: int) -> None:
+    """Give each graph output the contract's shape: the batch axis, then fixed sizes."""
+    for output, spec in zip(model.graph.output, contract.OUTPUTS, strict=True):
+        dims = output.type.tensor_type.shape.dim
+        sizes = (sequence_length, *spec.dims[1:])
+        if len(dims) != 1 + len(sizes):
+            raise ValueError(f"output {output.name} has {len(dims)} axes, not {1 + len(sizes)}")
+        dims[0].Clear()
+        dims[0].dim_param = BATCH_AXIS
+        for dim, size in zip(dims[1:], sizes, strict=True):
+            dim.Clear()
+            dim.dim_value = size

@@ -3,7 +3,7 @@
 A TensorRT engine only loads on the GPU architecture and the TensorRT version it was built
 with, so it cannot be built here: the writer leaves the ONNX model and ``build_engine.sh`` in
 ``<model>/tensorrt-build/``, and the script runs in the NGC TensorRT container of the same
-release as the Triton image that serves it (the chart's ``image.tag``, ``<release>-py3``), on a
+release as the Triton image that serves it (the chart's ``image.release``), on a
 node with the target GPU. It writes ``<version>/model.plan``
 and, next to it, ``engine.json`` with the TensorRT version and the GPU it was built on.
 """
@@ -13,13 +13,24 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
 
 from samples.bert import contract
 
-NGC_RELEASE = "26.05"
-"""The NGC release of the chart's default Triton image (``image.tag``; a test keeps them equal).
-Each release pairs one Triton with one TensorRT, so the engine is built in the TensorRT
-container of the release that serves it."""
+CHART_YAML = Path(__file__).resolve().parents[2] / "chart" / "Chart.yaml"
+
+
+def chart_release(chart_yaml: Path = CHART_YAML) -> str:
+    """The NGC release the chart ships (its Chart.yaml's ``ngcRelease``)."""
+    return str(yaml.safe_load(chart_yaml.read_text())["annotations"]["ngcRelease"])
+
+
+NGC_RELEASE = chart_release()
+"""The NGC release of the chart's default Triton image, read from the chart. Each release pairs
+one Triton with one TensorRT, so the engine is built in the TensorRT container of the release
+that serves it."""
 NGC_RELEASE_PATTERN = re.compile(r"^[0-9]{2}\.[0-9]{2}$")
 
 BUILD_FOLDER = "tensorrt-build"
@@ -81,7 +92,7 @@ class EnginePlan:
 
     @property
     def triton_image(self) -> str:
-        """The Triton image that loads the engine (the chart's ``image.tag``)."""
+        """The Triton image that loads the engine (the chart's default for ``image.release``)."""
         return f"nvcr.io/nvidia/tritonserver:{self.ngc_release}-py3"
 
     @property
@@ -153,7 +164,7 @@ def build_script(plan: EnginePlan, *, version: int) -> str:
     return f"""#!/usr/bin/env bash
 # Build the TensorRT engine for this model on a {plan.gpu.name} (SM {plan.gpu.compute_capability}).
 # Run it in {plan.tensorrt_image} (the TensorRT of {plan.triton_image}, which
-# serves it: chart value image.tag={plan.ngc_release}-py3), on a node with that GPU, the model
+# serves it: chart value image.release={plan.ngc_release}), on a node with that GPU, the model
 # repository mounted:
 #   docker run --rm --gpus all -v "$PWD/<repository>:/models" {plan.tensorrt_image} \\
 #     bash /models/<model>/{BUILD_FOLDER}/{BUILD_SCRIPT}
@@ -187,12 +198,12 @@ cat > "$model_dir/{version}/{ENGINE_INFO}" <<JSON
 {{
   "tensorrt_version_code": "$tensorrt",
   "ngc_release": "{plan.ngc_release}",
-  "serve_with": "image.tag={plan.ngc_release}-py3",
+  "serve_with": "image.release={plan.ngc_release}",
   "gpu": "$gpu",
   "built_at": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 }}
 JSON
 echo "wrote $engine and {ENGINE_INFO}; upload the repository (the {BUILD_FOLDER} folder is skipped)"
-echo "serve it with {plan.triton_image} (image.tag={plan.ngc_release}-py3):" \\
+echo "serve it with {plan.triton_image} (image.release={plan.ngc_release}):" \\
   "another release's TensorRT does not load it"
 """

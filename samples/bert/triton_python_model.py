@@ -2,17 +2,30 @@
 
 All requests of one ``execute()`` call run as one forward pass: dynamic batching gathers them,
 this model concatenates them, runs the network once and splits the logits back per request.
+On a GPU the pass is a replay of a CUDA graph captured at load for the batch's bucket
+(``bert_cuda_graphs.py``), up to the largest bucket; larger batches run eagerly.
 Each request's values are checked against the network's vocabulary first: one id out of range
 would make the embedding lookup fail for every request of the batch, so such a request gets its
 own INVALID_ARG error (HTTP 400) naming the input, and the others run without it.
+
+This file imports the standard library, torch and the backend's module only, as do the
+modules next to it (``bert_network.py``, ``bert_cuda_graphs.py``): the image's Python needs
+nothing else.
 
 Tensors move in and out through DLPack, never numpy, on the torch runtime: GPU images ship
 numpy 2 while python-backend stubs are often built for numpy 1, and numpy outputs then arrive
 empty. Parameters (strings in ``config.pbtxt``):
 
-- ``runtime``: ``torch`` (default) or ``onnxruntime`` (``model.onnx`` next to this file, CPU).
+- ``runtime``: ``torch`` (default; ``weights/`` next to this file) or ``onnxruntime``
+  (``model.onnx`` and ``bert_onnxruntime.py`` next to this file, CPU).
 - ``precision``: ``fp16`` or ``fp32``; fp16 applies on a GPU only.
 - ``torch_compile``: ``true`` compiles the network with ``torch.compile`` (GPU, opt-in).
+- ``cuda_graphs``: ``true`` (the default on a GPU unless ``torch_compile`` is ``true``)
+  replays each batch from a CUDA graph captured per batch bucket at load
+  (``bert_cuda_graphs.py``); ``false`` runs every batch eagerly. A capture that fails is
+  logged once and the model serves eagerly.
+- ``cuda_graph_max_batch_size``: the largest bucket (default 64, at most ``max_batch_size``);
+  larger batches run eagerly.
 - ``cpu_threads``: intra-op threads on a CPU instance; ``0`` keeps the library's default (one
   a core, which competes with Triton's own threads).
 """
@@ -24,7 +37,7 @@ import json
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import triton_python_backend_utils as pb_utils
@@ -33,11 +46,11 @@ from torch.utils.dlpack import from_dlpack
 HERE = Path(__file__).resolve().parent
 
 
-def _network_module() -> ModuleType:
-    """``bert_network.py`` from this model's folder, loaded by path so two models in one
-    server can never pick up each other's copy."""
-    path = HERE / "bert_network.py"
-    spec = importlib.util.spec_from_file_location(f"bert_network_{id(HERE)}", path)
+def _sibling_module(filename: str) -> ModuleType:
+    """A module file of this model's folder (``bert_network.py``), loaded by path so two
+    models in one server can never pick up each other's copy."""
+    path = HERE / filename
+    spec = importlib.util.spec_from_file_location(f"{path.stem}_{id(HERE)}", path)
     if spec is None or spec.loader is None:
         raise pb_utils.TritonModelException(f"{path} is missing")
     module = importlib.util.module_from_spec(spec)
@@ -51,13 +64,34 @@ def _parameter(config: dict[str, Any], key: str, default: str) -> str:
     return str(value) if value else default
 
 
+def _switch(config: dict[str, Any], key: str, default: bool) -> bool:
+    """A ``true``/``false`` parameter; anything else stops the load with what to write."""
+    value = _parameter(config, key, "true" if default else "false")
+    if value not in ("true", "false"):
+        raise pb_utils.TritonModelException(f"parameter {key}={value!r}: write true or false")
+    return value == "true"
+
+
+def _positive(config: dict[str, Any], key: str, default: int) -> int:
+    value = _parameter(config, key, str(default))
+    if not value.isdigit() or int(value) < 1:
+        raise pb_utils.TritonModelException(f"parameter {key}={value!r}: write a whole number >= 1")
+    return int(value)
+
+
+class _Runner(Protocol):
+    """``bert_cuda_graphs.BatchRunner``: input columns in, host FP32 logits out."""
+
+    def __call__(self, columns: list[list[torch.Tensor]]) -> torch.Tensor: ...
+
+
 class TritonPythonModel:
     """The python backend's entry point: ``initialize``, ``execute``, ``finalize``."""
 
     def initialize(self, args: dict[str, str]) -> None:
         """Read names and parameters from the config, load the network."""
         config = json.loads(args["model_config"])
-        self._network_module = _network_module()
+        self._network_module = _sibling_module("bert_network.py")
         self.input_names = [tensor["name"] for tensor in config["input"]]
         self.input_column = {name: i for i, name in enumerate(self.input_names)}
         self.output_name = config["output"][0]["name"]
@@ -68,7 +102,10 @@ class TritonPythonModel:
         if self.runtime == "onnxruntime":
             self._session = self._onnx_session(threads)
         elif self.runtime == "torch":
-            self._network = self._torch_network(config, threads)
+            self._graphs = _sibling_module("bert_cuda_graphs.py")
+            buckets = self._graph_buckets(config)
+            network = self._torch_network(config, threads)
+            self._runner = self._batch_runner(config, network, buckets)
         else:
             raise pb_utils.TritonModelException(
                 f"parameter runtime={self.runtime!r} is unknown: use torch or onnxruntime"
@@ -80,27 +117,57 @@ class TritonPythonModel:
     def _torch_network(self, config: dict[str, Any], threads: int) -> torch.nn.Module:
         if threads > 0 and self.device.type == "cpu":
             torch.set_num_threads(threads)
-        network = self._network_module.load_network(HERE / "weights")
-        self._sizes: dict[str, int] = self._network_module.vocabulary(network.bert.config)
+        network = self._network_module.load_network(HERE / self._network_module.WEIGHTS_FOLDER)
+        self._sizes: dict[str, int] = network.vocabulary()
         if self.device.type == "cuda":
             if _parameter(config, "precision", "fp16") == "fp16":
                 network = network.half()
             torch.backends.cuda.matmul.allow_tf32 = True
         network = network.to(self.device)
-        if _parameter(config, "torch_compile", "false") == "true":
+        if _switch(config, "torch_compile", default=False):
             network = torch.compile(network, dynamic=True)
         return network  # type: ignore[no-any-return]
 
-    def _onnx_session(self, threads: int) -> Any:
-        import onnxruntime  # imported here: the torch runtime must not need it
-
-        options = onnxruntime.SessionOptions()
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads > 0:
-            options.intra_op_num_threads = threads
-        return onnxruntime.InferenceSession(
-            str(HERE / "model.onnx"), options, providers=["CPUExecutionProvider"]
+    def _graph_buckets(self, config: dict[str, Any]) -> tuple[int, ...]:
+        """The batch sizes to capture CUDA graphs for: none off a GPU or where the config turns
+        graphs off. Read before the network loads, so a bad value stops nothing half-done."""
+        compiled = _switch(config, "torch_compile", default=False)
+        wanted = _switch(config, "cuda_graphs", default=not compiled)
+        largest = _positive(
+            config, "cuda_graph_max_batch_size", self._graphs.DEFAULT_LARGEST_BUCKET
         )
+        if wanted and compiled:
+            raise pb_utils.TritonModelException(
+                "parameters torch_compile and cuda_graphs are both true: set cuda_graphs to "
+                "false with torch_compile (or drop torch_compile to replay graphs)"
+            )
+        if not wanted or self.device.type != "cuda":
+            return ()
+        buckets: tuple[int, ...] = self._graphs.bucket_sizes(
+            min(largest, max(1, int(config["max_batch_size"])))
+        )
+        return buckets
+
+    def _batch_runner(
+        self, config: dict[str, Any], network: torch.nn.Module, buckets: tuple[int, ...]
+    ) -> _Runner:
+        """Batches through ``network``: replays of CUDA graphs of ``buckets``, captured now,
+        and eager passes for the rest."""
+        runner: _Runner = self._graphs.BatchRunner(
+            network,
+            device=self.device,
+            inputs=len(self.input_names),
+            sequence_length=int(config["input"][0]["dims"][-1]),
+            buckets=buckets,
+            log=pb_utils.Logger.log_info,
+            warn=pb_utils.Logger.log_warn,
+        )
+        return runner
+
+    def _onnx_session(self, threads: int) -> Any:
+        # Its own file, copied only for this runtime: the torch runtime must not need it.
+        runtime = _sibling_module("bert_onnxruntime.py")
+        return runtime.session(HERE / "model.onnx", threads=threads)
 
     def _vocabulary(self) -> dict[str, int]:
         """``vocab_size`` and ``type_vocab_size`` of the network this instance runs."""
@@ -129,16 +196,16 @@ class TritonPythonModel:
             )
         return None
 
-    def _forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
-        """Logits ``[batch, sequence, 2]`` as a contiguous FP32 tensor in host memory."""
-        if self.runtime == "onnxruntime":
-            feed = {name: t.numpy() for name, t in zip(self.input_names, inputs, strict=True)}
-            (array,) = self._session.run(None, feed)
-            return torch.from_numpy(array)
-        with torch.inference_mode():
-            on_device = [t.to(self.device, non_blocking=True) for t in inputs]
-            logits: torch.Tensor = self._network(*on_device)
-            return logits.float().cpu()
+    def _forward(self, columns: list[list[torch.Tensor]]) -> torch.Tensor:
+        """Logits ``[batch, sequence, 2]`` of the requests whose inputs ``columns`` hold (one
+        list per input, one tensor per request), as a contiguous FP32 tensor in host memory of
+        this call's own."""
+        if self.runtime == "torch":
+            return self._runner(columns)
+        batch = [torch.cat(column) if len(column) > 1 else column[0] for column in columns]
+        feed = {name: t.numpy() for name, t in zip(self.input_names, batch, strict=True)}
+        (array,) = self._session.run(None, feed)
+        return torch.from_numpy(array)
 
     def execute(self, requests: list[Any]) -> list[Any]:
         """One response per request, in order, from a single forward pass over the requests
@@ -164,8 +231,7 @@ class TritonPythonModel:
         if not accepted:
             return responses
         sizes = [int(t.shape[0]) for t in columns[0]]
-        batch = [torch.cat(column) if len(column) > 1 else column[0] for column in columns]
-        logits = self._forward(batch)
+        logits = self._forward(columns)
         for index, chunk in zip(accepted, torch.split(logits, sizes), strict=True):
             capsule = chunk.contiguous().__dlpack__()
             output = pb_utils.Tensor.from_dlpack(self.output_name, capsule)
@@ -173,6 +239,7 @@ class TritonPythonModel:
         return responses
 
     def finalize(self) -> None:
-        """Drop the network first, so GPU memory is freed before the stub exits."""
-        self.__dict__.pop("_network", None)
+        """Drop the network and its graphs first, so GPU memory is freed before the stub
+        exits."""
+        self.__dict__.pop("_runner", None)
         self.__dict__.pop("_session", None)

@@ -6,7 +6,9 @@ Cases:
   owns the Deployment it applied after it;
 - a fresh namespace per run is made and deleted when none is given;
 - writing the Deployer section replaces only that section of docs/benchmarks.md, or adds it
-  (and the file) when absent.
+  (and the file) when absent;
+- the command, pointed at a cluster, prints a line a run and writes the section; a run count
+  below one or a missing helm is refused before anything starts.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from bench.deployer_cost import SECTION, one_run, render_alone, section, write_section
+from bench.deployer_cost import SECTION, main, one_run, render_alone, section, write_section
 
 
 def test_one_run_times_the_deployers_own_deploy(
@@ -71,3 +73,32 @@ def test_the_section_is_replaced_in_place(tmp_path: Path) -> None:
     assert text == (
         f"# Benchmarks\n\n## Locust\n\nkept\n\n{SECTION}\n\nnew\n\n## Triton\n\nalso kept\n"
     )
+
+
+def test_the_command_measures_a_cluster_and_writes_its_section(
+    helm4: Path, control_plane: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = tmp_path / "benchmarks.md"
+    kubeconfig = str(control_plane.kubeconfig)
+    args = ["--helm", str(helm4), "--runs", "1", "--kubeconfig", kubeconfig, "--write", str(doc)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "run 1/1: plan " in out
+    assert doc.read_text().startswith(f"# Benchmarks\n\n{SECTION}\n")
+    assert "| apply |" in doc.read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--runs", "0"], "--runs must be 1 or more, not 0"),
+        (["--helm", "/nonexistent/helm"], "--helm /nonexistent/helm: no such file"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_starts(
+    helm4: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--helm", str(helm4), *args])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from standins.kube.control_plane import ControlPlane
+from standins.kube.kubelet import KubeletStandIn
+from standins.kube.nodes import GKE_ACCELERATOR
 from tests.conftest import CHART_DIR
-from tests.kube.control_plane import ControlPlane
-from tests.kube.kubelet import KubeletStandIn
-from tests.kube.nodes import GKE_ACCELERATOR
 
 HELM_TIMEOUT = "180s"
 ACCELERATOR_LABEL = GKE_ACCELERATOR

@@ -27,6 +27,7 @@ import yaml
 from kubernetes_validate import utils
 from referencing import Registry, Resource
 
+from standins.kube.control_plane import GKE_CRDS_DIR
 from tests.conftest import CHART_DIR, CRDS_DIR
 
 KUBE_VERSIONS = ("1.30", utils.major_minor(kubernetes_validate.latest_version()))
@@ -38,13 +39,19 @@ CI_VALUES_FILES = tuple(sorted((CHART_DIR / "ci").glob("*-values.yaml")))
 
 Manifest = dict[str, Any]
 
+CHART_RELEASE = str(
+    yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["annotations"]["ngcRelease"]
+)
+"""The NGC release this chart version ships (Chart.yaml's ``ngcRelease``): the default
+``image.release``."""
+
 # libyaml's loader where PyYAML was built with it: the CRD files are megabytes of YAML.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SEPARATOR = re.compile(r"^---\s*$", re.MULTILINE)
 _SOURCE = re.compile(r"^# Source: (\S+)$", re.MULTILINE)
 
 
-CRD_DIRS = (CRDS_DIR, Path(__file__).parent / "crds")
+CRD_DIRS = (CRDS_DIR, GKE_CRDS_DIR)
 """Where custom resource definitions are read: the shared upstream set, and the GKE Gateway
 policy CRDs this chart also renders."""
 

@@ -64,6 +64,45 @@ REFUSED_HTTP = [
 ]
 
 
+OPENAI_ALLOWED = [
+    ("GET", "/v1/models"),
+    ("POST", "/v1/completions"),
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/embeddings"),
+]
+"""Triton's OpenAI-compatible frontend: what every ingress mode passes (inference only)."""
+OPENAI_WHERE_REGEX = [("GET", "/v1/models/llama")]
+"""One model's description: passed where methods and one path segment can be matched
+(Istio, Gateway API with regexPathMatch), refused by GKE's prefix matching."""
+OPENAI_REFUSED = [
+    ("POST", "/v1/models/llama/load"),
+    ("POST", "/v1/models/llama/unload"),
+    ("POST", "/v1/models/org/llama/load"),
+    ("GET", "/v1/models/llama/load"),
+    ("GET", "/metrics"),
+    ("GET", "/health/ready"),
+    ("POST", "/v1/responses"),
+]
+"""What no ingress mode passes to the frontend: its model management above all."""
+
+
+def gateway_route_port(route: Manifest, method: str, path: str) -> int | None:
+    """The backend port a Gateway API HTTPRoute sends (method, path) to, or None (404): the
+    first rule with a match, as Exact, PathPrefix (by path segments) or RE2 regex."""
+    for rule in route["spec"]["rules"]:
+        for match in rule["matches"]:
+            kind, value = match["path"]["type"], match["path"]["value"]
+            if kind == "Exact":
+                hit = path == value
+            elif kind == "PathPrefix":
+                hit = path == value.rstrip("/") or path.startswith(value.rstrip("/") + "/")
+            else:
+                hit = re.fullmatch(value, path) is not None
+            if hit and match.get("method") in (None, method):
+                return int(rule["backendRefs"][0]["port"])
+    return None
+
+
 def istio_route(virtual_service: Manifest, method: str, path: str) -> Manifest | None:
     """The route of an Istio VirtualService that takes (method, path), or None (404)."""
     for route in virtual_service["spec"]["http"]:

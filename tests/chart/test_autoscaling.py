@@ -11,6 +11,16 @@ no Triton Service selects them; PodMonitoring and ServiceMonitor scrape port `me
 release's pods; the Grafana dashboard is valid JSON that plots the metrics the HPA uses; every
 description of `nv_inference_pending_request_count` says what Triton documents it to count
 (requests waiting to start execution), never requests in flight.
+
+Engines (``autoscaling.engine``), for every metric: rendered and valid (custom resources against
+KEDA's v2.20.2 CRDs and our transcription of GKE's AutoscalingMetric, see standins/kube/crds),
+or refused at render with what to set instead: a counter (queueTime) and GKE's system metric
+(gpuDutyCycle) on GKE's gauges-only pod path, KEDA without a project, Triton's metrics
+without Managed Prometheus scraping where the engine reads them from there, a rate() window
+shorter than two scrapes. gkePodMetrics: the HPA names this release's AutoscalingMetric and
+gauge, which reads the Deployment's pods on their metrics port. keda: no HPA of the chart's
+own; a ScaledObject naming the HPA KEDA makes like the other engines', with the chart's
+behaviour and bounds, whose PromQL selects this release's series.
 """
 
 from __future__ import annotations
@@ -22,7 +32,8 @@ from typing import Any
 
 import pytest
 
-from tests.chart.helpers import field, only, render_chart
+from standins.kube.control_plane import GKE_CRDS_DIR
+from tests.chart.helpers import HelmFailedError, field, only, render_chart
 from tests.conftest import ROOT
 
 REPO = {"modelRepository": "gs://bucket/models"}
@@ -31,6 +42,24 @@ SCRAPED = {"metrics": {"podMonitoring": {"enabled": True}}}
 
 def autoscaled(metric: str, **extra: Any) -> dict[str, Any]:
     return {**REPO, **SCRAPED, "autoscaling": {"enabled": True, "metric": metric, **extra}}
+
+
+ENGINE_OBJECTS = {
+    "stackdriverAdapter": {"HorizontalPodAutoscaler"},
+    "gkePodMetrics": {"HorizontalPodAutoscaler", "AutoscalingMetric"},
+    "keda": {"ScaledObject", "TriggerAuthentication"},
+}
+"""The autoscaling objects each engine renders."""
+AUTOSCALING_KINDS = set().union(*ENGINE_OBJECTS.values())
+ENGINE_VALUES = {"keda": {"keda": {"projectId": "my-project"}}}
+REFUSED = {
+    ("gkePodMetrics", "queueTime"): "gkePodMetrics has GKE read gauges only, and queueTime is "
+    "the rate of a counter (nv_inference_queue_duration_us): use autoscaling.metric="
+    "pendingRequests, or autoscaling.engine=stackdriverAdapter or keda",
+    ("gkePodMetrics", "gpuDutyCycle"): "gpuDutyCycle is GKE's system metric in Cloud Monitoring:"
+    " use autoscaling.metric=pendingRequests, or autoscaling.engine=stackdriverAdapter or keda",
+}
+"""(engine, metric) pairs the chart refuses, with (part of) its message."""
 
 
 class TestHorizontalPodAutoscaler:
@@ -76,7 +105,7 @@ class TestHorizontalPodAutoscaler:
         assert spec["pods"]["target"] == {"type": "AverageValue", "averageValue": target}
 
     def test_gpu_duty_cycle_selects_only_this_release(self, helm: Path) -> None:
-        values = autoscaled("gpuDutyCycle", gpuDutyCycle={"target": 70, "clusterName": "c1"})
+        values = autoscaled("gpuDutyCycle", gpuDutyCycle={"target": 70}, clusterName="c1")
         manifests = render_chart(helm, values, release="blue", namespace="ml")
         (spec,) = only(manifests, "HorizontalPodAutoscaler")["spec"]["metrics"]
         assert spec["type"] == "External"
@@ -133,6 +162,107 @@ class TestHorizontalPodAutoscaler:
     def test_pdb_follows_max_replicas(self, helm: Path) -> None:
         manifests = render_chart(helm, autoscaled("queueTime", minReplicas=1, maxReplicas=3))
         assert only(manifests, "PodDisruptionBudget")
+
+
+class TestEngines:
+    @pytest.mark.parametrize("metric", ["queueTime", "pendingRequests", "gpuDutyCycle"])
+    @pytest.mark.parametrize("engine", sorted(ENGINE_OBJECTS))
+    def test_each_engine_renders_each_metric_or_says_why_not(
+        self, helm: Path, engine: str, metric: str
+    ) -> None:
+        values = autoscaled(metric, engine=engine, **ENGINE_VALUES.get(engine, {}))
+        if (engine, metric) in REFUSED:
+            with pytest.raises(HelmFailedError) as refused:
+                render_chart(helm, values)
+            assert REFUSED[(engine, metric)] in " ".join(refused.value.stderr.split())
+            return
+        manifests = render_chart(helm, values)  # validated, custom resources included
+        kinds = {m["kind"] for m in manifests} & AUTOSCALING_KINDS
+        assert kinds == ENGINE_OBJECTS[engine]
+        assert "replicas" not in only(manifests, "Deployment")["spec"]
+
+    def test_gke_pod_metrics_reads_this_release_gauge(self, helm: Path) -> None:
+        # No PodMonitoring: GKE scrapes the pods itself.
+        autoscaling = {"enabled": True, "engine": "gkePodMetrics", "metric": "pendingRequests"}
+        values = {**REPO, "autoscaling": autoscaling}
+        manifests = render_chart(helm, values, release="blue")
+        assert not [m for m in manifests if m["kind"] == "PodMonitoring"]
+        metric = only(manifests, "AutoscalingMetric")
+        deployment = only(manifests, "Deployment")
+        (spec,) = only(manifests, "HorizontalPodAutoscaler")["spec"]["metrics"]
+        assert spec["type"] == "Pods"
+        prefix, name, gauge = spec["pods"]["metric"]["name"].split("|")
+        assert (prefix, name) == ("autoscaling.gke.io", metric["metadata"]["name"])
+        (source,) = metric["spec"]["metrics"]
+        (container,) = source["pod"]["containers"]
+        (entry,) = container["metrics"]
+        assert entry["gauge"] == {
+            "name": gauge,
+            "prometheusMetricName": "nv_inference_pending_request_count",
+        }
+        assert spec["pods"]["target"] == {"type": "AverageValue", "averageValue": "8"}
+        # It reads the Deployment's pods (and no other release's) on Triton's metrics port.
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert source["pod"]["selector"]["matchLabels"].items() <= pod_labels.items()
+        assert source["pod"]["selector"]["matchLabels"] == {"triton_release": "blue"}
+        # GKE takes label names of letters, digits, '-' and '_' only (which its
+        # documentation states and our transcribed CRD cannot check).
+        assert all(
+            re.fullmatch("[A-Za-z0-9_-]+", k) for k in source["pod"]["selector"]["matchLabels"]
+        )
+        ports = field(deployment, "spec.template.spec.containers[name=triton].ports")
+        assert {"port": container["endpoint"]["port"], "path": "/metrics"} == {
+            "port": next(p["containerPort"] for p in ports if p["name"] == "metrics"),
+            "path": container["endpoint"]["path"],
+        }
+
+    @pytest.mark.parametrize("metric", ["queueTime", "pendingRequests", "gpuDutyCycle"])
+    def test_keda_scaled_object_queries_this_release(self, helm: Path, metric: str) -> None:
+        behavior = {"scaleDown": {"stabilizationWindowSeconds": 60}}
+        values = autoscaled(
+            metric,
+            engine="keda",
+            minReplicas=2,
+            maxReplicas=6,
+            clusterName="c1",
+            behavior=behavior,
+            keda={"projectId": "my-project"},
+        )
+        manifests = render_chart(helm, values, release="blue", namespace="ml")
+        assert not [m for m in manifests if m["kind"] == "HorizontalPodAutoscaler"]
+        scaled = only(manifests, "ScaledObject")
+        deployment = only(manifests, "Deployment")
+        spec = scaled["spec"]
+        assert spec["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": deployment["metadata"]["name"],
+        }
+        assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 6)
+        hpa_config = spec["advanced"]["horizontalPodAutoscalerConfig"]
+        assert hpa_config["name"] == deployment["metadata"]["name"]
+        assert hpa_config["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 60
+        (trigger,) = spec["triggers"]
+        assert trigger["type"] == "prometheus"
+        assert trigger["metadata"]["serverAddress"] == (
+            "https://monitoring.googleapis.com/v1/projects/my-project/location/global/prometheus"
+        )
+        authentication = only(manifests, "TriggerAuthentication")
+        assert trigger["authenticationRef"] == {"name": authentication["metadata"]["name"]}
+        assert authentication["spec"] == {"podIdentity": {"provider": "gcp"}}
+        query, target = trigger["metadata"]["query"], trigger["metadata"]["threshold"]
+        assert query.startswith("sum(")
+        if metric == "gpuDutyCycle":
+            assert target == "60"
+            assert 'namespace_name="ml",container_name="triton"' in query
+            assert 'pod_name=~"blue-triton-inference-server-[a-z0-9]+-[a-z0-9]+"' in query
+            assert 'cluster_name="c1"' in query
+        else:
+            # Managed Prometheus labels Triton's series with the PodMonitoring's name as `job`.
+            monitoring = only(manifests, "PodMonitoring")["metadata"]["name"]
+            assert f'{{namespace="ml",job="{monitoring}",cluster="c1"}}' in query
+            assert target == {"queueTime": "500000", "pendingRequests": "8"}[metric]
+            assert ("rate(" in query) == (metric == "queueTime")
 
 
 class TestStandby:
@@ -223,6 +353,16 @@ class TestMetrics:
             assert metric in queries
 
 
+def test_the_autoscaling_metric_schema_is_marked_as_our_transcription() -> None:
+    """Google publishes no CRD for AutoscalingMetric: the one the tests validate against is
+    ours, written from GKE's documentation, and says so where a reader meets it."""
+    crds = GKE_CRDS_DIR
+    header = (crds / "autoscaling.gke.io_autoscalingmetrics.yaml").read_text().splitlines()[0]
+    assert header.startswith("# OUR TRANSCRIPTION, not a Google file")
+    readme = (crds / "README.md").read_text()
+    assert "AutoscalingMetric (autoscaling.gke.io/v1beta1) | **our transcription**" in readme
+
+
 PENDING_DESCRIBED_IN = (
     "chart/templates/hpa.yaml",
     "chart/values.yaml",
@@ -249,3 +389,22 @@ def test_pending_requests_described_as_waiting_to_start_execution(path: str) -> 
     for wrong in ("in flight", "in-flight", "not yet answered", "not yet finished"):
         assert wrong not in near, f"{path} describes pending requests as {wrong!r}"
     assert "waiting to start execution" in " ".join(near.replace("#", " ").split())
+
+
+def test_a_0_1_values_file_keeps_its_cluster_name(helm: Path) -> None:
+    """0.1.0 named the duty cycle's cluster ``autoscaling.gpuDutyCycle.clusterName``: a values
+    file that says so upgrades unchanged, the selector narrowed to that cluster, and the new
+    key wins where both are set."""
+    autoscaling = {
+        "enabled": True,
+        "metric": "gpuDutyCycle",
+        "gpuDutyCycle": {"target": 70, "clusterName": "triton"},
+    }
+    old = {**REPO, "autoscaling": autoscaling}
+    (hpa,) = render_chart(helm, old, show_only=["templates/hpa.yaml"])
+    selector = hpa["spec"]["metrics"][0]["external"]["metric"]["selector"]["matchLabels"]
+    assert selector["resource.labels.cluster_name"] == "triton"
+    both = {**REPO, "autoscaling": {**autoscaling, "clusterName": "serving"}}
+    (hpa,) = render_chart(helm, both, show_only=["templates/hpa.yaml"])
+    selector = hpa["spec"]["metrics"][0]["external"]["metric"]["selector"]["matchLabels"]
+    assert selector["resource.labels.cluster_name"] == "serving"

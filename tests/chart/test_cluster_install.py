@@ -1,5 +1,5 @@
 """The chart installed for real with `helm install` on the local Kubernetes 1.36 control plane
-(tests/kube), whose API server holds the Istio, Gateway API and GKE CRDs and enforces Pod
+(standins/kube), whose API server holds the Istio, Gateway API and GKE CRDs and enforces Pod
 Security "restricted" in each test's namespace.
 
 Cases: two Istio releases in one namespace, one installed by Helm 3 and one by Helm 4, both
@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from standins.kube.control_plane import ControlPlane
 from tests.chart.helpers import conflicting_istio_gateways, network_policies_admit
 from tests.conftest import CHART_DIR, HELM_BINARIES
-from tests.kube.control_plane import ControlPlane
 
 pytestmark = pytest.mark.slow
 

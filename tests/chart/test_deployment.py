@@ -20,7 +20,14 @@ from typing import Any
 
 import pytest
 
-from tests.chart.helpers import Manifest, field, only, render_chart, triton_container
+from tests.chart.helpers import (
+    CHART_RELEASE,
+    Manifest,
+    field,
+    only,
+    render_chart,
+    triton_container,
+)
 
 TEMPLATE = "templates/deployment.yaml"
 REPO = {"modelRepository": "gs://bucket/models"}
@@ -200,9 +207,9 @@ class TestDeployment:
     @pytest.mark.parametrize(
         ("image", "reference"),
         [
-            ({}, "nvcr.io/nvidia/tritonserver:26.05-py3"),
+            ({}, f"nvcr.io/nvidia/tritonserver:{CHART_RELEASE}-py3"),
             (
-                {"registry": "us-docker.pkg.dev", "tag": "25.01-py3"},
+                {"registry": "us-docker.pkg.dev", "release": "25.01"},
                 "us-docker.pkg.dev/nvidia/tritonserver:25.01-py3",
             ),
             ({"digest": "sha256:" + "a" * 64}, "nvcr.io/nvidia/tritonserver@sha256:" + "a" * 64),

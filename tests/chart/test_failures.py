@@ -7,17 +7,20 @@ shared with other pods, or at a relative path, an extra argument not written `--
 bad ingress, autoscaling, standby and security combinations, a standby priority the cluster
 autoscaler would ignore (below its cutoff, -10), a progress deadline shorter than the startup
 budget, a regional Gateway class whose proxy-only subnet the NetworkPolicy is not told,
-Kubernetes older than 1.30.
+Kubernetes older than 1.30. Every one of these checks is in chart/templates/_validate.tpl: no
+other template calls ``fail`` or ``required``.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.chart.helpers import HelmFailedError, render_chart
+from tests.conftest import CHART_DIR
 
 REPO = {"modelRepository": "gs://bucket/models"}
 
@@ -77,6 +80,37 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "queue-metric-without-scraping",
         {**REPO, "autoscaling": {"enabled": True, "metric": "queueTime"}},
         "set metrics.podMonitoring.enabled=true",
+    ),
+    (
+        "keda-without-project",
+        {**REPO, "autoscaling": {"enabled": True, "engine": "keda", "metric": "gpuDutyCycle"}},
+        "set autoscaling.keda.projectId to the cluster's Google Cloud project ID",
+    ),
+    (
+        "keda-rate-window-shorter-than-two-scrapes",
+        {
+            **REPO,
+            "metrics": {"podMonitoring": {"enabled": True, "interval": "30s"}},
+            "autoscaling": {
+                "enabled": True,
+                "engine": "keda",
+                "keda": {"projectId": "my-project", "rateWindow": "45s"},
+            },
+        },
+        "autoscaling.keda.rateWindow (45s) spans fewer than two scrapes",
+    ),
+    (
+        "keda-queue-metric-without-scraping",
+        {
+            **REPO,
+            "autoscaling": {
+                "enabled": True,
+                "engine": "keda",
+                "metric": "pendingRequests",
+                "keda": {"projectId": "my-project"},
+            },
+        },
+        "with autoscaling.engine=keda reads Triton's metrics as Managed Prometheus stores them",
     ),
     (
         "duty-cycle-without-gpu",
@@ -251,3 +285,19 @@ def test_refuses_kubernetes_older_than_tested(helm: Path) -> None:
     with pytest.raises(HelmFailedError) as failure:
         render_chart(helm, REPO, extra_args=["--kube-version", "1.29.0"])
     assert "chart requires kubeVersion: >=1.30.0-0" in failure.value.stderr
+
+
+TEMPLATE_CHECK = re.compile(r"\{\{[^}]*\b(fail|required)\b[^}]*\}\}")
+"""A template action that refuses to render: ``fail`` or ``required``."""
+
+
+def test_every_render_time_check_is_in_validate_tpl() -> None:
+    templates = CHART_DIR / "templates"
+    checks = {
+        path.relative_to(templates).as_posix(): len(TEMPLATE_CHECK.findall(path.read_text()))
+        for path in sorted(templates.rglob("*"))
+        if path.is_file()
+    }
+    elsewhere = {name: count for name, count in checks.items() if count and name != "_validate.tpl"}
+    assert elsewhere == {}, "move these checks into _validate.tpl"
+    assert checks["_validate.tpl"] > 0

@@ -4,7 +4,9 @@ module of their own: test_ingress_istio.py, test_ingress_gateway_api.py).
 Cases: `none` renders no route, and the README says its L4 Service balances gRPC per
 connection; narrowing the paths without regexes, the OpenAI-compatible frontend without a mode
 or a Service, an unknown path name and a streaming timeout that is not in seconds are refused,
-each naming what to set.
+each naming what to set; in every mode that routes (Istio, Gateway API with and without regexes)
+the OpenAI-compatible frontend gets inference only (models list, completions, chat completions,
+embeddings), never its model load and unload.
 """
 
 from __future__ import annotations
@@ -22,8 +24,14 @@ from tests.chart.helpers import (
 )
 from tests.chart.routes import (
     GATEWAY_API,
+    ISTIO,
+    OPENAI_ALLOWED,
+    OPENAI_REFUSED,
+    OPENAI_WHERE_REGEX,
     REPO,
     SERVICE,
+    gateway_route_port,
+    istio_routes_allow,
 )
 from tests.conftest import ROOT
 
@@ -86,3 +94,33 @@ def test_refused_with_what_to_set(helm: Path, ingress: dict[str, Any], message: 
     with pytest.raises(HelmFailedError) as failure:
         render_chart(helm, {**REPO, "ingress": ingress})
     assert message in failure.value.stderr
+
+
+OPENAI = {"enabled": True, "serviceName": "llm-openai", "port": 9100}
+ROUTING_MODES: dict[str, dict[str, Any]] = {
+    "istio": ISTIO,
+    "gatewayApi-regex": {
+        **GATEWAY_API,
+        "ingress": {**GATEWAY_API["ingress"], "gatewayApi": {"regexPathMatch": True}},
+    },
+    "gatewayApi-prefix": GATEWAY_API,
+}
+
+
+def _openai_port(helm: Path, mode: str, method: str, path: str) -> int | None:
+    values = ROUTING_MODES[mode]
+    manifests = render_chart(helm, {**values, "ingress": {**values["ingress"], "openai": OPENAI}})
+    if mode == "istio":
+        return istio_routes_allow(only(manifests, "VirtualService"), method, path)
+    return gateway_route_port(only(manifests, "HTTPRoute"), method, path)
+
+
+@pytest.mark.parametrize("mode", sorted(ROUTING_MODES))
+@pytest.mark.parametrize(("method", "path"), OPENAI_ALLOWED + OPENAI_REFUSED + OPENAI_WHERE_REGEX)
+def test_the_openai_edge_passes_inference_only(
+    helm: Path, mode: str, method: str, path: str
+) -> None:
+    port = _openai_port(helm, mode, method, path)
+    regex = mode != "gatewayApi-prefix"
+    passes = (method, path) in OPENAI_ALLOWED or (regex and (method, path) in OPENAI_WHERE_REGEX)
+    assert port == (OPENAI["port"] if passes else None), f"{method} {path} reaches port {port}"

@@ -120,9 +120,9 @@ class TestGatewayApi:
         assert rule["timeouts"]["request"] == "3600s"
         assert [(m["path"]["type"], m["path"]["value"]) for m in rule["matches"]] == [
             ("Exact", "/v1/models"),
-            ("PathPrefix", "/v1/models/"),
             ("Exact", "/v1/completions"),
             ("Exact", "/v1/chat/completions"),
+            ("Exact", "/v1/embeddings"),
         ]
 
     def test_every_backend_is_probed_and_guarded(self, helm: Path) -> None:

@@ -5,7 +5,10 @@ Cases:
   field validation: what the offline JSON-schema check cannot see);
 - every ci file installs with ``--wait`` into a namespace that enforces Pod Security
   "restricted", after what it presupposes was created; Triton's pods land only on nodes of the
-  chosen accelerator (the real scheduler decides); uninstall leaves nothing of the release;
+  chosen accelerator (the real scheduler decides); uninstall leaves nothing of the release.
+  Both render the same objects with Helm 3 and 4 (``test_ci_values``), so each ci file is
+  installed and dry-run with one of them, alternating by file: each Helm installs half the
+  files, and the lifecycle below runs with both;
 - the whole lifecycle on a representative subset: ``helm test`` (the test pod is admitted,
   scheduled and deleted by its hook policy; the kubelet stand-in decides its outcome, so a
   failing test pod is also shown to fail ``helm test``), ``helm upgrade`` with a changed value
@@ -26,6 +29,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from standins.kube.control_plane import ControlPlane, wait_until
+from standins.kube.kubelet import KubeletStandIn
 from tests.chart.cluster import (
     ACCELERATOR_LABEL,
     create_presupposed,
@@ -36,9 +41,7 @@ from tests.chart.cluster import (
     release_objects,
 )
 from tests.chart.helpers import CI_VALUES_FILES, render_chart
-from tests.conftest import CHART_DIR
-from tests.kube.control_plane import ControlPlane, wait_until
-from tests.kube.kubelet import KubeletStandIn
+from tests.conftest import CHART_DIR, HELM_BINARIES, helm_path
 
 LIFECYCLE_FILES = tuple(
     p for p in CI_VALUES_FILES if p.name.startswith(("00-", "20-", "33-", "52-"))
@@ -54,6 +57,13 @@ def node_pools(kubelet: KubeletStandIn) -> KubeletStandIn:
     """The GKE node pools the ci files presuppose, registered once."""
     register_node_pools(kubelet)
     return kubelet
+
+
+@pytest.fixture
+def file_helm(ci_values_file: Path) -> Path:
+    """The Helm that installs this ci file: Helm 3 and 4 take turns down the sorted files."""
+    names = sorted(HELM_BINARIES)
+    return helm_path(names[CI_VALUES_FILES.index(ci_values_file) % len(names)])
 
 
 @pytest.fixture
@@ -87,9 +97,9 @@ def _deployment_of(manifests: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_every_object_passes_a_server_side_dry_run(
-    helm: Path, control_plane: ControlPlane, k8s_namespace: str, ci_values_file: Path
+    file_helm: Path, control_plane: ControlPlane, k8s_namespace: str, ci_values_file: Path
 ) -> None:
-    manifests = render_chart(helm, {}, values_files=[ci_values_file], namespace=k8s_namespace)
+    manifests = render_chart(file_helm, {}, values_files=[ci_values_file], namespace=k8s_namespace)
     stream = "\n---\n".join(json.dumps(m) for m in manifests)
     result = control_plane.run_kubectl(
         "apply", "--server-side", "--dry-run=server", "--field-manager=dry-run",
@@ -125,7 +135,7 @@ def _accelerator_of(manifests: list[dict[str, Any]]) -> str | None:
 
 
 def test_every_ci_file_installs_and_uninstalls(
-    helm: Path,
+    file_helm: Path,
     control_plane: ControlPlane,
     node_pools: KubeletStandIn,
     k8s_namespace: str,
@@ -133,9 +143,9 @@ def test_every_ci_file_installs_and_uninstalls(
     release: str,
 ) -> None:
     create_presupposed(control_plane, k8s_namespace, presupposed(ci_values_file))
-    install(helm, control_plane, k8s_namespace, release=release, values_files=[ci_values_file])
+    install(file_helm, control_plane, k8s_namespace, release=release, values_files=[ci_values_file])
 
-    manifests = render_chart(helm, {}, values_files=[ci_values_file], release=release)
+    manifests = render_chart(file_helm, {}, values_files=[ci_values_file], release=release)
     deployment = _deployment_of(manifests)
     wanted_replicas = deployment["spec"].get("replicas", 1)
     pods = _triton_pods(control_plane, k8s_namespace, deployment)
@@ -147,7 +157,7 @@ def test_every_ci_file_installs_and_uninstalls(
         node = core.read_node(pod.spec.node_name)
         assert node.metadata.labels.get(ACCELERATOR_LABEL) == accelerator, pod.spec.node_name
 
-    helm_run(helm, control_plane, "uninstall", release, "-n", k8s_namespace, "--wait")
+    helm_run(file_helm, control_plane, "uninstall", release, "-n", k8s_namespace, "--wait")
     assert release_objects(control_plane, k8s_namespace, release) == []
 
 

@@ -2,12 +2,14 @@
 
 One local Triton (2.51 from nvidia-pytriton, arguments from the rendered chart) serves a model
 whose single instance takes 1.5 s a request, so requests queue; Debian's `prometheus` scrapes
-its metrics port every second, adding the `namespace` and `pod` labels that Managed Prometheus
-adds in the cluster. Where no `prometheus` binary is on PATH, the fixture installs Debian's
-package when it runs as root with apt-get, and otherwise skips with the reason.
+its metrics port every second, adding the `namespace`, `pod` and `job` (the PodMonitoring's
+name) labels that Managed Prometheus adds in the cluster (Debian's package, which `make
+debian-packages` installs; without it the tests skip with the reason, and fail where CI runs).
 
-Cases: `nv_inference_pending_request_count` counts requests waiting to start execution, not the
-one executing (four requests on one instance read 3 at most); every query of the Grafana
+Cases: the PromQL of the chart's KEDA ScaledObject (engine keda) returns this release's queue
+time (rate() of the counter) and pending requests, and nothing for another release's or
+namespace's; `nv_inference_pending_request_count` counts requests waiting to start execution,
+not the one executing (four requests on one instance read 3 at most); every query of the Grafana
 dashboard and the HPA's two Triton signals return data from Prometheus (GPU panels excepted on
 this CPU machine); the queue-load panel reads what its unit says, µs queued per second.
 """
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import signal
@@ -28,13 +29,14 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from demo.local import LocalTriton, Ports, triton_container_launch
-from tests.chart.helpers import render_chart
-from tests.conftest import CHART_DIR, HELM4
-from tests.identity_model import CONFIG, write_identity_model
+from standins.identity_model import CONFIG, write_identity_model
+from tests.chart.helpers import only, render_chart
+from tests.conftest import CHART_DIR, HELM4, unavailable
 
 pytestmark = pytest.mark.slow
 
@@ -62,6 +64,17 @@ class TritonPythonModel:
 """
 
 NAMESPACE, POD = "serving", "triton-0"
+RELEASE = "triton"
+KEDA_VALUES: dict[str, Any] = {
+    "modelRepository": "gs://bucket/models",
+    "metrics": {"podMonitoring": {"enabled": True}},
+    "autoscaling": {"enabled": True, "engine": "keda", "keda": {"projectId": "my-project"}},
+}
+JOB = only(render_chart(HELM4, KEDA_VALUES, release=RELEASE, namespace=NAMESPACE), "PodMonitoring")[
+    "metadata"
+]["name"]
+"""Managed Prometheus labels each series with the PodMonitoring's name as ``job``: so does this
+Prometheus, for the chart's PodMonitoring of release ``RELEASE``."""
 INFER_BODY = json.dumps(
     {"inputs": [{"name": "INPUT0", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
 ).encode()
@@ -125,39 +138,10 @@ def test_pending_count_leaves_out_the_executing_request(triton: LocalTriton) -> 
 
 
 def _prometheus_binary() -> Path:
-    """Debian's prometheus: on PATH, or installed here when this runs as root with apt-get."""
+    """Debian's prometheus, which ``make debian-packages`` installs."""
     found = shutil.which("prometheus")
-    if found:
-        return Path(found)
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip("no prometheus binary on PATH and no root apt-get to install Debian's package")
-    install = [
-        "apt-get",
-        "install",
-        "-y",
-        "--no-install-recommends",
-        "-o",
-        "DPkg::Lock::Timeout=120",
-    ]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    result = subprocess.run(
-        [*install, "prometheus"], capture_output=True, text=True, env=env, check=False, timeout=600
-    )
-    if result.returncode != 0:  # an empty package list on a fresh machine: update once
-        subprocess.run(
-            ["apt-get", "update"], capture_output=True, env=env, check=False, timeout=300
-        )
-        result = subprocess.run(
-            [*install, "prometheus"],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-            timeout=600,
-        )
-    found = shutil.which("prometheus")
-    if result.returncode != 0 or not found:
-        pytest.skip(f"could not install Debian's prometheus: {result.stderr.strip()[-400:]}")
+    if not found:
+        unavailable("no prometheus on PATH: run `make debian-packages` (Debian's prometheus)")
     return Path(found)
 
 
@@ -174,7 +158,7 @@ def prometheus(triton: LocalTriton, tmp_path_factory: pytest.TempPathFactory) ->
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "scrape_configs": [
                     {
-                        "job_name": "triton",
+                        "job_name": JOB,
                         "static_configs": [
                             {"targets": [target], "labels": {"namespace": NAMESPACE, "pod": POD}}
                         ],
@@ -208,7 +192,7 @@ def prometheus(triton: LocalTriton, tmp_path_factory: pytest.TempPathFactory) ->
             pytest.fail("prometheus was not ready within 60 s")
         # Targets reach the scrape loop a few seconds after start: wait for the first scrape,
         # so that the load below is seen from its beginning.
-        while not query(Scraped(url, time.time()), 'up{job="triton"} == 1'):
+        while not query(Scraped(url, time.time()), f'up{{job="{JOB}"}} == 1'):
             assert time.monotonic() < deadline + 30, "prometheus never scraped Triton"
             time.sleep(0.5)
         yield url
@@ -294,3 +278,24 @@ def test_queue_load_panel_is_microseconds_queued_per_second(scraped_under_load: 
     # Three requests of 1.5 s on one instance wait 0 + 1.5 + 3 s = 4.5 s in all; spread over
     # the 20 s window that is about 225,000 µs/s, a quarter of a request waiting on average.
     assert 0 < load <= 4.5e6 / 20 * 1.5, load
+
+
+@pytest.mark.parametrize("metric", ["queueTime", "pendingRequests"])
+def test_keda_query_reads_this_release_only(scraped_under_load: Scraped, metric: str) -> None:
+    """The query KEDA would send to Managed Prometheus, run against this Prometheus, whose
+    series carry Managed Prometheus's `namespace` and `job` labels."""
+
+    def trigger_query(release: str, namespace: str) -> str:
+        values = {**KEDA_VALUES, "autoscaling": {**KEDA_VALUES["autoscaling"], "metric": metric}}
+        manifests = render_chart(HELM4, values, release=release, namespace=namespace)
+        (trigger,) = only(manifests, "ScaledObject")["spec"]["triggers"]
+        text: str = trigger["metadata"]["query"]
+        return text
+
+    (sample,) = query(scraped_under_load, trigger_query(RELEASE, NAMESPACE))
+    value = float(sample["value"][1])  # type: ignore[index]
+    # Three requests queued 0 + 1.5 + 3 s in the last minute: a rate above 0. The pending
+    # count is read 3 s after the last request: 0, but a series of this release.
+    assert value > 0 if metric == "queueTime" else value == 0
+    assert query(scraped_under_load, trigger_query("other", NAMESPACE)) == []
+    assert query(scraped_under_load, trigger_query(RELEASE, "elsewhere")) == []

@@ -156,7 +156,7 @@ class TestModelCache:
         template = self.cached(helm)
         (init,) = template["spec"]["initContainers"]
         assert init["name"] == "model-cache"
-        assert init["image"] == "gcr.io/google.com/cloudsdktool/google-cloud-cli:502.0.0-slim"
+        assert init["image"] == "gcr.io/google.com/cloudsdktool/google-cloud-cli:594.0.0-slim"
         assert init["command"][3:] == ["/model-cache/repository", REPO]
         assert {"name": "CLOUDSDK_CONFIG", "value": "/tmp/gcloud"} in init["env"]
         assert init["securityContext"]["readOnlyRootFilesystem"] is True

@@ -1,7 +1,8 @@
 """perf_analyzer's `helm test` Job (templates/tests/perf-analyzer.yaml), rendered with both helms.
 
 Cases: off by default; when on, its ConfigMap and Job are test hooks, which a deploy never
-applies; the SDK image's tag follows the server's (or is set); it targets this release's Service
+applies; the SDK image is the one of the server's NGC release, whatever the server's tag or
+flavour (a republished `0.1.0` included), or is set; it targets this release's Service
 with the sample's inputs, every short option's value a separate argument (getopt would keep an
 "="); it sends the restricted-API header with the key from the release's Secret (the chart's own
 or an existing one) and nothing when the restriction is off; its pod carries the test pod's
@@ -23,11 +24,11 @@ from kubernetes import client
 
 from deployer.objects import split_hooks
 from scripts.perf_analyzer_inputs import DEFAULT_OUT, inputs_document
+from standins.kube.control_plane import ControlPlane
+from standins.kube.kubelet import KubeletStandIn
 from tests.chart.cluster import helm_run, install
-from tests.chart.helpers import Manifest, field, only, render_chart
+from tests.chart.helpers import CHART_RELEASE, Manifest, field, only, render_chart
 from tests.conftest import CHART_DIR
-from tests.kube.control_plane import ControlPlane
-from tests.kube.kubelet import KubeletStandIn
 
 ON: dict[str, Any] = {"modelRepository": "gs://bucket/models", "perfAnalyzer": {"enabled": True}}
 NAME = "triton-triton-inference-server-perf-analyzer"
@@ -63,9 +64,14 @@ def test_only_helm_test_runs_it(helm: Path) -> None:
     ), "the inputs exist before the Job starts"
 
 
-def test_sdk_image_follows_the_server(helm: Path) -> None:
-    image = container(render_chart(helm, {**ON, "image": {"tag": "25.01-py3"}}))["image"]
+def test_sdk_image_is_the_servers_release(helm: Path) -> None:
+    image = container(render_chart(helm, {**ON, "image": {"release": "25.01"}}))["image"]
     assert image == "nvcr.io/nvidia/tritonserver:25.01-py3-sdk"
+    flavored = {**ON, "image": {"release": "25.01", "flavor": "pyt-python-py3"}}
+    assert container(render_chart(helm, flavored))["image"].endswith(":25.01-py3-sdk")
+    republished = {**ON, "image": {"registry": "gcr.io", "repository": "p/t", "tag": "0.1.0"}}
+    sdk = container(render_chart(helm, republished))["image"]
+    assert sdk == f"nvcr.io/nvidia/tritonserver:{CHART_RELEASE}-py3-sdk"
     pinned = {**ON, "perfAnalyzer": {"enabled": True, "image": {"tag": "24.12-py3-sdk"}}}
     assert container(render_chart(helm, pinned))["image"].endswith(":24.12-py3-sdk")
 

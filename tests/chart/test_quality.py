@@ -2,16 +2,15 @@
 
 Cases: values.yaml and every ci file validate against values.schema.json, and the schema is
 strict (no object without additionalProperties: false or a declared value type); every value is
-documented with a `# --` comment; chart/README.md's values table is up to date; Chart.yaml's
-appVersion matches the default image; NOTES.txt prints a readiness curl, the Locust command,
-how to read the admin key, the address for each ingress mode, the autoscaler watch, and the
-check of an existing standby PriorityClass against the cluster autoscaler's cutoff.
+documented with a `# --` comment; NOTES.txt prints a
+readiness curl, the Locust command, how to read the admin key, the address for each ingress
+mode, the autoscaler watch, and the check of an existing standby PriorityClass against the
+cluster autoscaler's cutoff.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import jsonschema
 import pytest
 import yaml
 
-from scripts import chart_values_table
+from scripts import values_declarations
 from tests.chart.helpers import CI_VALUES_FILES
 from tests.conftest import CHART_DIR, HELM4
 
@@ -57,29 +56,14 @@ def test_schema_is_strict() -> None:
 
 
 def test_every_value_is_documented() -> None:
-    docs = chart_values_table.parse_values(VALUES_TEXT)
-    assert all(d.description for d in docs)
+    declared = values_declarations.parse(VALUES_TEXT).values
+    assert all(d.description for d in declared)
     assert VALUES_TEXT.startswith("# yaml-language-server: $schema=values.schema.json")
 
 
 def test_undocumented_value_is_reported() -> None:
-    with pytest.raises(chart_values_table.UndocumentedValueError, match=r"b\.c"):
-        chart_values_table.parse_values("# -- a\na: 1\nb:\n  c: 2\n")
-
-
-def test_readme_values_table_is_up_to_date() -> None:
-    assert chart_values_table.main(["--check", str(CHART_DIR)]) == 0
-
-
-def test_app_version_matches_default_image() -> None:
-    chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
-    tag = yaml.safe_load(VALUES_TEXT)["image"]["tag"]
-    # The tag's comment names the Triton version of its NGC release (no formula holds: the
-    # numbering skipped a month between 25.06, Triton 2.59, and 26.02, Triton 2.66).
-    release = tag.removesuffix("-py3")
-    named = re.search(rf"\({re.escape(release)} is Triton (2\.\d+)", VALUES_TEXT)
-    assert named is not None, f"the comment of image.tag does not say which Triton {tag} is"
-    assert chart["appVersion"] == f"{named.group(1)}.0"
+    with pytest.raises(values_declarations.DeclarationError, match=r"b\.c"):
+        values_declarations.parse("# -- a\na: 1\nb:\n  c: 2\n")
 
 
 def notes(tmp_path: Path, *settings: str) -> str:

@@ -3,15 +3,16 @@ GKE backend policy).
 
 Cases: the default body limit admits the sample's largest JSON request (the contract's three
 inputs of 128 ids at the largest default batch, every id of the vocabulary's widest) with a
-margin; Triton gets ``--http-max-input-size`` from NGC 25.06 on and not with an older tag (it
-would refuse to start), a tag that is no release is taken as new, 0 leaves the flag out; in
+margin; Triton gets ``--http-max-input-size`` from NGC 25.06 on and not with an older
+``image.release`` (it would refuse to start), a tag that names no release (a republished copy,
+``0.1.0``) keeps the chart's release and the flag, 0 leaves the flag out; in
 ``istio`` mode the opt-in EnvoyFilter on Triton's own sidecars answers bodies over the limit
 with 413 (buffer filter) and compressed ones with 415 (a Lua filter refusing any
 Content-Encoding but identity), each patch left out when its value allows it, on port 8000 only; in
 ``gatewayApi`` mode the Cloud Armor policy named reaches every backend's GCPBackendPolicy, the
 canary's too; ``none`` renders neither; values that cannot work in a mode are refused with the
 reason, and the schema refuses malformed ones. Every object validates against its CRD (Istio's
-from ../shared/crds, GKE's from tests/chart/crds).
+from ../shared/crds, GKE's from standins/kube/crds).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pytest
 import yaml
 
 from samples.bert import contract
-from samples.bert.repository import DEFAULT_MAX_BATCH_SIZE
+from samples.bert.build_settings import DEFAULT_MAX_BATCH_SIZE
 from tests.chart.helpers import (
     HelmFailedError,
     Manifest,
@@ -71,18 +72,23 @@ def _triton_args(helm: Path, values: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("tag", "flagged"),
-    [("26.05-py3", True), ("25.06-py3", True), ("25.05-py3", False), ("24.10-py3", False)],
+    ("release", "flagged"),
+    [("26.10", True), ("25.10", True), ("25.06", True), ("25.05", False), ("24.10", False)],
 )
 def test_triton_gets_the_limit_where_its_release_knows_the_flag(
-    helm: Path, tag: str, flagged: bool
+    helm: Path, release: str, flagged: bool
 ) -> None:
-    args = _triton_args(helm, {**REPO, "image": {"tag": tag}})
+    args = _triton_args(helm, {**REPO, "image": {"release": release}})
     assert (f"--http-max-input-size={DEFAULT_LIMIT}" in args) is flagged
+    tagged = _triton_args(helm, {**REPO, "image": {"release": release, "tag": f"{release}-py3"}})
+    assert tagged == args
 
 
-def test_a_tag_that_is_no_release_gets_the_flag_and_zero_leaves_it_out(helm: Path) -> None:
-    custom = _triton_args(helm, {**REPO, "image": {"tag": "my-build"}})
+@pytest.mark.parametrize("tag", ["my-build", "0.1.0", "1.10"])
+def test_a_tag_that_is_no_release_gets_the_flag_and_zero_leaves_it_out(
+    helm: Path, tag: str
+) -> None:
+    custom = _triton_args(helm, {**REPO, "image": {"tag": tag}})
     assert f"--http-max-input-size={DEFAULT_LIMIT}" in custom
     unlimited = _triton_args(helm, {**REPO, "requestLimits": {"maxBodyBytes": 0}})
     assert not [a for a in unlimited if a.startswith("--http-max-input-size")]

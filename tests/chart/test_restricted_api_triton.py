@@ -27,9 +27,9 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from demo.local import LocalTriton, triton_container_launch
+from standins.identity_model import write_identity_model
 from tests.chart.helpers import only, render_chart
 from tests.conftest import HELM4, ROOT
-from tests.identity_model import write_identity_model
 
 pytestmark = pytest.mark.slow
 

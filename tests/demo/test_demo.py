@@ -25,7 +25,7 @@ import pytest
 from demo.run import main, parse_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SUMMARY_FIELDS = {"requests", "failures", "qps", "p50_ms", "p95_ms", "p99_ms"}
+SUMMARY_FIELDS = {"requests", "failures", "qps", "p50_ms", "p95_ms", "p99_ms", "insecure"}
 
 
 def test_helm_failure_is_reported(

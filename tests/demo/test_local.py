@@ -36,8 +36,8 @@ from demo.local import (
     unknown_flags,
 )
 from deployer.render import render
+from standins.identity_model import STUCK_CODE, write_identity_model
 from tests.conftest import CHART_DIR
-from tests.identity_model import STUCK_CODE, write_identity_model
 
 
 @pytest.mark.parametrize(

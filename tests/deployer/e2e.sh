@@ -6,13 +6,17 @@
 #
 # E2E_NAMESPACE (default triton-e2e) overrides the values file's namespace; E2E_TIMEOUT is the
 # readiness timeout in seconds; E2E_KEEP=1 leaves the application and namespace in place.
+# E2E_IMAGE=REGISTRY/triton-inference-server/deployer:0.1.0 runs the deployer from that image
+# (`make image`), its command line reached with --entrypoint triton-gke-deployer, through
+# E2E_CONTAINER_TOOL (default: docker; the image's own entrypoint is Marketplace's deploy).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 namespace=${E2E_NAMESPACE:-triton-e2e}
 values=${E2E_VALUES:-tests/deployer/e2e-values.yaml}
 timeout=${E2E_TIMEOUT:-1200}
-app_crd=https://raw.githubusercontent.com/GoogleCloudPlatform/marketplace-k8s-app-tools/master/crd/app-crd.yaml
+# Pinned to a commit (security/third-party.yaml): the same CRD as ../shared/crds.
+app_crd=https://raw.githubusercontent.com/GoogleCloudPlatform/marketplace-k8s-app-tools/7d32ea003d04d571f026a0b23c84fd5166586f53/crd/app-crd.yaml
 work=build/e2e
 mkdir -p "$work"
 
@@ -28,7 +32,7 @@ kubectl apply -n "$namespace" -f deployer/rbac.yaml
 kubeconfig="$work/deployer.kubeconfig"
 rm -f "$kubeconfig"
 server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
-ca=$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
+ca=$(kubectl config view --raw --minify --flatten -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
 token=$(kubectl create token triton-deployer -n "$namespace" --duration=1h)
 kubectl config --kubeconfig="$kubeconfig" set-cluster e2e --server="$server" >/dev/null
 if [[ -n "$ca" ]]; then
@@ -47,8 +51,16 @@ values["namespace"] = namespace
 yaml.safe_dump(values, open(target, "w"))
 PY
 
-deployer=(python -m deployer)
-common=(--values "$work/values.yaml" --kubeconfig "$kubeconfig" --helm "${HELM:-helm}")
+if [[ -n "${E2E_IMAGE:-}" ]]; then
+  read -r -a container_tool <<< "${E2E_CONTAINER_TOOL:-docker}"
+  echo "==> the deployer from $E2E_IMAGE"
+  deployer=("${container_tool[@]}" run --rm --network host --user "$(id -u):$(id -g)"
+            --volume "$PWD/$work:/e2e:ro" --entrypoint triton-gke-deployer "$E2E_IMAGE")
+  common=(--values /e2e/values.yaml --kubeconfig /e2e/deployer.kubeconfig)
+else
+  deployer=(python -m deployer)
+  common=(--values "$work/values.yaml" --kubeconfig "$kubeconfig" --helm "${HELM:-helm}")
+fi
 cleanup() {
   if [[ -z "${E2E_KEEP:-}" ]]; then
     echo "==> delete"

@@ -1,6 +1,7 @@
 """Google's ``mpdev install`` and ``mpdev verify`` up to the deployer Job, reproduced with
-Google's own code and kubectl on the real control plane (mpdev itself needs Docker and GKE), and
-the deployer run in the Job's place, as the image's entrypoint runs it.
+Google's own code and kubectl on the real control plane (mpdev itself needs Docker and GKE).
+On the control plane with the kubelet stand-in, the deployer runs in the Job's place, as the
+image's entrypoint runs it; on a real node the Job itself is applied and runs the image.
 """
 
 from __future__ import annotations
@@ -23,19 +24,21 @@ from kubernetes.dynamic import DynamicClient
 
 from deployer import application
 from deployer.cli import main
+from standins.kube.control_plane import ControlPlane, wait_until
 from tests.conftest import CHART_DIR, ROOT
-from tests.deployer.conftest import SCHEMA
+from tests.deployer.conftest import PUBLISHED_VERSION, SCHEMA
 from tests.deployer.google_tools import DEPLOYER_UTIL, google_module
-from tests.kube.control_plane import ControlPlane, wait_until
 
-DEPLOYER_IMAGE = "gcr.io/my-project/triton/deployer:0.1.0"
 REPUBLISHED = "gcr.io/my-project/triton"
+"""Where Marketplace republished the release's images (``__image_repo_prefix__``)."""
+DEPLOYER_IMAGE = f"{REPUBLISHED}/deployer:{PUBLISHED_VERSION}"
 SHIMS = ROOT / "deployer" / "marketplace"
 
 
-def shim_arguments(entrypoint: str) -> list[str]:
-    """The deployer arguments the image's entrypoint script passes (``/bin/deploy.sh``)."""
-    text = (SHIMS / Path(entrypoint).name).read_text()
+def shim_arguments(entrypoint: str, shims: Path = SHIMS) -> list[str]:
+    """The deployer arguments the image's entrypoint script passes (``/bin/deploy.sh``), as
+    the scripts in ``shims`` write them."""
+    text = (shims / Path(entrypoint).name).read_text()
     exec_line = next(line for line in text.splitlines() if line.startswith("exec "))
     return [a for a in shlex.split(exec_line)[2:] if a != "$@"]
 
@@ -68,13 +71,24 @@ class Installed:
 
 
 def mpdev_install(
-    plane: ControlPlane, parameters: dict[str, Any], *, entrypoint: str, workdir: Path
+    plane: ControlPlane,
+    parameters: dict[str, Any],
+    *,
+    entrypoint: str | None,
+    workdir: Path,
+    schema_file: Path = SCHEMA,
+    deployer_image: str = DEPLOYER_IMAGE,
+    with_job: bool = False,
 ) -> Installed:
-    """Google's ``scripts/install``, its Docker step aside, up to the deployer Job."""
+    """Google's ``scripts/install``, its Docker step aside, up to the deployer Job (applied too
+    ``with_job``, on a cluster that runs pods), for the deployer image ``deployer_image`` whose
+    form is ``schema_file``. ``entrypoint`` None is a Job with no command: the image's own
+    entrypoint runs. Run again over an installed app, it is a second deploy: the placeholder
+    applied over the Application, the deployer's account, values and rights provisioned anew."""
     config_helper = google_module("config_helper")
     provision = google_module("provision")
     make_dns1123_name = google_module("make_dns1123_name")
-    schema = config_helper.Schema.load_yaml_file(str(SCHEMA))
+    schema = config_helper.Schema.load_yaml_file(str(schema_file))
     name = provision.get_name(schema, parameters)
     namespace = provision.get_namespace(schema, parameters)
     app_version = schema.app_api_version
@@ -118,7 +132,7 @@ metadata:
     manifests = provision.process(
         schema,
         dict(parameters),
-        deployer_image=DEPLOYER_IMAGE,
+        deployer_image=deployer_image,
         deployer_entrypoint=entrypoint,
         version_repo="",
         image_pull_secret="",
@@ -145,10 +159,11 @@ metadata:
         f"--deployer_uid={deployer_uid}",
         stdin=labelled,
     )
-    # Everything but the deployer Job: this test runs the deployer in its place.
+    # Without the Job, a test runs the deployer in its place.
     kinds = [d["kind"] for d in yaml.safe_load_all(owned) if d]
     assert sorted(kinds) == ["Job", "Role", "RoleBinding", "Secret", "ServiceAccount"]
-    kubectl_apply(yaml.safe_dump_all([d for d in yaml.safe_load_all(owned) if d["kind"] != "Job"]))
+    applied = [d for d in yaml.safe_load_all(owned) if d and (with_job or d["kind"] != "Job")]
+    kubectl_apply(yaml.safe_dump_all(applied))
     # The Job mounts the Secret's values.yaml at /data/values.yaml: read it back as applied.
     core: Any = client.CoreV1Api(plane.api_client())
     secret = core.read_namespaced_secret(f"{name}-deployer-config", namespace)
@@ -243,26 +258,34 @@ class PhaseWatch:
         self._phases: list[str] = []
         self._args = (name, namespace)
         self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._stopped = threading.Event()
 
     def _follow(self) -> None:
         name, namespace = self._args
         group, version = application.API_VERSION.split("/")
-        events = self._watch.stream(  # type: ignore[no-untyped-call]
-            self._api.list_namespaced_custom_object,
-            group,
-            version,
-            namespace,
-            "applications",
-            field_selector=f"metadata.name={name}",
-            timeout_seconds=300,
-        )
-        try:
-            for event in events:
-                phase = str((event["object"].get("spec") or {}).get("assemblyPhase"))
-                if not self._phases or self._phases[-1] != phase:
-                    self._phases.append(phase)
-        except urllib3.exceptions.HTTPError:
-            return  # the connection closed under the watch: it has ended
+        while not self._stopped.is_set():
+            events = self._watch.stream(  # type: ignore[no-untyped-call]
+                self._api.list_namespaced_custom_object,
+                group,
+                version,
+                namespace,
+                "applications",
+                field_selector=f"metadata.name={name}",
+                timeout_seconds=300,
+            )
+            try:
+                for event in events:
+                    phase = str((event["object"].get("spec") or {}).get("assemblyPhase"))
+                    if not self._phases or self._phases[-1] != phase:
+                        self._phases.append(phase)
+            except urllib3.exceptions.HTTPError:
+                return  # the connection closed under the watch: it has ended
+            except client.ApiException as exc:
+                # A young API server's watch cache can lag the version it was asked to
+                # resume from ("Too large resource version", 504): watch again.
+                if exc.status not in (410, 504):
+                    raise
+                time.sleep(0.2)
 
     def __enter__(self) -> PhaseWatch:
         self._thread.start()
@@ -270,6 +293,7 @@ class PhaseWatch:
 
     def __exit__(self, *_: object) -> None:
         time.sleep(1.0)  # the last events in flight
+        self._stopped.set()
         self._watch.stop()  # type: ignore[no-untyped-call]
         self._client.close()  # type: ignore[no-untyped-call]
         self._thread.join(timeout=10)

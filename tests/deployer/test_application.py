@@ -139,7 +139,7 @@ def test_prepare_without_an_application_adds_only_namespaces() -> None:
 
 
 def _render_chart(helm: Path, **form: Any) -> tuple[values.DeployValues, list[dict[str, Any]]]:
-    release = values.resolve(values.load_schema(SCHEMA), {**BASE_VALUES, **form})
+    release = values.resolve(values.load_schema(SCHEMA, chart=CHART_DIR), {**BASE_VALUES, **form})
     return release, render.render(
         helm=helm,
         chart=CHART_DIR,

@@ -1,4 +1,4 @@
-"""The deployer on the real Kubernetes 1.36 control plane (tests/kube), as its own
+"""The deployer on the real Kubernetes 1.36 control plane (standins/kube), as its own
 ServiceAccount: a real token (TokenRequest API) bound to exactly the Role of
 ``deployer/rbac.yaml`` (a test keeps it equal to schema.yaml's), never admin, in a namespace
 where Pod Security "restricted" is enforced, on GKE-shaped GPU nodes played by the stand-in.
@@ -45,11 +45,11 @@ from kubernetes import client
 from deployer import values
 from deployer.cli import main
 from deployer.cluster import FIELD_MANAGER
+from standins.kube.control_plane import ControlPlane, wait_until
+from standins.kube.kubelet import KubeletStandIn
+from standins.kube.nodes import GKE_ACCELERATOR
 from tests.conftest import CHART_DIR, HELM_BINARIES, ROOT
 from tests.deployer.conftest import SCHEMA
-from tests.kube.control_plane import ControlPlane, wait_until
-from tests.kube.kubelet import KubeletStandIn
-from tests.kube.nodes import GKE_ACCELERATOR
 
 pytestmark = pytest.mark.slow
 
@@ -228,7 +228,7 @@ def helm_template(deployer: Deployer) -> set[tuple[str, str]]:
     """(kind, name) of every object ``helm template`` renders for the values, as the schema
     resolves them, test hooks left out."""
     document = yaml.safe_load(deployer.values().read_text())
-    resolved = values.resolve(values.load_schema(SCHEMA), document)
+    resolved = values.resolve(values.load_schema(SCHEMA, chart=CHART_DIR), document)
     values_file = deployer.workdir / "chart-values.yaml"
     values_file.write_text(yaml.safe_dump(resolved.chart_values))
     command = [str(HELM4), "template", RELEASE, str(CHART_DIR), "-n", deployer.namespace]

@@ -32,10 +32,10 @@ import pytest
 
 from deployer import actions, deadline, render
 from deployer.errors import DeadlinePassed
+from standins.emulator.cluster import EmulatedCluster
+from standins.emulator.controllers import HEALTHY
 from tests.conftest import CHART_DIR
-from tests.deployer.conftest import MARKETPLACE_CHART, RELEASE, SCHEMA, Run, write_values
-from tests.deployer.emulated_cluster import EmulatedCluster
-from tests.deployer.emulator_controllers import HEALTHY
+from tests.deployer.conftest import RELEASE, SCHEMA, Run, write_values
 
 SLACK_S = 3.0
 """How far past its deadline a command may end: the last request's teardown, the report, a
@@ -99,11 +99,11 @@ def test_a_trickling_server_ends_the_deploy_at_its_deadline(
 
 
 def test_a_server_stalling_mid_deploy_still_ends_it_at_the_deadline(
-    run: Run, emulator: EmulatedCluster
+    marketplace_chart: Path, run: Run, emulator: EmulatedCluster
 ) -> None:
     emulator.set_controllers(HEALTHY)
     emulator.stall("Service")
-    elapsed, code, out, err = timed(run, "deploy", "--timeout", "8", chart=MARKETPLACE_CHART)
+    elapsed, code, out, err = timed(run, "deploy", "--timeout", "8", chart=marketplace_chart)
     assert code == 1
     assert 8 <= elapsed <= 8 + SLACK_S, elapsed
     assert f"Service/{RELEASE}: the Kubernetes API server at" in err
@@ -115,10 +115,12 @@ def test_a_server_stalling_mid_deploy_still_ends_it_at_the_deadline(
     assert app is not None and app["spec"]["assemblyPhase"] == "Pending"
 
 
-def test_a_dropped_connection_is_sent_again(run: Run, emulator: EmulatedCluster) -> None:
+def test_a_dropped_connection_is_sent_again(
+    marketplace_chart: Path, run: Run, emulator: EmulatedCluster
+) -> None:
     emulator.set_controllers(HEALTHY)
     emulator.drop(2)
-    result = run("deploy", "--timeout", "20", chart=MARKETPLACE_CHART)
+    result = run("deploy", "--timeout", "20", chart=marketplace_chart)
     assert result.code == 0, result.err
     first = [path for _, path, _ in emulator.requests()[:3]]
     assert first == [first[0]] * 3, "the same request, sent again after each drop"
@@ -128,10 +130,10 @@ def test_a_dropped_connection_is_sent_again(run: Run, emulator: EmulatedCluster)
 
 @pytest.mark.parametrize("command", ["status", "delete"])
 def test_status_and_delete_keep_to_their_deadline(
-    run: Run, emulator: EmulatedCluster, command: str
+    marketplace_chart: Path, run: Run, emulator: EmulatedCluster, command: str
 ) -> None:
     emulator.stall()
-    elapsed, code, _, err = timed(run, command, "--timeout", "5", chart=MARKETPLACE_CHART)
+    elapsed, code, _, err = timed(run, command, "--timeout", "5", chart=marketplace_chart)
     assert code == 1
     assert 5 <= elapsed <= 5 + SLACK_S, elapsed
     assert "did not answer within" in err

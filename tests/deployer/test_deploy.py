@@ -37,6 +37,8 @@ from kubernetes import client
 from deployer import values
 from deployer.cluster import Cluster
 from deployer.objects import ObjectRef
+from standins.emulator.cluster import EmulatedCluster
+from standins.emulator.controllers import HEALTHY, deployment_stuck
 from tests.conftest import CHART_DIR
 from tests.deployer.conftest import (
     BASE_VALUES,
@@ -45,10 +47,9 @@ from tests.deployer.conftest import (
     RELEASE,
     SCHEMA,
     Run,
+    write_image_grammar,
     write_values,
 )
-from tests.deployer.emulated_cluster import EmulatedCluster
-from tests.deployer.emulator_controllers import HEALTHY, deployment_stuck
 
 SECRET_SENTINEL = f"sentinel-{RELEASE}-never-printed"
 
@@ -56,7 +57,7 @@ SECRET_SENTINEL = f"sentinel-{RELEASE}-never-printed"
 def helm_template(helm: Path, chart: Path) -> list[dict[str, Any]]:
     """What the chart renders, straight from helm, for BASE_VALUES as the schema resolves
     them (its defaults override the chart's, as on Marketplace)."""
-    resolved = values.resolve(values.load_schema(SCHEMA), BASE_VALUES)
+    resolved = values.resolve(values.load_schema(SCHEMA, chart=CHART_DIR), BASE_VALUES)
     with tempfile.TemporaryDirectory() as workdir:
         values_file = Path(workdir) / "values.yaml"
         values_file.write_text(yaml.safe_dump(resolved.chart_values))
@@ -78,10 +79,10 @@ def keys(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 
 def test_marketplace_deploy_owns_labels_and_reports_success(
-    run: Run, emulator: EmulatedCluster, helm4: Path
+    marketplace_chart: Path, run: Run, emulator: EmulatedCluster, helm4: Path
 ) -> None:
     emulator.set_controllers(HEALTHY)
-    result = run("deploy", "--timeout", "10", chart=MARKETPLACE_CHART)
+    result = run("deploy", "--timeout", "10", chart=marketplace_chart)
     assert result.code == 0, result.err
     rendered = helm_template(helm4, MARKETPLACE_CHART)
     assert keys(emulator.objects()) == keys(regular(rendered))
@@ -145,6 +146,7 @@ def make_chart(directory: Path, *, name: str, manifests: str) -> Path:
     (chart / "templates").mkdir(parents=True)
     (chart / "Chart.yaml").write_text(f"apiVersion: v2\nname: {name}\nversion: 0.1.0\n")
     (chart / "templates" / "all.yaml").write_text(manifests)
+    write_image_grammar(chart)
     return chart
 
 
@@ -185,27 +187,29 @@ def test_a_chart_the_deployer_cannot_apply_changes_nothing(
 
 
 def test_verify_prints_the_testers_log_prefixed_smoke_test(
-    run: Run, emulator: EmulatedCluster
+    marketplace_chart: Path, run: Run, emulator: EmulatedCluster
 ) -> None:
     # The kubelet stand-in of the real control plane serves no logs; the emulator does.
     emulator.set_controllers(HEALTHY)
     tester = f"{RELEASE}-test-ready"
     emulator.set_pod_log(tester, "ready: 200 OK")
-    result = run("verify", "--timeout", "10", chart=MARKETPLACE_CHART)
+    result = run("verify", "--timeout", "10", chart=marketplace_chart)
     assert result.code == 0, result.err
     assert "SMOKE_TEST ready: 200 OK" in result.out
     assert "verification passed" in result.out
 
 
-def test_render_prints_objects_with_secrets_redacted(run: Run, helm4: Path) -> None:
-    result = run("render", chart=MARKETPLACE_CHART)
+def test_render_prints_objects_with_secrets_redacted(
+    marketplace_chart: Path, run: Run, helm4: Path
+) -> None:
+    result = run("render", chart=marketplace_chart)
     assert result.code == 0, result.err
     printed = [d for d in yaml.safe_load_all(result.out) if d]
     assert keys(printed) == keys(regular(helm_template(helm4, MARKETPLACE_CHART)))
     secret = next(d for d in printed if d["kind"] == "Secret")
     assert secret["stringData"]["key"].startswith("<redacted")
     assert SECRET_SENTINEL not in result.out
-    with_tests = run("render", "--tests", "--show-secrets", chart=MARKETPLACE_CHART)
+    with_tests = run("render", "--tests", "--show-secrets", chart=marketplace_chart)
     assert (("Pod", f"{RELEASE}-test-ready")) in keys(list(yaml.safe_load_all(with_tests.out)))
     assert SECRET_SENTINEL in with_tests.out
 
@@ -243,11 +247,11 @@ def test_an_unreachable_cluster_is_a_clear_exit_1(run: Run, emulator: EmulatedCl
 
 
 def test_a_timeout_is_reported_even_when_events_cannot_be_read(
-    run: Run, emulator: EmulatedCluster
+    marketplace_chart: Path, run: Run, emulator: EmulatedCluster
 ) -> None:
     emulator.set_controllers({"Deployment": deployment_stuck})
     emulator.fail("Event", "", status=403, message="events is forbidden")
-    result = run("deploy", "--timeout", "6", chart=MARKETPLACE_CHART)
+    result = run("deploy", "--timeout", "6", chart=marketplace_chart)
     assert result.code == 1
     assert f"Deployment/{RELEASE}: 0/1 replicas available" in result.err
     assert "cannot list Event: 403 Forbidden: events is forbidden" in result.err

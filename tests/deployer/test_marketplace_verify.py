@@ -30,7 +30,7 @@ import yaml
 from deployer import actions, application, values
 from deployer.errors import SchemaError
 from tests.conftest import CHART_DIR, ROOT
-from tests.deployer.conftest import SCHEMA, TEST_SCHEMA
+from tests.deployer.conftest import IMAGE_PARTS, SCHEMA, TEST_SCHEMA
 from tests.deployer.google_tools import DEPLOYER_UTIL, google_module
 
 PLACEHOLDER = "gs://goog-verify-model-repository-unset/models"
@@ -62,7 +62,9 @@ def test_the_overlay_is_the_one_overlay_test_schema_makes(tmp_path: Path) -> Non
         yaml.safe_load(SCHEMA.read_text()), yaml.safe_load(TEST_SCHEMA.read_text())
     )
     assert ours == theirs
-    assert values.load_schema(SCHEMA, test_schema=TEST_SCHEMA) == values.parse_schema(theirs)
+    assert values.load_schema(
+        SCHEMA, test_schema=TEST_SCHEMA, chart=CHART_DIR
+    ) == values.parse_schema(theirs, image_parts=IMAGE_PARTS)
 
 
 def test_what_mpdev_verify_passes_resolves_as_expand_config_resolves_it() -> None:
@@ -75,7 +77,7 @@ def test_what_mpdev_verify_passes_resolves_as_expand_config_resolves_it() -> Non
     sent = {"name": "apptest-1", "namespace": "apptest-1", values.IMAGE_REPO_PREFIX: "gcr.io/p/t"}
     expected = expand_config.expand(copy.deepcopy(sent), config_helper.Schema(overlaid))
     assert expected["modelRepository"] == PLACEHOLDER
-    schema = values.load_schema(SCHEMA, test_schema=TEST_SCHEMA)
+    schema = values.load_schema(SCHEMA, test_schema=TEST_SCHEMA, chart=CHART_DIR)
     assert values.validate(schema, values.with_images(schema, sent)) == expected
     with pytest.raises(expand_config.MissingRequiredProperty, match="modelRepository"):
         expand_config.expand(copy.deepcopy(sent), config_helper.Schema.load_yaml_file(str(SCHEMA)))
@@ -108,12 +110,13 @@ def test_a_test_schema_may_not_change_a_marketplace_type(tmp_path: Path) -> None
     assert done.returncode != 0
     assert "Changing x-google-marketplace type is not allowed" in done.stderr
     with pytest.raises(SchemaError, match="name changes its x-google-marketplace type"):
-        values.load_schema(SCHEMA, test_schema=changed)
+        values.load_schema(SCHEMA, test_schema=changed, chart=CHART_DIR)
 
 
 def test_without_a_test_schema_the_schema_is_unchanged(tmp_path: Path) -> None:
-    assert values.load_schema(SCHEMA, test_schema=tmp_path / "absent.yaml") == values.load_schema(
-        SCHEMA
+    absent = tmp_path / "absent.yaml"
+    assert values.load_schema(SCHEMA, test_schema=absent, chart=CHART_DIR) == values.load_schema(
+        SCHEMA, chart=CHART_DIR
     )
 
 

@@ -22,8 +22,8 @@ import urllib3
 from kubernetes import client
 
 from deployer.request_limit import WholeRequestTimeout, limit_whole_requests
-from tests.deployer.apiserver import TRICKLE_S
-from tests.deployer.emulated_cluster import EmulatedCluster
+from standins.emulator.apiserver import TRICKLE_S
+from standins.emulator.cluster import EmulatedCluster
 
 
 @pytest.fixture

@@ -1,52 +1,32 @@
-"""schema.yaml holds together with the chart (the deployer's rights: test_rbac.py).
+"""schema.yaml with the chart (the form is generated from the chart's declarations and
+schema.form.yaml: tests/deployer/test_marketplace_form.py; the deployer's rights: test_rbac.py).
 
 Cases (all read chart/ and schema.yaml, so they follow the chart as it grows):
-- every form property except name and namespace lands on a value in chart/values.yaml;
 - the image properties land on the values the chart really puts in the Triton container
   and the helm test (Marketplace tester) pod;
-- the schema's defaults render with real helm, and so does every enum choice (with the
-  companion values it needs; without them the chart says what to set); each default, choice
-  and bound passes the chart's values.schema.json;
-- the GPU constraint lists exactly the accelerator choices;
+- the schema's defaults render with real helm (every choice, and every combination a
+  derivation reads, deploys: test_form_matrix.py);
 - Triton's account: no SERVICE_ACCOUNT property, the chart's own account mounts no token and
   carries the Workload Identity annotation from the form; a bad GSA email is refused;
 - every deploy renders the Application, named after the release (Marketplace's placeholder);
-- publishedVersion equals the chart's version;
-- docs/marketplace.md describes every property.
+- docs/marketplace.md describes every property;
+- at each boundary of a string the form takes (lengths, DNS labels, Cloud Storage paths,
+  image references), the deployer and the chart's values.schema.json accept the same, and
+  helm's Go regular expressions read the patterns as Python's do.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-import yaml
 
 from deployer import render, values
 from deployer.errors import RenderError, ValuesError
-from deployer.formats import IMAGE_PART_SCHEMAS
 from tests.conftest import CHART_DIR, ROOT
-from tests.deployer.conftest import SCHEMA
-
-
-def chart_value_paths(tree: Any, prefix: str = "") -> Iterator[str]:
-    """Every dotted key in values.yaml, parents included."""
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            yield path
-            yield from chart_value_paths(value, path)
-
-
-def test_every_property_lands_on_a_chart_value(schema: values.Schema) -> None:
-    chart_values = set(chart_value_paths(yaml.safe_load((CHART_DIR / "values.yaml").read_text())))
-    release_keys = set(schema.release_keys.values())
-    missing = sorted(set(schema.properties) - release_keys - chart_values)
-    assert missing == [], f"schema properties with no chart value: {missing}"
 
 
 def _resolve(schema: values.Schema, **extra: Any) -> values.DeployValues:
@@ -96,66 +76,6 @@ def test_the_defaults_render(schema: values.Schema, helm4: Path) -> None:
     assert any(o["kind"] == "Deployment" for o in objects)
 
 
-# What a choice needs besides itself to mean something and render: a form cannot make one
-# field depend on another, so the chart refuses the rest with a message saying what to set.
-COMPANIONS: dict[tuple[str, Any], dict[str, Any]] = {
-    ("ingress.mode", "gatewayApi"): {"ingress.grpc.host": "grpc.example.com"},
-    ("ingress.mode", "istio"): {"ingress.host": "triton.example.com"},
-    ("autoscaling.metric", "queueTime"): {
-        "autoscaling.enabled": True,
-        "metrics.podMonitoring.enabled": True,
-    },
-    ("autoscaling.metric", "pendingRequests"): {
-        "autoscaling.enabled": True,
-        "metrics.podMonitoring.enabled": True,
-    },
-    ("autoscaling.metric", "gpuDutyCycle"): {"autoscaling.enabled": True},
-    ("ingress.gatewayApi.className", "gke-l7-global-external-managed"): {
-        "ingress.mode": "gatewayApi",
-        "ingress.grpc.enabled": False,
-    },
-    ("ingress.gatewayApi.className", "gke-l7-gxlb"): {
-        "ingress.mode": "gatewayApi",
-        "ingress.grpc.enabled": False,
-    },
-}
-
-
-def _enum_choices() -> list[tuple[str, Any]]:
-    document = yaml.safe_load(SCHEMA.read_text())
-    return [
-        (key, choice)
-        for key, prop in document["properties"].items()
-        for choice in prop.get("enum", [])
-    ]
-
-
-@pytest.mark.parametrize(("key", "choice"), _enum_choices())
-def test_every_enum_choice_renders(
-    schema: values.Schema, helm4: Path, key: str, choice: Any
-) -> None:
-    given = {key: choice, **COMPANIONS.get((key, choice), {})}
-    objects = _render(helm4, _resolve(schema, **given))
-    if key == "gpu.accelerator":
-        deployment = next(o for o in objects if o["kind"] == "Deployment")
-        selector = deployment["spec"]["template"]["spec"]["nodeSelector"]
-        assert selector["cloud.google.com/gke-accelerator"] == choice
-    if key == "autoscaling.metric":
-        assert any(o["kind"] == "HorizontalPodAutoscaler" for o in objects)
-    if key == "ingress.gatewayApi.className":
-        gateway = next(o for o in objects if o["kind"] == "Gateway")
-        assert gateway["spec"]["gatewayClassName"] == choice
-
-
-def test_a_choice_without_its_companion_is_refused_by_the_chart(
-    schema: values.Schema, helm4: Path
-) -> None:
-    with pytest.raises(RenderError, match=r"set ingress\.grpc\.host to its own name"):
-        _render(helm4, _resolve(schema, **{"ingress.mode": "gatewayApi"}))
-    with pytest.raises(RenderError, match=r"set metrics\.podMonitoring\.enabled=true"):
-        _render(helm4, _resolve(schema, **{"autoscaling.enabled": True}))
-
-
 def _chart_schema_of(chart_schema: dict[str, Any], dotted: str) -> dict[str, Any]:
     """The chart schema's node for a dotted key (through `$ref`), able to validate alone."""
     node = chart_schema
@@ -164,29 +84,6 @@ def _chart_schema_of(chart_schema: dict[str, Any], dotted: str) -> dict[str, Any
             node = chart_schema["definitions"][node["$ref"].rpartition("/")[2]]
         node = node["properties"][part]
     return {**node, "definitions": chart_schema["definitions"]}
-
-
-def test_every_default_and_choice_passes_the_chart_schema(
-    schema_doc: dict[str, Any], schema: values.Schema
-) -> None:
-    chart_schema = json.loads((CHART_DIR / "values.schema.json").read_text())
-    release_keys = set(schema.release_keys.values())
-    for key, prop in schema_doc["properties"].items():
-        if key in release_keys:
-            continue
-        accepts = jsonschema.Draft7Validator(_chart_schema_of(chart_schema, key))
-        offered = [*prop.get("enum", []), *[prop[b] for b in ("minimum", "maximum") if b in prop]]
-        if "default" in prop:
-            offered.append(prop["default"])
-        for value in offered:
-            problems = [e.message for e in accepts.iter_errors(value)]
-            assert problems == [], f"{key}={value!r}: the chart refuses it: {problems}"
-
-
-def test_the_gpu_constraint_lists_the_accelerator_choices(schema_doc: dict[str, Any]) -> None:
-    requests = schema_doc["x-google-marketplace"]["clusterConstraints"]["resources"][0]
-    platforms = requests["requests"]["gpu"]["nvidia.com/gpu"]["platforms"]
-    assert platforms == schema_doc["properties"]["gpu.accelerator"]["enum"]
 
 
 def test_triton_runs_as_its_own_account_with_no_api_access(
@@ -220,58 +117,10 @@ def test_the_deploy_always_renders_the_application_named_after_the_release(
     assert [a["metadata"]["name"] for a in applications] == ["t"]
 
 
-def test_published_version_is_the_chart_version(schema_doc: dict[str, Any]) -> None:
-    chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
-    assert schema_doc["x-google-marketplace"]["publishedVersion"] == chart["version"]
-
-
 def test_the_marketplace_doc_lists_every_property(schema: values.Schema) -> None:
     doc = (ROOT / "docs" / "marketplace.md").read_text()
     missing = [key for key in schema.properties if f"`{key}`" not in doc]
     assert missing == [], f"docs/marketplace.md does not describe {missing}"
-
-
-def _chart_rules(node: dict[str, Any], chart_schema: dict[str, Any]) -> dict[str, Any]:
-    """The pattern(s) and maxLength a chart value node applies, through `$ref`, `allOf` and a
-    `then` keyed on a prefix (modelRepository's gs:// rules)."""
-    rules: dict[str, Any] = {"patterns": set(), "maxLength": node.get("maxLength")}
-    parts = [node, *node.get("allOf", []), node.get("then", {})]
-    for part in parts:
-        if "$ref" in part:
-            name = part["$ref"].rpartition("/")[2]
-            inner = _chart_rules(chart_schema["definitions"][name], chart_schema)
-            rules["patterns"] |= inner["patterns"]
-            rules["maxLength"] = rules["maxLength"] or inner["maxLength"]
-        if "pattern" in part:
-            rules["patterns"].add(part["pattern"])
-    return rules
-
-
-def test_the_form_and_the_chart_bound_every_string_alike(
-    schema_doc: dict[str, Any], schema: values.Schema
-) -> None:
-    """Every pattern and length the form (and the deployer, for image parts) puts on a
-    string, the chart's values.schema.json puts on the same value, so `helm install` users
-    get the same checks."""
-    chart_schema = json.loads((CHART_DIR / "values.schema.json").read_text())
-    release_keys = set(schema.release_keys.values())
-    checked = 0
-    for key, prop in schema.properties.items():
-        if key in release_keys or prop.get("type") != "string" or "enum" in prop:
-            continue
-        rules = _chart_rules(_chart_schema_of(chart_schema, key), chart_schema)
-        if "pattern" in prop:
-            assert prop["pattern"] in rules["patterns"], f"{key}: the chart lacks the pattern"
-        assert "maxLength" in prop or "pattern" in prop, f"{key}: the form bounds nothing"
-        if "maxLength" in prop:
-            assert rules["maxLength"] == prop["maxLength"], f"{key}: lengths differ"
-        checked += 1
-    assert checked >= 10
-    tester = chart_schema["definitions"]["image"]["properties"]
-    for part, kind in (("registry", "REGISTRY"), ("repository", "REPO_WITHOUT_REGISTRY")):
-        assert tester[part]["pattern"] == IMAGE_PART_SCHEMAS[kind]["pattern"]
-        assert tester[part]["maxLength"] == IMAGE_PART_SCHEMAS[kind]["maxLength"]
-    assert tester["tag"]["pattern"] == IMAGE_PART_SCHEMAS["TAG"]["pattern"]
 
 
 # (key, value, accepted): each checked against the deployer and the chart's schema alike.

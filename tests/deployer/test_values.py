@@ -5,7 +5,7 @@ Cases:
 - schemas without schemaVersion v2, without NAME/NAMESPACE, with an unknown image type,
   not valid JSON schema, or offering a value the deployer fixes are refused with what to fix;
 - every resolved deploy renders the Application (marketplace.enabled), which values cannot
-  turn off;
+  turn off, with the listing's IDs from the schema;
 - validation lists every problem with its key at once (type, required, enum, minimum,
   maximum, pattern, unknown key) and adds the property's title; release name and namespace
   must be DNS labels;
@@ -21,6 +21,7 @@ Cases:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ import yaml
 
 from deployer import values
 from deployer.errors import SchemaError, ValuesError
-from deployer.formats import IMAGE_PART_SCHEMAS
+from tests.conftest import CHART_DIR
+from tests.deployer.conftest import IMAGE_PARTS
 
 MINIMAL: dict[str, Any] = {
     "x-google-marketplace": {"schemaVersion": "v2"},
@@ -52,7 +54,7 @@ def test_the_project_schema_parses(schema: values.Schema) -> None:
         ("image.repository", "REPO_WITHOUT_REGISTRY"),
         ("image.tag", "TAG"),
     ):
-        assert schema.properties[image_key] == IMAGE_PART_SCHEMAS[kind]
+        assert schema.properties[image_key] == IMAGE_PARTS[kind]
     assert "modelRepository" in schema.required
 
 
@@ -82,13 +84,13 @@ def test_broken_schemas_are_refused(mutate: Any, message: str) -> None:
     document = yaml.safe_load(yaml.safe_dump(MINIMAL))
     mutate(document)
     with pytest.raises(SchemaError, match=message):
-        values.parse_schema(document)
+        values.parse_schema(document, image_parts=IMAGE_PARTS)
 
 
 @pytest.mark.parametrize(
     ("load", "error", "unreadable"),
     [
-        (values.load_schema, SchemaError, "cannot read the schema"),
+        (functools.partial(values.load_schema, chart=CHART_DIR), SchemaError, "cannot read the"),
         (values.load_values_file, ValuesError, "cannot read the values file"),
     ],
 )
@@ -177,8 +179,12 @@ def test_resolve_splits_release_and_nests_values(schema: values.Schema) -> None:
     assert resolved.chart_values["server"] == {"logVerbose": 1, "modelControlMode": "none"}
     assert resolved.chart_values["image"] == {"tag": "24.10-py3"}
     assert "name" not in resolved.chart_values
-    # Every deploy renders the Application, whatever the form holds.
-    assert resolved.chart_values["marketplace"] == {"enabled": True}
+    # Every deploy renders the Application, whatever the form holds, with the listing's IDs.
+    assert resolved.chart_values["marketplace"] == {
+        "enabled": True,
+        "partnerId": "triton-on-gke",
+        "solutionId": "triton-inference-server",
+    }
 
 
 def test_the_application_switch_is_not_a_form_value(schema: values.Schema) -> None:

@@ -1,5 +1,6 @@
-"""Fixtures for the load-test tests: a real local Triton serving a BERT-contract model, and a
-helper that runs the real Locust on the real locustfile, headless and bounded."""
+"""Fixtures for the load-test tests: a real local Triton serving a BERT-contract model, a
+real edge in front of it (nginx, standins/ingress.py) with the test's own certificates,
+and a helper that runs the real Locust on the real locustfile, headless and bounded."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.light_repository import write_light_model
 from common import processes
 from demo.local import LocalTriton
+from samples.bert.build_settings import BuildSettings
 from samples.bert.contract import LOGITS_PER_TOKEN
-from samples.bert.repository import BuildSettings, write_repository
+from samples.bert.repository import write_repository
+from standins.ingress import NginxIngress, Pki, make_pki, missing_nginx
+from standins.light_repository import write_light_model
+from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUST_DIR = ROOT / "locust"
@@ -112,3 +116,38 @@ def start_locust(host: str, json_prefix: Path, *args: str) -> subprocess.Popen[s
 
 def run_locust(host: str, json_prefix: Path, *args: str, timeout_s: float = 60) -> LocustRun:
     return finish(start_locust(host, json_prefix, *args), json_prefix, timeout_s)
+
+
+HOST = "triton.example.com"
+"""The host the edge routes, as an Istio or Gateway API ingress routes ``ingress.host``."""
+GRPC_HOST = "grpc.triton.example.com"
+"""A second routed host (``ingress.grpc.host`` of the Gateway API mode)."""
+UNCOVERED_HOST = "uncovered.example.com"
+"""Routed too, but not among the certificate's names."""
+
+
+def require_nginx() -> None:
+    """Skip the calling test where nginx is absent (fail it in CI): the edge needs it."""
+    reason = missing_nginx()
+    if reason:
+        unavailable(reason)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"), [HOST, GRPC_HOST])
+
+
+@pytest.fixture(scope="session")
+def ingress(
+    triton: LocalTriton, pki: Pki, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NginxIngress]:
+    """nginx in front of the session's Triton (standins/ingress.py), always stopped."""
+    require_nginx()
+    with NginxIngress(
+        triton=triton,
+        workdir=tmp_path_factory.mktemp("nginx"),
+        hosts=[HOST, GRPC_HOST, UNCOVERED_HOST],
+        pki=pki,
+    ) as edge:
+        yield edge

@@ -10,8 +10,12 @@ report, no failures); both helms render the same objects; the target is the rele
 (namespace defaulting to the release's) or a URL, never both or neither; a headless run carries
 rate, duration, worker count and a deadline that covers it; an interactive one serves the web
 UI on the pod's loopback only; every pod meets Pod Security "restricted" and workers spread over
-nodes; the values schema refuses unknown keys and bad values, naming them; the main chart and
-the deployer never refer to this chart; installed on the real control plane in a namespace that
+nodes; the values schema refuses unknown keys and bad values, naming them; an ingress target's
+Host header, CA (from a Secret or a ConfigMap, mounted in every pod), insecure switch and host
+aliases reach the master's arguments and every pod, bad combinations refused with what to set;
+the bundle as mounted runs through a real TLS edge (nginx) with the rendered Host header and CA,
+its workers handed the master's options; the main chart and the deployer never refer to this
+chart; installed on the real control plane in a namespace that
 enforces "restricted", the master and every worker are admitted and scheduled, the workers on
 three different nodes, and the NOTES name the release's objects.
 """
@@ -26,16 +30,18 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from load_summary import summarize
 
-from bench.locust_cluster import LocalLocustCluster
 from demo.local import LocalTriton
+from loadtest.load_summary import summarize
 from scripts.locust_bundle import write_bundle
+from standins.ingress import NginxIngress, Pki
+from standins.kube.control_plane import ControlPlane, wait_until
+from standins.kube.kubelet import KubeletStandIn
+from standins.locust_cluster import LocalLocustCluster
 from tests.chart.cluster import helm_run
 from tests.chart.helpers import HelmFailedError, Manifest, field, only, render_chart
 from tests.conftest import CHART_DIR, HELM_BINARIES, ROOT, _tool
-from tests.kube.control_plane import ControlPlane, wait_until
-from tests.kube.kubelet import KubeletStandIn
+from tests.locust.conftest import HOST
 
 SERVICE = "triton-triton-inference-server"
 TARGET = {"target": {"service": SERVICE}}
@@ -154,6 +160,118 @@ def test_the_bundle_runs_as_mounted_without_numpy(
     assert summary.requests >= 40 and summary.failures == 0, summary
     assert re.search(r"summary json \{.*\"p99_ms\"", run.master_output)
     assert "<html" in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_the_bundle_runs_through_a_tls_edge_with_the_rendered_host_and_ca(
+    ingress: NginxIngress, pki: Pki, locust_chart: Path, tmp_path: Path
+) -> None:
+    helm = _tool(*HELM_BINARIES["helm4"])
+    url = ingress.url("tls", scheme="https")
+    values = {
+        "target": {"url": url, "hostHeader": HOST, "tls": {"caSecret": "triton-ca"}},
+        "run": {"targetQps": 40, "durationSeconds": 4, "stopTimeoutSeconds": 3},
+    }
+    manifests = render(helm, locust_chart, values)
+    locustfile = write_mounted_bundle(manifests, tmp_path / "bundle")
+    # The Secret's key where the pods mount it, here a file of the test's.
+    mounted = "--ca-file=/etc/locust-ca/ca.crt"
+    args = master_args(manifests)
+    assert f"--host={url}" in args and f"--host-header={HOST}" in args and mounted in args
+    own = ("--locustfile=", "--master", "--expect-workers", "--host=", "--ready-timeout=")
+    args = [a for a in args if not a.startswith(own)]
+    args = [
+        f"--ca-file={pki.ca}" if a == mounted else a.replace("/reports/", f"{tmp_path}/")
+        for a in args
+    ]
+    before = ingress.requests_logged(200, HOST)
+    with LocalLocustCluster(
+        locustfile=locustfile,
+        host=url,
+        workers=2,
+        out=tmp_path / "run",
+        master_args=[*args, "--ready-timeout=20"],
+        hidden_modules=("numpy", "tritonclient", "grpc"),
+        cwd=tmp_path / "bundle",
+    ) as cluster:
+        run = cluster.wait(timeout_s=90)
+    assert run.returncode == 0, run.master_output + "\n".join(run.worker_outputs)
+    summary = summarize(json.loads((tmp_path / "stats.json").read_text()))
+    assert summary.requests >= 40 and summary.failures == 0, summary
+    # The workers sent them through the edge for that host, over TLS with the CA.
+    assert ingress.requests_logged(200, HOST) - before >= summary.requests
+
+
+def _ca_volume(spec: Manifest) -> Manifest:
+    return field(spec, "volumes[name=ca]")  # type: ignore[no-any-return]
+
+
+def test_ingress_settings_reach_the_master_and_every_pod(helm: Path, locust_chart: Path) -> None:
+    aliases = [{"ip": "34.1.2.3", "hostnames": ["t.example.com"]}]
+    target = {"url": "https://34.1.2.3", "hostHeader": "t.example.com"}
+    secret = render(
+        helm,
+        locust_chart,
+        {"target": {**target, "tls": {"caSecret": "triton-ca"}}, "hostAliases": aliases},
+    )
+    args = master_args(secret)
+    assert "--host-header=t.example.com" in args and "--ca-file=/etc/locust-ca/ca.crt" in args
+    assert "--insecure" not in args
+    for component, spec in pod_specs(secret).items():
+        assert spec["hostAliases"] == aliases, component
+        assert _ca_volume(spec)["secret"] == {
+            "secretName": "triton-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}],
+        }  # fmt: skip
+        (container,) = spec["containers"]
+        assert {"name": "ca", "mountPath": "/etc/locust-ca", "readOnly": True} in container[
+            "volumeMounts"
+        ]
+    config_map = render(
+        helm,
+        locust_chart,
+        {"target": {**target, "tls": {"caConfigMap": "trust", "caKey": "bundle.pem"}}},
+    )
+    for spec in pod_specs(config_map).values():
+        assert _ca_volume(spec)["configMap"] == {
+            "name": "trust", "items": [{"key": "bundle.pem", "path": "ca.crt"}],
+        }  # fmt: skip
+        assert "hostAliases" not in spec
+    insecure = render(helm, locust_chart, {"target": {**target, "tls": {"insecure": True}}})
+    assert "--insecure" in master_args(insecure)
+    assert not any("--ca-file" in a for a in master_args(insecure))
+    for spec in pod_specs(insecure).values():
+        assert all(v["name"] != "ca" for v in spec["volumes"])
+    plain = master_args(render(helm, locust_chart))
+    assert not any(a.startswith(("--host-header", "--ca-file", "--insecure")) for a in plain)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"target": {"service": SERVICE, "tls": {"insecure": True}}},
+            r"target\.tls applies to an https target\.url",
+        ),
+        (
+            {"target": {"url": "https://t", "tls": {"caSecret": "a", "caConfigMap": "b"}}},
+            r"caSecret and target\.tls\.caConfigMap are both set",
+        ),
+        (
+            {"target": {"url": "https://t", "tls": {"caSecret": "a", "insecure": True}}},
+            r"target\.tls\.insecure skips the check the CA is given for",
+        ),
+        ({"target": {"url": "https://t", "hostHeader": "https://t"}}, "hostHeader"),
+        ({"target": {"url": "https://t", "tls": {"ca": "a"}}}, "additional properties 'ca'"),
+        ({**TARGET, "hostAliases": [{"ip": "34.1.2.3"}]}, "missing property 'hostnames'"),
+    ],
+    ids=["tls-on-plain-http", "two-cas", "ca-and-insecure", "host-header-url", "unknown-tls-key",
+         "alias-without-names"],
+)  # fmt: skip
+def test_bad_ingress_settings_are_refused(
+    helm: Path, locust_chart: Path, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(HelmFailedError, match=message):
+        render(helm, locust_chart, values)
 
 
 def test_target_is_the_service_or_a_url(helm: Path, locust_chart: Path) -> None:

@@ -17,10 +17,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from load_summary import summarize
 
-from bench.locust_cluster import ClusterRun, LocalLocustCluster
 from demo.local import LocalTriton
+from loadtest.load_summary import summarize
+from standins.locust_cluster import ClusterRun, LocalLocustCluster
 from tests.locust.conftest import LOCUSTFILE, ROOT, WRONG_SHAPE_MODEL
 
 pytestmark = pytest.mark.slow
@@ -84,7 +84,8 @@ def test_master_counts_are_the_workers_sums(triton: LocalTriton, tmp_path: Path)
     assert summary.failures == sum(failures for _, failures in reports) == 0
     line = summary_json(run.master_output)
     assert line["requests"] == summary.requests
-    assert set(line) == {"requests", "failures", "qps", "p50_ms", "p95_ms", "p99_ms"}
+    assert set(line) == {"requests", "failures", "qps", "p50_ms", "p95_ms", "p99_ms", "insecure"}
+    assert line["insecure"] is False
 
 
 def test_failures_reach_the_master(triton: LocalTriton, tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
-"""The load test's HTTP client (``locust/http_wire.py``) against small servers on loopback that
+"""The load test's HTTP client (``loadtest/http_wire.py``) against small servers on loopback that
 misbehave on purpose (the real Triton is in the locustfile's tests).
 
 Cases: a request is written out once with its Host and Content-Length; answers are read whole,
 the header the checks need picked out; a server that answers `Connection: close` gets a new
 connection for the next request; one that closes an idle keep-alive connection without a word
 gets the request again on a new connection, once; a server that stalls is cut off at the
-timeout; a base URL that is not http(s)://HOST is refused, saying what is expected.
+timeout; a base URL that is not http(s)://HOST is refused, saying what is expected; a Host
+header given for an edge replaces the URL's in requests and probes and names the server in
+TLS (the real TLS edge is in test_ingress.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from http_wire import KeepAliveConnection, Target, post_request
+
+from loadtest.http_wire import KeepAliveConnection, Target, get_request, post_request
 
 ANSWER = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
@@ -82,6 +85,30 @@ def test_request_is_written_once_with_host_and_length() -> None:
     )
     assert Target.from_url("http://10.0.0.1:8000/").host_header == "10.0.0.1:8000"
     assert Target.from_url("https://triton.example.com").port == 443
+
+
+def test_a_host_header_replaces_the_urls_and_names_the_tls_server() -> None:
+    target = Target.from_url("https://34.1.2.3:8443", host_header="triton.example.com")
+    assert (target.host, target.port, target.host_header) == (
+        "34.1.2.3",
+        8443,
+        "triton.example.com",
+    )
+    assert target.server_name == "triton.example.com"
+    assert post_request(target, "/p", b"", {}).startswith(
+        b"POST /p HTTP/1.1\r\nHost: triton.example.com\r\n"
+    )
+    assert get_request(target, "/v2/health/ready") == (
+        b"GET /v2/health/ready HTTP/1.1\r\nHost: triton.example.com\r\n"
+        b"Accept-Encoding: identity\r\n\r\n"
+    )
+    with_port = Target.from_url("https://34.1.2.3", host_header="triton.example.com:8443")
+    assert (with_port.host_header, with_port.server_name) == (
+        "triton.example.com:8443",
+        "triton.example.com",
+    )
+    # Without one, the URL names both.
+    assert Target.from_url("https://t.example.com:8443").server_name == "t.example.com"
 
 
 def test_keep_alive_answers_are_read_whole(server: ServerFactory) -> None:

@@ -3,18 +3,22 @@
 Cases: every setting has exactly one option and every option sets a setting; environment
 variables are named after the flags and are read; flags win over the environment; defaults
 come from ``RunSettings``; bad values are refused with the option's name; the model path with
-and without a pinned version; the stages each shape asks for.
+and without a pinned version; the stages each shape asks for; the edge's options: a Host
+header and gRPC authority are host names (a URL is refused), --grpc-url is HOST:PORT, the CA
+file must hold PEM certificates, and --insecure is a switch its variable turns on.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import fields
+from pathlib import Path
 
 import configargparse  # type: ignore[import-untyped]
 import pytest
-from load_options import OPTIONS, RunSettings, add_options
-from load_plan import Stage
+
+from loadtest.load_options import OPTIONS, RunSettings, add_options
+from loadtest.load_plan import Stage
 
 
 def _parse(argv: list[str], env: dict[str, str] | None = None) -> RunSettings:
@@ -59,6 +63,14 @@ def test_the_request_timeout_is_a_few_seconds_and_read_from_the_environment() ->
         (["--step-seconds", "-1"], "argument --step-seconds: must be greater than 0, got -1"),
         (["--load-shape", "ramp"], "argument --load-shape: invalid choice: 'ramp'"),
         (["--request-timeout", "0"], "argument --request-timeout: must be greater than 0, got 0"),
+        (
+            ["--host-header", "https://t.example.com"],
+            "argument --host-header: expected a host name such as triton.example.com",
+        ),
+        (["--grpc-authority", "a b"], "argument --grpc-authority: expected a host name"),
+        (["--grpc-url", "http://10.0.0.7:8001"], "argument --grpc-url: expected HOST:PORT"),
+        (["--grpc-url", "10.0.0.7"], "argument --grpc-url: expected HOST:PORT"),
+        (["--ca-file", "/no/such/ca.pem"], "argument --ca-file: no such file: /no/such/ca.pem"),
     ],
 )
 def test_bad_values(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -78,3 +90,29 @@ def test_stages_of_each_shape() -> None:
     )
     steps = RunSettings(target_qps=100, step_seconds=10).stages()
     assert [s.qps for s in steps] == [25, 50, 75, 100]
+
+
+def test_edge_options_and_their_variables(tmp_path: Path) -> None:
+    assert _parse([]).insecure is False
+    assert _parse(["--insecure"]).insecure is True
+    assert _parse([], env={"LOCUST_INSECURE": "true"}).insecure is True
+    assert _parse([], env={"LOCUST_INSECURE": "0"}).insecure is False
+    settings = _parse(
+        ["--host-header", "t.example.com", "--grpc-url", "[::1]:8443"],
+        env={"LOCUST_GRPC_AUTHORITY": "g.example.com:443"},
+    )
+    assert (settings.host_header, settings.grpc_url, settings.grpc_authority) == (
+        "t.example.com",
+        "[::1]:8443",
+        "g.example.com:443",
+    )
+
+
+def test_the_ca_file_must_hold_certificates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate\n")
+    with pytest.raises(SystemExit):
+        _parse(["--ca-file", str(not_pem)])
+    assert f"argument --ca-file: {not_pem} holds no PEM certificate" in capsys.readouterr().err

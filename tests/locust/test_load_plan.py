@@ -11,7 +11,8 @@ import math
 from collections.abc import Callable
 
 import pytest
-from load_plan import Stage, constant_stages, stage_at, stepped_stages, users_for
+
+from loadtest.load_plan import Stage, constant_stages, stage_at, stepped_stages, users_for
 
 
 def test_steps_climb_to_the_target_in_quarters() -> None:

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
-from load_summary import LoadSummary, summarize, summarize_file
+
+from loadtest.load_summary import LoadSummary, summarize, summarize_file
 
 
 def _entry(

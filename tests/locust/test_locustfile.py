@@ -7,7 +7,9 @@ answer (for less than Locust's own 60 s) has every request counted as a failure 
 --request-timeout, over HTTP and gRPC; Triton stopped in the middle of a run gives failures and a
 clean end (summary printed, statistics written, exit code 1); the stepped shape climbs through
 its stages and stops at --run-time; an unknown model or an absent server is reported after
---ready-timeout instead of load being sent; bad options are refused before anything runs.
+--ready-timeout instead of load being sent, and fails the run (exit code 1, no traceback) even
+when -t is shorter than the wait; the run time counts from readiness: a server that starts
+after Locust still gets -t of load; bad options are refused before anything runs.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
-from load_summary import summarize
 
 from demo.local import LocalTriton, Ports
+from loadtest.load_summary import summarize
 from tests.locust.conftest import (
     STALL_S,
     STALLED_MODELS,
@@ -189,6 +191,52 @@ def test_unknown_model_is_reported_not_loaded(triton: LocalTriton, tmp_path: Pat
     assert run.returncode == 1
     assert "/v2/models/no_such_model/ready was not ready within 2 s" in run.output
     assert summarize(run.stats).requests == 0
+
+
+def test_a_run_shorter_than_the_wait_fails_with_the_wait_message(
+    triton: LocalTriton, tmp_path: Path
+) -> None:
+    """-t 1s and a model that never becomes ready: the run lasts the whole wait, then fails
+    with the wait's message, no request sent and no traceback (it used to pass, sending
+    nothing, once -t had passed)."""
+    started = time.monotonic()
+    run = run_locust(
+        triton.http_url,
+        tmp_path / "stats",
+        "--model-name", "no_such_model", "--ready-timeout", "4",
+        "--load-shape", "constant", "--target-qps", "5", "-t", "1s",
+    )  # fmt: skip
+    assert run.returncode == 1, run.output
+    assert "/v2/models/no_such_model/ready was not ready within 4 s" in run.output
+    assert "no request was sent: " in run.output
+    assert "Traceback" not in run.output and "AttributeError" not in run.output, run.output
+    assert summarize(run.stats).requests == 0
+    assert time.monotonic() - started >= 4
+
+
+def test_the_run_time_counts_from_readiness(model_repository: Path, tmp_path: Path) -> None:
+    """Locust starts first; Triton starts on its ports a while later (its start takes several
+    seconds): the load still lasts -t from the moment the model is ready."""
+    ports = Ports.free()
+    server = LocalTriton(
+        model_repository=str(model_repository), workdir=tmp_path / "triton", ports=ports
+    )
+    process = start_locust(
+        f"http://127.0.0.1:{ports.http}",
+        tmp_path / "stats",
+        "--ready-timeout", "60", "--load-shape", "constant", "--target-qps", "20", "-t", "3s",
+    )  # fmt: skip
+    try:
+        time.sleep(2)  # Locust is up and waiting
+        with server:
+            run = finish(process, tmp_path / "stats", timeout_s=90)
+    finally:
+        process.kill()
+    summary = summarize(run.stats)
+    assert run.returncode == 0, run.output
+    assert "waiting for http://127.0.0.1:" in run.output
+    # 3 s at 20 a second from readiness (the users start within the first second).
+    assert summary.requests >= 40 and summary.failures == 0, summary
 
 
 def test_absent_server_is_reported(tmp_path: Path) -> None:

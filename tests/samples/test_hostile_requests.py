@@ -45,10 +45,11 @@ from tritonclient.utils import InferenceServerException
 from demo.errors import LocalTritonError
 from demo.local import LocalTriton
 from samples.bert import contract
-from samples.bert.network import SquadLogits, input_bounds, vocabulary
-from samples.bert.repository import BuildSettings, write_repository
-from tests.identity_model import NAME as IDENTITY_MODEL
-from tests.identity_model import write_identity_model
+from samples.bert.build_settings import BuildSettings
+from samples.bert.network import SquadLogits, input_bounds
+from samples.bert.repository import write_repository
+from standins.identity_model import NAME as IDENTITY_MODEL
+from standins.identity_model import write_identity_model
 from tests.samples.helpers import (
     SEED,
     TORCH_MODEL,
@@ -69,10 +70,14 @@ SERVER_EXIT_TIMEOUT_S = 30
 
 
 @pytest.fixture(scope="module")
-def batching_triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
+def batching_triton(
+    checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalTriton]:
     """The sample model on both runtimes, batching whatever arrives within 100 ms."""
     repository = write_python_models(
-        tmp_path_factory.mktemp("batching") / "models", max_queue_delay_us=QUEUE_DELAY_US
+        tmp_path_factory.mktemp("batching") / "models",
+        checkpoint=checkpoint,
+        max_queue_delay_us=QUEUE_DELAY_US,
     )
     with LocalTriton(
         model_repository=str(repository),
@@ -111,7 +116,7 @@ def _poisoned(name: str, value: int, *, seed: int) -> dict[str, npt.NDArray[np.i
 
 def _bounds(reference: SquadLogits) -> dict[str, int]:
     """Each input's exclusive upper bound, from the network itself."""
-    bounds = input_bounds(vocabulary(reference.bert.config))
+    bounds = input_bounds(reference.vocabulary())
     return {spec.name: bound for spec, bound in zip(contract.INPUTS, bounds, strict=True)}
 
 

@@ -45,7 +45,7 @@ def test_graph_speaks_the_contract(session: onnxruntime.InferenceSession) -> Non
 def test_metadata_records_the_vocabulary(
     session: onnxruntime.InferenceSession, reference: SquadLogits
 ) -> None:
-    config = reference.bert.config
+    config = reference.config
     assert session.get_modelmeta().custom_metadata_map == {
         "vocab_size": str(config.vocab_size),
         "type_vocab_size": str(config.type_vocab_size),

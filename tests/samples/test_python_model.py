@@ -1,8 +1,10 @@
 """The python variant in the real local Triton (the tritonserver of nvidia-pytriton).
 
+The models are built from the session's ``save_pretrained`` checkpoint (real weights, tiny).
 Cases, for both CPU runtimes (onnxruntime, the default, and torch, the GPU code path): the
 served config has the contract's names, types and shapes; an inference of three sequences
-answers ``cls_squad_logits`` FP32 ``[3, 128, 2]`` with torch's values; concurrent requests,
+answers ``cls_squad_logits`` FP32 ``[3, 128, 2]`` with the values of the in-process network and
+of ``transformers``' model of the checkpoint, within 1e-4 absolute; concurrent requests,
 which the dynamic batcher merges into one execute() call, each get their own answer, also when
 clients send the three inputs in different orders; a request with the wrong sequence length is
 refused with a message naming the expected shape.
@@ -11,6 +13,7 @@ refused with a message naming the expected shape.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,7 +25,12 @@ from demo.local import LocalTriton
 from samples.bert import contract
 from samples.bert.client import infer_inputs
 from samples.bert.network import SquadLogits
-from tests.samples.helpers import TORCH_MODEL, expected_logits, sample_inputs
+from tests.samples.helpers import (
+    TORCH_MODEL,
+    expected_logits,
+    sample_inputs,
+    transformers_logits,
+)
 
 MODELS = [contract.DEFAULT_MODEL_NAME, TORCH_MODEL]
 TOLERANCE = 1e-4
@@ -69,8 +77,11 @@ def test_served_config_speaks_the_contract(client: http.InferenceServerClient, m
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
-def test_answers_with_torch_values(
-    client: http.InferenceServerClient, reference: SquadLogits, model: str
+def test_answers_with_the_checkpoints_values(
+    client: http.InferenceServerClient,
+    reference: SquadLogits,
+    transformers_model: Any,
+    model: str,
 ) -> None:
     inputs = sample_inputs(3, seed=1)
     result = _infer(client, model, inputs)
@@ -79,6 +90,9 @@ def test_answers_with_torch_values(
     assert output["shape"] == [3, contract.SEQUENCE_LENGTH, 2]
     logits = result.as_numpy(contract.OUTPUT_LOGITS)
     np.testing.assert_allclose(logits, expected_logits(reference, inputs), rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(
+        logits, transformers_logits(transformers_model, inputs), rtol=0, atol=TOLERANCE
+    )
 
 
 @pytest.mark.slow

@@ -1,18 +1,15 @@
-"""The repository writer: what each variant writes, and what it refuses.
+"""The repository writer: what a build records and announces, and what it refuses.
 
 Cases:
-- each variant's config.pbtxt parses as Triton's ModelConfig with the contract's tensors, its
-  platform or backend, dynamic batching and the instance kind the device asks for;
-- the python variant's GPU config carries torch and fp16, its CPU config onnxruntime on one
-  thread;
-- every config warms the model with zeros in each input, at batch 1 and each power of two up
-  to the largest batch on a GPU (the largest included when it is not a power of two), at 1
-  and the largest on a CPU;
-- the manifest records size and seed, or the checkpoint; a checkpoint folder builds the same
-  network as the random weights saved into it; --replace swaps a model in one rename;
-- bad input (unknown variant, size, device, GPU or runtime; size and checkpoint together;
-  TensorRT on a CPU; a sequence length the network cannot hold; a missing checkpoint folder,
-  one without weights, one with corrupt weights; an existing model without --replace) raises
+- the manifest records size and seed, or the checkpoint; random weights are announced on
+  stderr before and after the build, in config.pbtxt's comment and in the manifest, real ones
+  are not; every config names the image flavour its variant needs; a checkpoint folder builds
+  the network it holds; --replace swaps a model in one rename;
+- bad input (unknown variant, size, device, GPU or runtime; two weight sources together; a
+  revision without a model id; a local path as model id; TensorRT on a CPU; a sequence length
+  the network cannot hold; CUDA graphs on a CPU, with torch.compile, or up to batch 0; a
+  missing checkpoint folder, one without weights, one with corrupt
+  weights, one without a question-answering head; an existing model without --replace) raises
   BuildError saying what to do and leaves the folders exactly as they were;
 - the CLI passes every option through, and exits 2 with the message on stderr on bad input.
 """
@@ -23,25 +20,21 @@ import json
 from pathlib import Path
 
 import pytest
-from google.protobuf import text_format  # type: ignore[import-untyped]
-from tritonclient.grpc import model_config_pb2
 
-from samples.bert import contract
+from samples.bert import contract, images, tensorrt
+from samples.bert.build_settings import BuildSettings
 from samples.bert.cli import main
 from samples.bert.errors import BuildError
-from samples.bert.network import SquadLogits, load_network, save_network
-from samples.bert.repository import (
-    MANIFEST,
-    BuildSettings,
-    render_config,
-    warmup_batch_sizes,
-    write_repository,
+from samples.bert.model_config import render_config
+from samples.bert.network import SquadLogits, load_network
+from samples.bert.repository import MANIFEST, write_repository
+from tests.samples.helpers import (
+    SEED,
+    expected_logits,
+    parse_config,
+    quiet,
+    sample_inputs,
 )
-from tests.samples.helpers import SEED, expected_logits, quiet, sample_inputs
-
-
-def parse_config(text: str) -> model_config_pb2.ModelConfig:
-    return text_format.Parse(text, model_config_pb2.ModelConfig())
 
 
 def snapshot(folder: Path) -> list[str]:
@@ -49,109 +42,107 @@ def snapshot(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
-@pytest.mark.parametrize(
-    ("variant", "device", "platform", "backend", "kind"),
-    [
-        ("python", None, "", "python", model_config_pb2.ModelInstanceGroup.KIND_CPU),
-        ("python", "gpu", "", "python", model_config_pb2.ModelInstanceGroup.KIND_GPU),
-        ("onnx", None, "onnxruntime_onnx", "", model_config_pb2.ModelInstanceGroup.KIND_GPU),
-        ("onnx", "cpu", "onnxruntime_onnx", "", model_config_pb2.ModelInstanceGroup.KIND_CPU),
-        ("tensorrt", None, "tensorrt_plan", "", model_config_pb2.ModelInstanceGroup.KIND_GPU),
-    ],
+RANDOM_WARNING = (
+    "RANDOM WEIGHTS (tiny, seed 7): this model's answers are meaningless; it measures the cost "
+    "of serving only. For real answers build with --model-id "
+    "bert-large-uncased-whole-word-masking-finetuned-squad (or --checkpoint DIR, a "
+    "save_pretrained folder)"
 )
-def test_config_per_variant(
-    tmp_path: Path, variant: str, device: str | None, platform: str, backend: str, kind: int
-) -> None:
-    settings = BuildSettings(variant=variant, repository=tmp_path, device=device, instance_count=2)
-    config = parse_config(render_config(settings))
-    assert config.name == contract.DEFAULT_MODEL_NAME
-    assert (config.platform, config.backend) == (platform, backend)
-    assert config.max_batch_size == settings.resolved_max_batch_size > 0
-    assert [(t.name, t.data_type, list(t.dims)) for t in config.input] == [
-        (spec.name, model_config_pb2.TYPE_INT32, [contract.SEQUENCE_LENGTH])
-        for spec in contract.INPUTS
-    ]
-    assert [(t.name, t.data_type, list(t.dims)) for t in config.output] == [
-        (contract.OUTPUT_LOGITS, model_config_pb2.TYPE_FP32, [contract.SEQUENCE_LENGTH, 2])
-    ]
-    assert config.HasField("dynamic_batching")
-    assert list(config.dynamic_batching.preferred_batch_size) == []
-    assert [(g.count, g.kind) for g in config.instance_group] == [(2, kind)]
 
 
-def test_python_gpu_config_runs_torch_in_fp16(tmp_path: Path) -> None:
-    settings = BuildSettings(
-        variant="python",
-        repository=tmp_path,
-        device="gpu",
-        torch_compile=True,
-        max_queue_delay_us=500,
+def test_random_weights_are_announced_everywhere(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    repository = tmp_path / "models"
+    write_repository(
+        BuildSettings(variant="onnx", repository=repository, size="tiny", seed=SEED),
+        progress=quiet,
+        warn=warnings.append,
     )
-    config = parse_config(render_config(settings))
-    parameters = {key: value.string_value for key, value in config.parameters.items()}
-    assert parameters == {"runtime": "torch", "precision": "fp16", "torch_compile": "true"}
-    assert config.dynamic_batching.max_queue_delay_microseconds == 500
-
-
-def test_python_cpu_config_defaults_to_onnxruntime_on_one_thread(tmp_path: Path) -> None:
-    config = parse_config(render_config(BuildSettings(variant="python", repository=tmp_path)))
-    parameters = {key: value.string_value for key, value in config.parameters.items()}
-    assert parameters == {"runtime": "onnxruntime", "cpu_threads": "1"}
-    assert config.max_batch_size == 32
-
-
-@pytest.mark.parametrize(
-    ("device", "max_batch_size", "sizes"),
-    [
-        ("gpu", 64, [1, 2, 4, 8, 16, 32, 64]),
-        ("gpu", 48, [1, 2, 4, 8, 16, 32, 48]),
-        ("gpu", 1, [1]),
-        ("cpu", 32, [1, 32]),
-    ],
-)
-def test_warmup_batch_sizes(device: str, max_batch_size: int, sizes: list[int]) -> None:
-    assert warmup_batch_sizes(max_batch_size, device) == sizes
-
-
-@pytest.mark.parametrize("variant", ["python", "onnx", "tensorrt"])
-def test_config_warms_each_batch_size_with_zeros(tmp_path: Path, variant: str) -> None:
-    settings = BuildSettings(variant=variant, repository=tmp_path, max_batch_size=16)
-    config = parse_config(render_config(settings))
-    expected = warmup_batch_sizes(16, settings.resolved_device)
-    assert [w.batch_size for w in config.model_warmup] == expected
-    assert [w.name for w in config.model_warmup] == [f"batch_{size}" for size in expected]
-    for warmup in config.model_warmup:
-        assert set(warmup.inputs) == {spec.name for spec in contract.INPUTS}
-        for value in warmup.inputs.values():
-            assert value.zero_data
-            assert (value.data_type, list(value.dims)) == (
-                model_config_pb2.TYPE_INT32,
-                [contract.SEQUENCE_LENGTH],
-            )
-
-
-def test_random_weights_manifest(python_repository: Path) -> None:
-    manifest = json.loads((python_repository / "bert" / MANIFEST).read_text())
-    assert manifest["variant"] == "python"
+    # Before the build, and framed at its end, where the eye falls.
+    assert warnings[0] == f"WARNING: {RANDOM_WARNING}"
+    assert warnings[1].startswith("!" * 78) and warnings[1].endswith("!" * 78)
+    assert " ".join(warnings[1].splitlines()[1:-1]) == f"WARNING: {RANDOM_WARNING}"
+    manifest = json.loads((repository / "bert" / MANIFEST).read_text())
     assert (manifest["weights"], manifest["size"], manifest["seed"]) == ("random", "tiny", SEED)
+    assert manifest["warning"] == RANDOM_WARNING
     assert manifest["sequence_length"] == contract.SEQUENCE_LENGTH
     assert manifest["network"]["num_hidden_layers"] == 2
     assert {"torch", "transformers", "onnxruntime"} <= set(manifest["built_with"])
+    config = (repository / "bert" / "config.pbtxt").read_text()
+    comment = " ".join(
+        line.removeprefix("#").strip() for line in config.splitlines() if line.startswith("#")
+    )
+    assert f"WARNING: {RANDOM_WARNING}." in comment
+    parse_config(config)  # the comment leaves the config valid
 
 
-def test_checkpoint_folder(tmp_path: Path, reference: SquadLogits) -> None:
-    checkpoint = tmp_path / "checkpoint"
-    save_network(reference, checkpoint)
+def test_cli_warns_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    arguments = ["build", "--variant", "onnx", "--size", "tiny", "--seed", str(SEED)]
+    assert main([*arguments, "--output", str(tmp_path / "models")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("WARNING: RANDOM WEIGHTS (tiny, seed 7)") == 2
+    assert "RANDOM" not in captured.out
+
+
+@pytest.mark.parametrize(
+    ("variant", "device", "runtime", "flavor"),
+    [
+        ("onnx", "gpu", "onnxruntime", "py3"),
+        ("onnx", "cpu", "onnxruntime", "py3"),
+        ("tensorrt", "gpu", "onnxruntime", "py3"),
+        ("python", "gpu", "onnxruntime", "trtllm-python-py3"),
+        ("python", "cpu", "torch", "trtllm-python-py3"),
+    ],
+)
+def test_config_and_manifest_name_the_image_flavor(
+    tmp_path: Path, variant: str, device: str, runtime: str, flavor: str
+) -> None:
+    settings = BuildSettings(
+        variant=variant, repository=tmp_path, device=device, cpu_runtime=runtime, size="tiny"
+    )
+    image = f"nvcr.io/nvidia/tritonserver:{tensorrt.NGC_RELEASE}-{flavor}"
+    assert f"# Needs image.flavor={flavor} ({image}).\n" in render_config(settings)
+    if variant != "tensorrt":  # a TensorRT build needs its engine before it serves
+        write_repository(settings, progress=quiet, warn=quiet)
+        manifest = json.loads((tmp_path / "bert" / MANIFEST).read_text())
+        assert manifest["image"] == {
+            "flavor": flavor,
+            "chart": f"image.flavor={flavor}",
+            "image": image,
+        }
+        assert flavor in images.FLAVORS
+
+
+def test_python_onnxruntime_runtime_names_no_image(tmp_path: Path) -> None:
+    settings = BuildSettings(variant="python", repository=tmp_path, size="tiny")
+    write_repository(settings, progress=quiet, warn=quiet)
+    config = (tmp_path / "bert" / "config.pbtxt").read_text()
+    comment = " ".join(
+        line.removeprefix("#").strip() for line in config.splitlines() if line.startswith("#")
+    )
+    assert "onnxruntime Python package, which no NGC Triton image has" in comment
+    assert "# Needs image.flavor" not in config
+    manifest = json.loads((tmp_path / "bert" / MANIFEST).read_text())
+    assert manifest["image"]["flavor"] is None
+    assert "--variant onnx --device cpu (image.flavor=py3)" in manifest["image"]["note"]
+
+
+def test_checkpoint_folder(tmp_path: Path, checkpoint: Path, reference: SquadLogits) -> None:
     repository = tmp_path / "models"
+    warnings: list[str] = []
     write_repository(
         BuildSettings(
             variant="python", repository=repository, checkpoint=checkpoint, cpu_runtime="torch"
         ),
         progress=quiet,
+        warn=warnings.append,
     )
+    assert warnings == []
     manifest = json.loads((repository / "bert" / MANIFEST).read_text())
     assert manifest["weights"] == "checkpoint"
     assert manifest["checkpoint"] == str(checkpoint.resolve())
+    assert "warning" not in manifest
+    assert "WARNING" not in (repository / "bert" / "config.pbtxt").read_text()
     written = load_network(repository / "bert" / "1" / "weights")
     inputs = sample_inputs(2, seed=3)
     assert (expected_logits(written, inputs) == expected_logits(reference, inputs)).all()
@@ -194,6 +185,34 @@ def _corrupt_checkpoint(tmp_path: Path) -> Path:
     return folder
 
 
+def _headless_checkpoint(tmp_path: Path) -> Path:
+    """A BERT pre-trained for masked words: no question-answering head."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    folder = tmp_path / "masked-lm"
+    config = BertConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    BertForMaskedLM(config).save_pretrained(str(folder))
+    return folder
+
+
+def _decoder_checkpoint(tmp_path: Path) -> Path:
+    """A BERT whose activation the network does not implement."""
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    folder = tmp_path / "relu"
+    config = BertConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        hidden_act="relu",
+    )
+    BertForQuestionAnswering(config).save_pretrained(str(folder))
+    return folder
+
+
 BAD_INPUT: dict[str, tuple[dict[str, object], str]] = {
     "unknown variant": ({"variant": "torchscript"}, "unknown variant 'torchscript'"),
     "unknown size": ({"size": "huge"}, "unknown size 'huge': choose one of base, large, tiny"),
@@ -212,9 +231,31 @@ BAD_INPUT: dict[str, tuple[dict[str, object], str]] = {
     ),
     "size and checkpoint": (
         {"checkpoint": Path("/nonexistent/bert")},
-        "either a size .* or a checkpoint folder, not both",
+        r"give one of a size \(random weights\), a checkpoint folder or a model id, not a size "
+        r"\(random weights\) and a checkpoint folder",
+    ),
+    "checkpoint and model id": (
+        {"size": None, "checkpoint": Path("/nonexistent/bert"), "model_id": "acme/bert"},
+        "not a checkpoint folder and a model id",
+    ),
+    "revision without model id": ({"revision": "main"}, "a revision applies to a model id only"),
+    "model id is a path": (
+        {"size": None, "model_id": "/tmp"},
+        "model id '/tmp' is a local path: pass a local folder as --checkpoint /tmp",
     ),
     "bad model name": ({"model_name": "../bert"}, "model name '../bert' must be"),
+    "cuda graphs on cpu": (
+        {"cuda_graphs": True},
+        "CUDA graphs apply to the python variant on a GPU only",
+    ),
+    "cuda graphs with torch.compile": (
+        {"device": "gpu", "cuda_graphs": True, "torch_compile": True},
+        "--torch-compile and --cuda-graphs exclude each other",
+    ),
+    "largest graph batch zero": (
+        {"device": "gpu", "cuda_graph_max_batch_size": 0},
+        "CUDA graph max batch size must be at least 1, not 0",
+    ),
 }
 
 
@@ -237,6 +278,13 @@ def test_bad_input_is_refused_and_writes_nothing(tmp_path: Path, case: str) -> N
     [
         (_empty_checkpoint, "holds no weights: expected one of model.safetensors"),
         (_corrupt_checkpoint, "cannot load checkpoint"),
+        (
+            _headless_checkpoint,
+            r"has no question-answering head \(qa_outputs.weight, qa_outputs.bias are missing\), "
+            r"so its answers would be random: use a BERT fine-tuned on SQuAD, such as "
+            r"bert-large-uncased-whole-word-masking-finetuned-squad",
+        ),
+        (_decoder_checkpoint, r"not a BERT encoder this sample serves \(hidden_act='relu'\)"),
     ],
 )
 def test_bad_checkpoint_writes_nothing(
@@ -262,7 +310,7 @@ def test_cli_builds_with_every_option(tmp_path: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert "next: build the engine with" in out
     assert (
-        "in nvcr.io/nvidia/tensorrt:25.06-py3 on a T4, then serve it with image.tag=25.06-py3"
+        "in nvcr.io/nvidia/tensorrt:25.06-py3 on a T4, then serve it with image.release=25.06"
         in out
     )
     config = parse_config((repository / "qa" / "config.pbtxt").read_text())
@@ -273,6 +321,17 @@ def test_cli_builds_with_every_option(tmp_path: Path, capsys: pytest.CaptureFixt
     assert (manifest["tensorrt"]["gpu"], manifest["tensorrt"]["opt_batch"]) == ("T4", 8)
     assert manifest["tensorrt"]["ngc_release"] == "25.06"
     assert (repository / "qa" / "3").is_dir()
+
+
+def test_cli_passes_the_graph_options(tmp_path: Path) -> None:
+    base = ["build", "--variant", "python", "--device", "gpu", "--size", "tiny"]
+    off = tmp_path / "off"
+    assert main([*base, "--output", str(off), "--no-cuda-graphs"]) == 0
+    assert "cuda_graphs" not in json.loads((off / "bert" / MANIFEST).read_text())
+    small = tmp_path / "small"
+    assert main([*base, "--output", str(small), "--cuda-graph-max-batch-size", "8"]) == 0
+    manifest = json.loads((small / "bert" / MANIFEST).read_text())
+    assert manifest["cuda_graphs"]["buckets"] == [1, 2, 4, 8]
 
 
 def test_cli_reports_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

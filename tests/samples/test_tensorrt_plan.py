@@ -21,12 +21,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from samples.bert import tensorrt
+from samples.bert.build_settings import BuildSettings
 from samples.bert.errors import BuildError
-from samples.bert.repository import MANIFEST, BuildSettings, write_repository
-from tests.conftest import CHART_DIR
+from samples.bert.repository import MANIFEST, write_repository
 from tests.samples.helpers import quiet
 
 SHAPES = "input_ids:{b}x128,segment_ids:{b}x128,input_mask:{b}x128"
@@ -151,7 +150,7 @@ def test_build_script_runs_the_planned_command(tensorrt_repository: Path, tmp_pa
     assert info["tensorrt_version_code"] == "100500", "as trtexec printed it"
     assert (info["ngc_release"], info["serve_with"]) == (
         tensorrt.NGC_RELEASE,
-        f"image.tag={tensorrt.NGC_RELEASE}-py3",
+        f"image.release={tensorrt.NGC_RELEASE}",
     )
 
 
@@ -180,15 +179,8 @@ def test_manifest_command_is_shell_quoted(tensorrt_repository: Path) -> None:
     assert shlex.split(command)[:2] == ["trtexec", "--onnx=tensorrt-build/model.onnx"]
 
 
-def test_the_default_release_is_the_charts_triton() -> None:
-    """An engine loads only in the TensorRT it was built with: the plan's default release is
-    the one the chart serves with."""
-    tag = yaml.safe_load((CHART_DIR / "values.yaml").read_text())["image"]["tag"]
-    assert tag == f"{tensorrt.NGC_RELEASE}-py3"
-
-
 def test_another_release_is_built_in_its_own_tensorrt(tmp_path: Path) -> None:
-    """A chart pinned to another Triton (image.tag=25.06-py3) gets an engine of its TensorRT."""
+    """A chart pinned to another Triton (image.release=25.06) gets an engine of its TensorRT."""
     repository = tmp_path / "models"
     write_repository(
         BuildSettings(
@@ -202,7 +194,7 @@ def test_another_release_is_built_in_its_own_tensorrt(tmp_path: Path) -> None:
     assert manifest["triton"] == {"release": "25.06"}
     script = (model / "tensorrt-build" / "build_engine.sh").read_text()
     assert "nvcr.io/nvidia/tensorrt:25.06-py3" in script
-    assert "image.tag=25.06-py3" in script
+    assert "image.release=25.06" in script
     assert tensorrt.NGC_RELEASE not in script
 
 

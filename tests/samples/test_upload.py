@@ -70,16 +70,17 @@ def test_upload_skips_unchanged_and_reports_leftovers(
     first = upload_repository(repository, url, progress=lines.append)
     assert first.uploaded == [
         "bert/1/bert_network.py",
+        "bert/1/bert_onnxruntime.py",
         "bert/1/model.onnx",
         "bert/1/model.py",
         "bert/MANIFEST.json",
         "bert/config.pbtxt",
     ]
-    assert re.fullmatch(r"\[1/5\] uploading bert/1/bert_network\.py \(\d+\.\d kB\)", lines[0])
-    assert lines[-1].startswith(f"{url}: 5 uploaded")
+    assert re.fullmatch(r"\[1/6\] uploading bert/1/bert_network\.py \(\d+\.\d kB\)", lines[0])
+    assert lines[-1].startswith(f"{url}: 6 uploaded")
 
     second = upload_repository(repository, url, progress=lines.append)
-    assert (second.uploaded, len(second.unchanged)) == ([], 5)
+    assert (second.uploaded, len(second.unchanged)) == ([], 6)
 
     changed = tmp_path / "models"
     shutil.copytree(repository, changed)
@@ -133,7 +134,7 @@ def test_cli_exit_codes(
 ) -> None:
     assert main(["upload", str(repository), f"gs://{bucket}/cli"]) == 0
     out = capsys.readouterr().out
-    assert "[5/5] uploading bert/config.pbtxt" in out
+    assert "[6/6] uploading bert/config.pbtxt" in out
     assert f"next: helm install triton chart --set modelRepository=gs://{bucket}/cli" in out
     assert main(["upload", str(tmp_path / "absent"), "gs://models/x"]) == 2
     assert "is not a folder: build it first" in capsys.readouterr().err

@@ -75,6 +75,10 @@ nodeSelector:
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- with .Values.hostAliases }}
+hostAliases:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 volumes:
   - name: bundle
     configMap:
@@ -88,6 +92,32 @@ volumes:
   - name: tmp
     emptyDir:
       sizeLimit: 64Mi
+  {{- with .Values.target.tls }}
+  {{- if .caSecret }}
+  - name: ca
+    secret:
+      secretName: {{ .caSecret }}
+      items:
+        - key: {{ .caKey }}
+          path: ca.crt
+  {{- else if .caConfigMap }}
+  - name: ca
+    configMap:
+      name: {{ .caConfigMap }}
+      items:
+        - key: {{ .caKey }}
+          path: ca.crt
+  {{- end }}
+  {{- end }}
+{{- end }}
+
+{{/* The CA's mount, in every Locust container (workers are handed the master's --ca-file). */}}
+{{- define "locust.caMount" -}}
+{{- with include "locust.caFile" . }}
+- name: ca
+  mountPath: {{ dir . }}
+  readOnly: true
+{{- end }}
 {{- end }}
 
 {{/* The container settings every Locust container shares. */}}
@@ -107,4 +137,25 @@ workingDir: {{ include "locust.bundleDir" . }}
 {{/* The locustfile's path in the container. */}}
 {{- define "locust.locustfile" -}}
 {{ include "locust.bundleDir" . }}/locust/locustfile-bert-large.py
+{{- end }}
+
+{{/* Every render-time check of the target's TLS settings, in one place (master.yaml includes
+it first): each refusal says what is wrong and what to set instead. */}}
+{{- define "locust.validate" -}}
+{{- $t := .Values.target }}
+{{- if and $t.tls.caSecret $t.tls.caConfigMap }}
+{{- fail "target.tls.caSecret and target.tls.caConfigMap are both set: the CA comes from one of them" }}
+{{- end }}
+{{- $ca := or $t.tls.caSecret $t.tls.caConfigMap }}
+{{- if and (or $ca $t.tls.insecure) (not (hasPrefix "https://" (include "locust.targetUrl" .))) }}
+{{- fail "target.tls applies to an https target.url (TLS at the ingress); the target is plain HTTP: set target.url=https://HOST[:PORT], or leave target.tls unset" }}
+{{- end }}
+{{- if and $ca $t.tls.insecure }}
+{{- fail "target.tls.insecure skips the check the CA is given for: keep the CA (target.tls.caSecret or caConfigMap) and set insecure=false, or drop the CA" }}
+{{- end }}
+{{- end }}
+
+{{/* Where the CA bundle is mounted in every pod; empty when none is given. */}}
+{{- define "locust.caFile" -}}
+{{- if or .Values.target.tls.caSecret .Values.target.tls.caConfigMap }}/etc/locust-ca/ca.crt{{ end }}
 {{- end }}

@@ -1,0 +1,5 @@
+import sys
+
+from security.cli import main
+
+sys.exit(main())

@@ -1,0 +1,83 @@
+"""The tier table (tests/tiers.py) and the runner's reading of pytest's output.
+
+Cases: a test takes the highest tier among its fixtures and its module, render without either;
+a rate-measuring test is named by its id or a prefix of it; an entry of the tables that names
+no test is reported; the runner counts a JUnit report's outcomes (errors as failures, skips
+with their reasons) and reads pytest's progress characters.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.__main__ import Lane, progress, read_junit
+from tests.tiers import measures_rates, stale_tier_entries, tier_of
+
+
+def test_the_highest_need_decides_the_tier() -> None:
+    assert tier_of("tests/chart/test_x.py", frozenset({"helm", "tmp_path"})) == "render"
+    assert tier_of("tests/chart/test_x.py", frozenset({"triton"})) == "process"
+    assert tier_of("tests/chart/test_x.py", frozenset({"triton", "control_plane"})) == "cluster"
+    assert tier_of("tests/chart/test_x.py", frozenset({"control_plane", "real_node"})) == "artifact"
+    assert tier_of("tests/demo/test_demo.py", frozenset()) == "process"
+    assert tier_of("tests/standins/test_apiserver.py", frozenset({"emulator"})) == "cluster"
+
+
+def test_rate_measuring_tests_are_named_by_id_or_prefix() -> None:
+    parametrized = "tests/locust/test_locustfile.py::test_constant_rate_is_reached_without_failures"
+    assert measures_rates(f"{parametrized}[json-options1]")
+    assert not measures_rates("tests/locust/test_locustfile.py::test_wrong_outputs_are_failures")
+
+
+def test_an_entry_naming_no_test_is_reported() -> None:
+    everything = {"tests/demo/test_demo.py::test_short_demo_run"}
+    stale = stale_tier_entries(everything)
+    assert "tests/demo/test_soak.py" in stale
+    assert "tests/demo/test_soak.py::test_short_soak_run" in stale
+    assert "tests/demo/test_demo.py" not in stale
+    assert "tests/demo/test_demo.py::test_short_demo_run" not in stale
+
+
+def test_a_junit_report_is_counted(tmp_path: Path) -> None:
+    report = tmp_path / "lane.xml"
+    report.write_text(
+        "<testsuites><testsuite>"
+        '<testcase classname="a" name="ok"/>'
+        '<testcase classname="a" name="bad"><failure message="x&#10;second line"/></testcase>'
+        '<testcase classname="a" name="broken"><error message="y"/></testcase>'
+        '<testcase classname="a" name="off"><skipped message="no etcd"/></testcase>'
+        '<testcase classname="a" name="off2"><skipped message="no etcd"/></testcase>'
+        "</testsuite></testsuites>"
+    )
+    outcome = read_junit(report)
+    assert (outcome.passed, outcome.failed, outcome.skipped) == (1, 2, 2)
+    assert outcome.skip_reasons == {"no etcd": 2}
+    assert outcome.failures == ["a::bad: x", "a::broken: y"]
+    assert outcome.line() == "1 passed, 2 failed, 2 skipped"
+    assert read_junit(tmp_path / "absent.xml").line() == "0 passed, 0 failed, 0 skipped"
+
+
+def test_progress_counts_pytests_result_characters(tmp_path: Path) -> None:
+    log = tmp_path / "lane.log"
+    assert progress(log) == "starting"
+    log.write_text("bringing up nodes...\n")
+    assert progress(log) == "collecting"
+    log.write_text("..F.s [ 10%]\n..E\n")
+    assert progress(log) == "8 done"
+
+
+def test_a_lane_reports_its_exit_code_and_cpu_time(tmp_path: Path) -> None:
+    lane = Lane("render", tmp_path)
+    busy = "import sys\nsum(i * i for i in range(3_000_000))\nsys.exit(3)"
+    lane.process = subprocess.Popen([sys.executable, "-c", busy])
+    lane.started = time.monotonic()
+    code = lane.reap()
+    while code is None:
+        time.sleep(0.05)
+        code = lane.reap()
+    assert code == 3
+    assert lane.reap() == 3, "a reaped lane keeps its code"
+    assert 0 < lane.cpu_seconds <= lane.seconds + 1
