@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+import urllib3
 from kubernetes import client, watch
 from tritonclient.utils import InferenceServerException
 
@@ -268,38 +269,89 @@ class Load:
 
 class PodEnds:
     """What the API server reports of pods of a namespace until they are gone: each container's
-    last terminated state, and when each pod's deletion began."""
+    last terminated state, and when each pod's deletion began. The watch is taken as plain JSON
+    (a client model that rejects a field must not end it) and resumed when its connection
+    breaks; what broke it is kept for the failure message."""
 
     def __init__(self, plane: ControlPlane, namespace: str) -> None:
         self._core = _core(plane)
         self._namespace = namespace
         self._watch = watch.Watch()  # type: ignore[no-untyped-call]
+        self._stopped = threading.Event()
         self.deleting: dict[str, datetime] = {}
-        self.terminated: dict[str, Any] = {}
+        self.terminated: dict[str, dict[str, Any]] = {}
         self.gone: set[str] = set()
+        self.watch_errors: list[str] = []
         self._thread = threading.Thread(target=self._follow, daemon=True)
         self._thread.start()
 
     def _follow(self) -> None:
-        with contextlib.suppress(Exception):
-            for event in self._watch.stream(  # type: ignore[no-untyped-call]
-                self._core.list_namespaced_pod, self._namespace, timeout_seconds=600
-            ):
-                pod = event["object"]
-                name = pod.metadata.name
-                if pod.metadata.deletion_timestamp:
-                    # The timestamp is when the grace period ends; the deletion began one
-                    # grace period before.
-                    grace = timedelta(seconds=pod.metadata.deletion_grace_period_seconds or 0)
-                    self.deleting.setdefault(name, pod.metadata.deletion_timestamp - grace)
-                for status in pod.status.container_statuses or []:
-                    if status.state.terminated:
-                        self.terminated[name] = status.state.terminated
-                if event["type"] == "DELETED":
-                    self.gone.add(name)
+        while not self._stopped.is_set():
+            try:
+                for event in self._watch.stream(  # type: ignore[no-untyped-call]
+                    self._core.list_namespaced_pod,
+                    self._namespace,
+                    timeout_seconds=600,
+                    deserialize=False,
+                ):
+                    self._record(event["type"], event["object"])
+            except Exception as error:  # any break is resumed, and reported
+                self.watch_errors.append(f"{time.strftime('%H:%M:%S')} {error!r}"[:300])
+                self._stopped.wait(1)
+
+    def _record(self, kind: str, pod: dict[str, Any]) -> None:
+        metadata = pod.get("metadata", {})
+        name = metadata.get("name", "")
+        if metadata.get("deletionTimestamp"):
+            # The timestamp is when the grace period ends; the deletion began one grace
+            # period before.
+            grace = timedelta(seconds=metadata.get("deletionGracePeriodSeconds") or 0)
+            self.deleting.setdefault(name, _api_time(metadata["deletionTimestamp"]) - grace)
+        for status in pod.get("status", {}).get("containerStatuses") or []:
+            if status.get("state", {}).get("terminated"):
+                self.terminated[name] = status["state"]["terminated"]
+        if kind == "DELETED":
+            self.gone.add(name)
+
+    def is_gone(self, name: str) -> bool:
+        """Whether the pod ``name`` is gone: seen deleted, or no longer found."""
+        if name in self.gone:
+            return True
+        try:
+            self._core.read_namespaced_pod(name, self._namespace)
+        except client.ApiException as error:
+            if error.status == 404:
+                self.gone.add(name)
+                return True
+            return False  # a busy API server's error: asked again
+        except (OSError, urllib3.exceptions.HTTPError):
+            return False
+        return False
+
+    def describe(self, name: str) -> str:
+        """The pod's state and its events, for a failure message."""
+        try:
+            pod = self._core.read_namespaced_pod(name, self._namespace)
+            state = (
+                f"phase {pod.status.phase}, deletion {pod.metadata.deletion_timestamp}, "
+                f"containers {[s.state.to_dict() for s in pod.status.container_statuses or []]}"
+            )
+        except client.ApiException as error:
+            state = f"read: HTTP {error.status}"
+        events = self._core.list_namespaced_event(
+            self._namespace, field_selector=f"involvedObject.name={name}"
+        ).items
+        said = [f"{e.reason}: {e.message}" for e in events[-10:]]
+        return f"{name}: {state}; events {said}; watch errors {self.watch_errors[-5:]}"
 
     def stop(self) -> None:
+        self._stopped.set()
         self._watch.stop()  # type: ignore[no-untyped-call]
+
+
+def _api_time(stamp: str) -> datetime:
+    """An API server timestamp (RFC 3339, ``2026-12-07T03:29:11Z``) as an aware datetime."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def test_a_rollout_under_load_fails_no_request(
@@ -316,11 +368,14 @@ def test_a_rollout_under_load_fails_no_request(
                 *_settings(node_sample), "--set-string", "podAnnotations.rollout=1",
                 *wait_flags(helm4),
             )  # fmt: skip
-            wait_until(
-                f"the old pod {old.metadata.name} gone",
-                lambda: old.metadata.name in ends.gone,
-                timeout_s=ROLLOUT_LIMIT_S,
-            )
+            try:
+                wait_until(
+                    f"the old pod {old.metadata.name} gone",
+                    lambda: ends.is_gone(old.metadata.name),
+                    timeout_s=ROLLOUT_LIMIT_S,
+                )
+            except TimeoutError as error:
+                raise AssertionError(f"{error}; {ends.describe(old.metadata.name)}") from None
             # A moment more through the new pod alone.
             time.sleep(2)
     finally:
@@ -337,11 +392,12 @@ def test_a_rollout_under_load_fails_no_request(
     terminated = ends.terminated.get(old.metadata.name)
     assert terminated is not None, "the old pod's end was not seen"
     # The drain (preStop: drainSeconds, 15 s by default) before Triton's SIGTERM, then a clean exit.
-    drained = terminated.finished_at - ends.deleting[old.metadata.name]
+    drained = _api_time(terminated["finishedAt"]) - ends.deleting[old.metadata.name]
     print(
-        f"old pod: exit code {terminated.exit_code}, {drained.total_seconds():.0f} s after deletion"
+        f"old pod: exit code {terminated['exitCode']}, {drained.total_seconds():.0f} s after "
+        "deletion"
     )
-    assert terminated.exit_code == 0, terminated
+    assert terminated["exitCode"] == 0, terminated
     assert drained.total_seconds() >= 15
 
 
