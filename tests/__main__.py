@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 from common.processes import stop
+from tests.chart import render_cache
 from tests.tiers import LANES, PHASES, XDIST_WORKERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = ROOT / "build" / "test"
     chosen = set(names) or {name for phase in PHASES for name in phase}
     out.mkdir(parents=True, exist_ok=True)
+    render_cache.prune()
     phases = [[Lane(name, out) for name in phase if name in chosen] for phase in PHASES]
     if "gpu" in chosen:
         phases.append([Lane("gpu", out)])

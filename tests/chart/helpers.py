@@ -15,8 +15,6 @@ import functools
 import ipaddress
 import json
 import re
-import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from kubernetes_validate import utils
 from referencing import Registry, Resource
 
 from standins.kube.control_plane import GKE_CRDS_DIR
+from tests.chart import render_cache
 from tests.conftest import CHART_DIR, CRDS_DIR
 
 KUBE_VERSIONS = ("1.30", utils.major_minor(kubernetes_validate.latest_version()))
@@ -185,14 +184,9 @@ def _render(
     chart: str,
 ) -> tuple[tuple[str, Manifest], ...]:
     """Every object helm renders, with the template it came from (``templates/x.yaml``)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as values_file:
-        values_file.write(values_json)
-        values_file.flush()
-        command = [helm, "template", release, chart, "--namespace", namespace]
-        for path in values_files:
-            command += ["--values", path]
-        command += ["--values", values_file.name, *extra_args]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+    result = render_cache.template(
+        helm, chart, release, namespace, values_files, values_json, extra_args
+    )
     if result.returncode != 0:
         raise HelmFailedError(result.stderr)
     manifests = []
