@@ -149,15 +149,24 @@ def environment() -> dict[str, str]:
 
 
 def capture_reports(log: str) -> list[dict[str, Any]]:
-    """The capture reports graphed instances logged in a server's ``log``, in order."""
+    """The capture reports graphed instances logged in a server's ``log``, in order. Triton
+    writes a model's message as a JSON string (in quotes, its own quotes escaped); a message
+    written plain is read too."""
     reports = []
     for line in log.splitlines():
-        _, found, rest = line.partition(LOG_PREFIX)
-        if found:
-            try:
-                reports.append(json.loads(rest))
-            except ValueError:
-                continue  # a line that only mentions the prefix
+        start = line.find(LOG_PREFIX)
+        if start < 0:
+            continue
+        message: object = line[start:]
+        if start > 0 and line[start - 1] == '"':
+            with contextlib.suppress(ValueError):
+                message, _ = json.JSONDecoder().raw_decode(line, start - 1)
+        if not isinstance(message, str):
+            continue
+        try:
+            reports.append(json.loads(message.removeprefix(LOG_PREFIX)))
+        except ValueError:
+            continue  # a line that only mentions the prefix
     return reports
 
 

@@ -136,10 +136,14 @@ class CaptureReport:
 
 
 def _memory_mib(device: torch.device) -> tuple[float, float] | None:
-    """PyTorch's reserved memory and the memory in use on ``device`` in MiB; None off a GPU."""
+    """PyTorch's reserved memory and the memory in use on ``device`` in MiB; None off a GPU.
+    Cached blocks that no tensor holds are given back first, as every capture does when it
+    starts: memory that earlier work left cached would otherwise leave the figures, and make
+    the graphs' memory look smaller than it is (negative after a larger batch)."""
     if device.type != "cuda":
         return None
     torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()
     free, total = torch.cuda.mem_get_info(device)
     return torch.cuda.memory_reserved(device) / 2**20, (total - free) / 2**20
 

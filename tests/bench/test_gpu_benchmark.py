@@ -280,10 +280,16 @@ def test_capture_reports_are_read_back_from_the_server_log() -> None:
         'I1207 02:00:01.2 13 model.py:99] cuda graphs: {"buckets":[1,2],"total_s":0.5}\n'
         "I1207 02:00:01.3 13 model.py:99] cuda graphs: off\n"
         'I1207 02:00:01.4 14 model.py:99] cuda graphs: {"buckets":[1],"failure":""}\n'
+        # As Triton 2.51 writes it (a line of an H100 run): the message quoted, quotes escaped.
+        'I1207 08:53:36.072818 1203 bert_cuda_graphs.py:230] "cuda graphs: {\\"buckets\\":'
+        '[1,2],\\"seconds\\":{\\"2\\":0.017,\\"1\\":0.017},\\"pool_mib\\":416.0,'
+        '\\"failure\\":\\"\\"}"\n'
+        'I1207 08:53:36.1 1203 model.py:99] "cuda graphs: off"\n'
     )
     assert sweep.capture_reports(log) == [
         {"buckets": [1, 2], "total_s": 0.5},
         {"buckets": [1], "failure": ""},
+        {"buckets": [1, 2], "seconds": {"2": 0.017, "1": 0.017}, "pool_mib": 416.0, "failure": ""},
     ]
 
 

@@ -15,7 +15,9 @@ Cases:
   after later replays; a batch above the largest bucket runs eagerly, also right;
 - a capture that fails on the GPU (the captured pass synchronises with the host, which a
   capture forbids) leaves the runner serving every batch eagerly with the right answers,
-  says so once, and the GPU keeps working.
+  says so once, and the GPU keeps working;
+- the graphs' GPU memory is what they hold, also where earlier, larger work left memory in
+  PyTorch's cache (which every capture gives back as it starts).
 """
 
 from __future__ import annotations
@@ -183,3 +185,25 @@ def test_a_failed_capture_on_the_gpu_leaves_every_batch_eager(cuda_device: torch
             torch.testing.assert_close(chunk, expected.float().cpu(), rtol=0, atol=2e-3)
     assert (runner.replays, runner.eager_passes) == (0, 3)
     assert len(warned) == 1
+
+
+def test_capture_memory_leaves_out_what_earlier_work_left_cached(
+    cuda_device: torch.device,
+) -> None:
+    network = random_network("tiny", seed=6).to(cuda_device)
+    torch.empty(2**30, dtype=torch.uint8, device=cuda_device)  # 1 GiB freed into the cache
+    assert torch.cuda.memory_reserved(cuda_device) >= 2**30
+    logged: list[str] = []
+    runner = BatchRunner(
+        network,
+        device=cuda_device,
+        inputs=len(contract.INPUTS),
+        sequence_length=contract.SEQUENCE_LENGTH,
+        buckets=bucket_sizes(8),
+        log=logged.append,
+    )
+    report = runner.report
+    print(f"\nafter 1 GiB left cached: pool {report.pool_mib} MiB, device {report.device_mib} MiB")
+    assert report.failure == "" and len(logged) == 1
+    assert report.pool_mib is not None and report.device_mib is not None
+    assert 0 < report.pool_mib < 1024 and 0 < report.device_mib < 1024
