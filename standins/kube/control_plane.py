@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from kubernetes import client, config
 
+from common.processes import brief_go_environment
 from common.waiting import wait_until as _wait_until
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -169,6 +170,7 @@ class ControlPlane:
             capture_output=True,
             text=True,
             timeout=120,
+            env=brief_go_environment(),
         )
         if result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from common.processes import brief_go_environment
 from standins.kube.control_plane import ControlPlane
 from standins.kube.kubelet import KubeletStandIn
 from standins.kube.nodes import GKE_ACCELERATOR
@@ -227,6 +228,7 @@ def helm_run(
         capture_output=True,
         text=True,
         timeout=300,
+        env=brief_go_environment(),
     )
     if check and result.returncode != 0:
         pytest.fail(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")

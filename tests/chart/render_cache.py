@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from common.processes import brief_go_environment
+
 CACHE_DIR = Path(__file__).resolve().parents[2] / "build" / "test" / "helm-renders"
 KEEP_UNUSED_S = 3 * 24 * 3600.0
 KEEP_HALF_WRITTEN_S = 3600.0
@@ -93,7 +95,9 @@ def template(
         for path in values_files:
             command += ["--values", path]
         command += ["--values", values_file.name, *extra_args]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            command, capture_output=True, text=True, check=False, env=brief_go_environment()
+        )
     answer = HelmAnswer(result.returncode, result.stdout, result.stderr)
     if entry is not None:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)

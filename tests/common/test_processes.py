@@ -13,7 +13,9 @@ import subprocess
 import sys
 import time
 
-from common.processes import finish, stop
+import pytest
+
+from common.processes import brief_go_environment, finish, stop
 
 
 def _python(code: str, *, new_session: bool = False) -> subprocess.Popen[str]:
@@ -74,3 +76,14 @@ def test_stop_reaches_the_whole_group() -> None:
     else:
         os.kill(child, signal.SIGKILL)
         raise AssertionError("the child outlived its group's stop")
+
+
+def test_a_brief_go_program_runs_without_its_collector_and_keeps_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", "/somewhere/config")
+    monkeypatch.setenv("GOGC", "100")
+    environment = brief_go_environment()
+    assert environment["GOGC"] == "off"
+    assert environment["KUBECONFIG"] == "/somewhere/config"
+    assert os.environ["GOGC"] == "100"  # this process's own is left alone
