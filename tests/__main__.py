@@ -1,5 +1,5 @@
 """``python -m tests [LANE ...] [PYTEST ARGUMENTS]``: run the test tiers as separate pytest
-processes, side by side where that is safe (``tests.tiers.PHASES``), with a progress line and
+processes, side by side where that is safe (``tests.tiers.STARTS_AFTER``), with a progress line and
 one summary line per lane.
 
 Without arguments every lane but ``gpu`` runs, as ``make test`` and CI do; ``render`` alone is
@@ -25,7 +25,7 @@ from types import FrameType
 
 from common.processes import stop
 from tests.chart import render_cache
-from tests.tiers import LANES, PHASES, XDIST_WORKERS
+from tests.tiers import LANES, XDIST_WORKERS, startable
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRESS_EVERY_S = 30.0
@@ -138,17 +138,22 @@ class Lane:
         self.started = time.monotonic()
 
 
-def run_phase(lanes: list[Lane], extra: Sequence[str]) -> dict[str, int]:
-    """Start the lanes together, report progress until all have ended; their exit codes."""
-    for lane in lanes:
-        lane.start(extra)
-        print(f"==> {lane.name}: pytest -m '{LANES[lane.name]}' (log: {lane.log})", flush=True)
+def run_lanes(lanes: list[Lane], extra: Sequence[str], began: float) -> dict[str, int]:
+    """Start each lane once the lanes it waits for have ended (``tests.tiers.STARTS_AFTER``),
+    report progress until all have ended; their exit codes."""
+    chosen = {lane.name for lane in lanes}
+    waiting = [lane.name for lane in lanes]
+    by_name = {lane.name: lane for lane in lanes}
     codes: dict[str, int] = {}
     next_report = time.monotonic() + PROGRESS_EVERY_S
     while len(codes) < len(lanes):
+        for name in startable(waiting, set(codes), chosen):
+            waiting.remove(name)
+            by_name[name].start(extra)
+            print(f"==> {name}: pytest -m '{LANES[name]}' (log: {by_name[name].log})", flush=True)
         time.sleep(0.5)
         for lane in lanes:
-            if lane.name in codes:
+            if lane.name in codes or lane.process is None:
                 continue
             code = lane.reap()
             if code is not None:
@@ -156,10 +161,11 @@ def run_phase(lanes: list[Lane], extra: Sequence[str]) -> dict[str, int]:
                 print(f"==> {lane.name}: {summary(lane, codes[lane.name])}", flush=True)
         if time.monotonic() >= next_report and len(codes) < len(lanes):
             running = [
-                f"{lane.name} {progress(lane.log)}" for lane in lanes if lane.name not in codes
+                f"{lane.name} {progress(lane.log)}"
+                for lane in lanes
+                if lane.process is not None and lane.name not in codes
             ]
-            elapsed = time.monotonic() - lanes[0].started
-            print(f"    {elapsed:4.0f} s: " + ", ".join(running), flush=True)
+            print(f"    {time.monotonic() - began:4.0f} s: " + ", ".join(running), flush=True)
             next_report += PROGRESS_EVERY_S
     return codes
 
@@ -188,13 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         names.append(name)
     extra = argv  # the rest goes to every pytest
     out = ROOT / "build" / "test"
-    chosen = set(names) or {name for phase in PHASES for name in phase}
+    chosen = set(names) or {name for name in LANES if name != "gpu"}
     out.mkdir(parents=True, exist_ok=True)
     render_cache.prune()
-    phases = [[Lane(name, out) for name in phase if name in chosen] for phase in PHASES]
-    if "gpu" in chosen:
-        phases.append([Lane("gpu", out)])
-    all_lanes = [lane for phase in phases for lane in phase]
+    all_lanes = [Lane(name, out) for name in LANES if name in chosen]
 
     def interrupt(signum: int, _frame: FrameType | None) -> None:
         for lane in all_lanes:
@@ -205,10 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, interrupt)
     began = time.monotonic()
-    codes: dict[str, int] = {}
-    for phase in phases:
-        if phase:
-            codes |= run_phase(phase, extra)
+    codes = run_lanes(all_lanes, extra, began)
     total = Outcome()
     print(f"==> lanes done in {time.monotonic() - began:.0f} s", flush=True)
     for lane in all_lanes:

@@ -1,9 +1,10 @@
 """The tier table (tests/tiers.py) and the runner's reading of pytest's output.
 
-Cases: a test takes the highest tier among its fixtures and its module, render without either;
-a rate-measuring test is named by its id or a prefix of it; an entry of the tables that names
-no test is reported; the runner counts a JUnit report's outcomes (errors as failures, skips
-with their reasons) and reads pytest's progress characters.
+Cases: a test takes the highest tier among its fixtures and its module, render without either; a
+rate-measuring test is named by its id or a prefix of it; an entry of the tables that names no test
+is reported; each lane starts once the lanes it waits for have ended; the runner counts a JUnit
+report's outcomes (errors as failures, skips with their reasons) and reads pytest's progress
+characters.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 from tests.__main__ import Lane, progress, read_junit
-from tests.tiers import measures_rates, stale_tier_entries, tier_of
+from tests.tiers import measures_rates, stale_tier_entries, startable, tier_of
 
 
 def test_the_highest_need_decides_the_tier() -> None:
@@ -39,6 +40,24 @@ def test_an_entry_naming_no_test_is_reported() -> None:
     assert "tests/demo/test_soak.py::test_short_soak_run" in stale
     assert "tests/demo/test_demo.py" not in stale
     assert "tests/demo/test_demo.py::test_short_demo_run" not in stale
+
+
+def test_lanes_start_once_those_they_wait_for_have_ended() -> None:
+    every = {"render", "cluster", "artifact", "process", "rates"}
+    waiting = ["render", "cluster", "artifact", "process", "rates"]
+    assert startable(waiting, set(), every) == ["render", "cluster", "artifact"]
+    # The local servers start beside the artifact tests once renders and the cluster are done.
+    assert startable(["process", "rates"], {"render"}, every) == []
+    assert startable(["process", "rates"], {"render", "cluster"}, every) == ["process"]
+    # The rate-measuring tests wait for every other lane: never beside a control plane.
+    assert startable(["rates"], {"render", "cluster", "process"}, every) == []
+    assert startable(["rates"], every - {"rates"}, every) == ["rates"]
+
+
+def test_a_lane_not_chosen_holds_nothing_back() -> None:
+    assert startable(["process"], set(), {"process"}) == ["process"]
+    assert startable(["rates", "process"], set(), {"rates", "process"}) == ["process"]
+    assert startable(["gpu"], set(), {"gpu"}) == ["gpu"]
 
 
 def test_a_junit_report_is_counted(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ mark too (``RATE_MEASURING``): the runner gives them the machine to themselves.
 
 from __future__ import annotations
 
+from collections.abc import Sequence, Set
+
 TIERS = ("render", "process", "cluster", "artifact", "gpu")
 """From the fewest needs to the most: a test that needs two takes the later one."""
 
@@ -114,11 +116,31 @@ LANES = {
 }
 """What ``python -m tests`` runs, each lane a pytest process with this mark expression."""
 
-PHASES = (("render", "cluster", "artifact"), ("process",), ("rates",))
-"""Lanes that run side by side, phase after phase: renders are CPU-bound while the cluster
-tests mostly wait on the API server; the local servers of the process tier get the machine
-next, and the rate-measuring tests last, alone, never beside the control plane. ``gpu`` runs
-only when named."""
+STARTS_AFTER = {
+    "render": (),
+    "cluster": (),
+    "artifact": (),
+    "process": ("render", "cluster"),
+    "rates": ("render", "cluster", "artifact", "process"),
+    "gpu": ("render", "cluster", "artifact", "process", "rates"),
+}
+"""When each lane starts: once every lane it names has ended (a lane a run does not choose counts
+as ended). Renders are CPU-bound while the cluster and artifact tests mostly wait on API servers,
+builds and pods, so the three start at once; the local servers of the process tier start when
+the renders and the cluster tests are done, beside the artifact tests' last builds and pods;
+the rate-measuring tests run last, alone, never beside a control plane. ``gpu`` runs only when
+named."""
+
+
+def startable(waiting: Sequence[str], ended: Set[str], chosen: Set[str]) -> list[str]:
+    """The lanes of ``waiting`` that may start now: every lane they wait for (STARTS_AFTER) has
+    ``ended`` or is not among the ``chosen``."""
+    return [
+        name
+        for name in waiting
+        if all(before in ended or before not in chosen for before in STARTS_AFTER[name])
+    ]
+
 
 XDIST_WORKERS = {"render": 2, "cluster": 3, "process": 2}
 """Lanes split over pytest-xdist workers, each test sent to the next free worker. Renders share
