@@ -22,7 +22,6 @@ three different nodes, and the NOTES name the release's objects.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -32,12 +31,12 @@ import pytest
 from kubernetes import client
 
 from demo.local import LocalTriton
-from loadtest.load_summary import summarize
+from loadtest.load_summary import LoadSummary, summarize_file
 from scripts.locust_bundle import write_bundle
 from standins.ingress import NginxIngress, Pki
 from standins.kube.control_plane import ControlPlane, wait_until
 from standins.kube.kubelet import KubeletStandIn
-from standins.locust_cluster import LocalLocustCluster
+from standins.locust_cluster import ClusterRun, LocalLocustCluster
 from tests.chart.cluster import helm_run
 from tests.chart.helpers import HelmFailedError, Manifest, field, only, render_chart
 from tests.conftest import CHART_DIR, HELM_BINARIES, ROOT, _tool
@@ -127,6 +126,25 @@ def write_mounted_bundle(manifests: list[Manifest], folder: Path) -> Path:
     return folder / "locust" / "locustfile-bert-large.py"
 
 
+def _run_mounted_bundle(
+    locustfile: Path, host: str, args: list[str], tmp_path: Path
+) -> tuple[ClusterRun, LoadSummary]:
+    """The mounted bundle as the chart's master and two workers run it, on loopback without
+    numpy or tritonclient; fails unless the run exits 0. Its summary (stats.json)."""
+    with LocalLocustCluster(
+        locustfile=locustfile,
+        host=host,
+        workers=2,
+        out=tmp_path / "run",
+        master_args=[*args, "--ready-timeout=20"],
+        hidden_modules=("numpy", "tritonclient", "grpc"),
+        cwd=tmp_path / "bundle",
+    ) as cluster:
+        run = cluster.wait(timeout_s=90)
+    assert run.returncode == 0, run.master_output + "\n".join(run.worker_outputs)
+    return run, summarize_file(tmp_path / "stats.json")
+
+
 @pytest.mark.slow
 def test_the_bundle_runs_as_mounted_without_numpy(
     triton: LocalTriton, locust_chart: Path, tmp_path: Path
@@ -144,18 +162,7 @@ def test_the_bundle_runs_as_mounted_without_numpy(
     assert [a.split("=")[0] for a in worker_args] == [
         "--locustfile", "--worker", "--master-host", "--master-port",
     ]  # fmt: skip
-    with LocalLocustCluster(
-        locustfile=locustfile,
-        host=triton.http_url,
-        workers=2,
-        out=tmp_path / "run",
-        master_args=[*args, "--ready-timeout=20"],
-        hidden_modules=("numpy", "tritonclient", "grpc"),
-        cwd=tmp_path / "bundle",
-    ) as cluster:
-        run = cluster.wait(timeout_s=90)
-    assert run.returncode == 0, run.master_output + "\n".join(run.worker_outputs)
-    summary = summarize(json.loads((tmp_path / "stats.json").read_text()))
+    run, summary = _run_mounted_bundle(locustfile, triton.http_url, args, tmp_path)
     # The rate is not the point here (the machine may be busy): requests answered, none failed.
     assert summary.requests >= 40 and summary.failures == 0, summary
     assert re.search(r"summary json \{.*\"p99_ms\"", run.master_output)
@@ -185,18 +192,7 @@ def test_the_bundle_runs_through_a_tls_edge_with_the_rendered_host_and_ca(
         for a in args
     ]
     before = ingress.requests_logged(200, HOST)
-    with LocalLocustCluster(
-        locustfile=locustfile,
-        host=url,
-        workers=2,
-        out=tmp_path / "run",
-        master_args=[*args, "--ready-timeout=20"],
-        hidden_modules=("numpy", "tritonclient", "grpc"),
-        cwd=tmp_path / "bundle",
-    ) as cluster:
-        run = cluster.wait(timeout_s=90)
-    assert run.returncode == 0, run.master_output + "\n".join(run.worker_outputs)
-    summary = summarize(json.loads((tmp_path / "stats.json").read_text()))
+    _, summary = _run_mounted_bundle(locustfile, url, args, tmp_path)
     assert summary.requests >= 40 and summary.failures == 0, summary
     # The workers sent them through the edge for that host, over TLS with the CA.
     assert ingress.requests_logged(200, HOST) - before >= summary.requests
