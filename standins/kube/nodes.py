@@ -14,7 +14,9 @@ from typing import Any
 
 from kubernetes import client
 
-HEARTBEAT_S = 5.0
+HEARTBEAT_S = 10.0
+"""How often each node renews its Lease and reports Ready: a kubelet's own interval (a quarter
+of the 40 s lease), well inside the node lifecycle controller's grace period."""
 GKE_ACCELERATOR = "cloud.google.com/gke-accelerator"
 GKE_NODEPOOL = "cloud.google.com/gke-nodepool"
 GPU_RESOURCE = "nvidia.com/gpu"
