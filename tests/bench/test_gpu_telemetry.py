@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from bench.gpu import telemetry
 from bench.gpu.telemetry import GpuSample, GpuSampler, summarize
 
 
@@ -72,12 +73,28 @@ def _fake_nvml() -> SimpleNamespace:
     )
 
 
+class _Stamps:
+    """The sampler's clock: each reading is stamped 10 ms after the last, however late a busy
+    machine runs the sampler's thread, so a test waits for readings, not for time."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.taken = 0
+
+    def time(self) -> float:
+        self.taken += 1
+        return self.start + self.taken / 100
+
+
 def test_a_phase_samples_through_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml())
+    stamps = _Stamps(time.time())
+    monkeypatch.setattr(telemetry, "time", stamps)
     sampler = GpuSampler(interval_s=0.01)
     assert sampler.unavailable == ""
     with sampler.phase() as phase:
-        time.sleep(0.2)
+        while stamps.taken < 3:
+            time.sleep(0.01)
     assert phase.summary is not None
     assert phase.summary.samples >= 3
     assert phase.summary.sm_clock_mhz == 1755.0
@@ -88,12 +105,15 @@ def test_a_phase_samples_through_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_window_keeps_only_the_readings_inside_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml())
-    sampler = GpuSampler(interval_s=0.01)
     started = time.time()
-    with sampler.phase(window=(started + 0.1, started + 0.2)) as inside:
-        time.sleep(0.3)
+    stamps = _Stamps(started)
+    monkeypatch.setattr(telemetry, "time", stamps)
+    sampler = GpuSampler(interval_s=0.001)
+    with sampler.phase(window=(started + 0.095, started + 0.205)) as inside:
+        while stamps.taken < 30:
+            time.sleep(0.005)
     assert inside.summary is not None
-    assert 3 <= inside.summary.samples <= 12  # about 10 of the about 30 readings
+    assert inside.summary.samples == 11  # stamped 0.10 to 0.20 s, of 30 or more
     with sampler.phase(window=(started - 10, started - 5)) as before_it:
         time.sleep(0.05)
     assert before_it.summary is None
