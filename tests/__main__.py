@@ -20,12 +20,13 @@ import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
 from common.processes import stop
 from tests.chart import render_cache
-from tests.tiers import LANES, XDIST_WORKERS, startable
+from tests.tiers import LANES, NICENESS, XDIST_WORKERS, startable
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRESS_EVERY_S = 30.0
@@ -133,7 +134,11 @@ class Lane:
         self.junit.unlink(missing_ok=True)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                self.command(extra), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+                self.command(extra),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=partial(os.nice, NICENESS.get(self.name, 0)),
             )
         self.started = time.monotonic()
 

@@ -9,13 +9,14 @@ characters.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from tests.__main__ import Lane, progress, read_junit
-from tests.tiers import measures_rates, stale_tier_entries, startable, tier_of
+from tests.tiers import NICENESS, measures_rates, stale_tier_entries, startable, tier_of
 
 
 def test_the_highest_need_decides_the_tier() -> None:
@@ -46,12 +47,26 @@ def test_lanes_start_once_those_they_wait_for_have_ended() -> None:
     every = {"render", "cluster", "artifact", "process", "rates"}
     waiting = ["render", "cluster", "artifact", "process", "rates"]
     assert startable(waiting, set(), every) == ["render", "cluster", "artifact"]
-    # The local servers start beside the artifact tests once renders and the cluster are done.
+    # The local servers start once the cluster tests are done, the renders or not.
     assert startable(["process", "rates"], {"render"}, every) == []
-    assert startable(["process", "rates"], {"render", "cluster"}, every) == ["process"]
+    assert startable(["process", "rates"], {"cluster"}, every) == ["process"]
     # The rate-measuring tests wait for every other lane: never beside a control plane.
     assert startable(["rates"], {"render", "cluster", "process"}, every) == []
     assert startable(["rates"], every - {"rates"}, every) == ["rates"]
+
+
+def test_the_renders_yield_the_cores(tmp_path: Path) -> None:
+    assert NICENESS["render"] > 0 and "process" not in NICENESS
+    niceness_of_child = [sys.executable, "-c", "import os; print(os.nice(0))"]
+    seen = {}
+    for name in ("render", "process"):
+        lane = Lane(name, tmp_path)
+        lane.command = lambda extra: niceness_of_child  # type: ignore[method-assign]
+        lane.start(())
+        assert lane.process is not None and lane.process.wait(timeout=30) == 0
+        seen[name] = int(lane.log.read_text())
+    # Relative to this process, which may itself run in a lowered lane; 19 is the floor.
+    assert seen == {"render": min(19, os.nice(0) + NICENESS["render"]), "process": os.nice(0)}
 
 
 def test_a_lane_not_chosen_holds_nothing_back() -> None:

@@ -71,7 +71,6 @@ TIER_BY_MODULE = {
 
 RATE_MEASURING = (
     "tests/bench/test_gpu_benchmark.py::test_a_short_cpu_run_serves_every_request",
-    "tests/bench/test_model_loading.py::test_a_short_run_measures_both_sources",
     "tests/demo/test_demo.py::test_short_demo_run",
     "tests/demo/test_soak.py::test_short_soak_run",
     "tests/locust/test_distributed.py",  # the master's sums of its workers' last reports
@@ -120,16 +119,20 @@ STARTS_AFTER = {
     "render": (),
     "cluster": (),
     "artifact": (),
-    "process": ("render", "cluster"),
+    "process": ("cluster",),
     "rates": ("render", "cluster", "artifact", "process"),
     "gpu": ("render", "cluster", "artifact", "process", "rates"),
 }
 """When each lane starts: once every lane it names has ended (a lane a run does not choose counts
-as ended). Renders are CPU-bound while the cluster and artifact tests mostly wait on API servers,
-builds and pods, so the three start at once; the local servers of the process tier start when
-the renders and the cluster tests are done, beside the artifact tests' last builds and pods;
-the rate-measuring tests run last, alone, never beside a control plane. ``gpu`` runs only when
-named."""
+as ended). The cluster and artifact tests mostly wait on API servers, builds and pods, so they
+start at once, beside the renders; the local servers of the process tier start once the cluster
+tests are done, beside the artifact tests' builds and pods. The renders only compute, so they run
+at a lower priority (``NICENESS``) and take the time the others leave. The rate-measuring tests
+run last, alone, never beside a control plane. ``gpu`` runs only when named."""
+
+NICENESS = {"render": 10}
+"""Lanes run at a lower CPU priority: a core the waiting lanes leave idle is the renders', and a
+server's answer or a controller's sync is never queued behind a helm render."""
 
 
 def startable(waiting: Sequence[str], ended: Set[str], chosen: Set[str]) -> list[str]:
@@ -142,12 +145,13 @@ def startable(waiting: Sequence[str], ended: Set[str], chosen: Set[str]) -> list
     ]
 
 
-XDIST_WORKERS = {"render": 2, "cluster": 3, "process": 2}
+XDIST_WORKERS = {"render": 2, "cluster": 3, "process": 3}
 """Lanes split over pytest-xdist workers, each test sent to the next free worker. Renders share
 nothing but read-only files. The cluster tests mostly wait (helm's --wait, the controllers'
 sync periods), so three workers, each with a control plane of its own (its session fixtures
 are per worker), finish in about a third of the time one takes, for about a gigabyte of memory
-each."""
+each. The process tests mostly wait too, on their servers' starts and load runs of fixed length:
+three workers, each with a Triton of its own."""
 
 
 def stale_tier_entries(test_ids: set[str]) -> list[str]:
