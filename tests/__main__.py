@@ -132,13 +132,14 @@ class Lane:
 
     def start(self, extra: Sequence[str]) -> None:
         self.junit.unlink(missing_ok=True)
+        niceness = NICENESS.get(self.name)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 self.command(extra),
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=partial(os.nice, NICENESS.get(self.name, 0)),
+                preexec_fn=partial(os.nice, niceness) if niceness else None,
             )
         self.started = time.monotonic()
 
