@@ -323,11 +323,14 @@ class BertLoadShape(LoadTestShape):
         """Before the run ends. A distributed master stops its workers first: a headless
         master otherwise quits with no stop phase and waits only 0.5 s for the workers' last
         figures, which a busy worker sends later (they were lost). Stopped workers come back
-        ready after --stop-timeout; the master waits for them, so its quit reaches them."""
+        ready after --stop-timeout; the master waits for them (not for missing ones), so its
+        quit reaches them."""
         runner = self.runner
         if not isinstance(runner, MasterRunner) or runner.state in (STATE_STOPPING, STATE_STOPPED):
             return
-        workers = len(runner.clients.all)
+        # A worker gone missing (its pod killed) never reports back: waiting for it would
+        # hold every such run for the whole deadline.
+        workers = len(runner.clients.all) - len(runner.clients.missing)
         runner.stop()
         deadline = time.monotonic() + (runner.environment.stop_timeout or 0) + WORKER_RETURN_S
         while len(runner.clients.ready) < workers and time.monotonic() < deadline:
