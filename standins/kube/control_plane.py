@@ -45,11 +45,6 @@ per HPA and period; HPAs of other tests that find no metrics only log an event."
 CONTROLLER_MANAGER_ARGS = (f"--horizontal-pod-autoscaler-sync-period={HPA_SYNC_PERIOD_S}s",)
 """Flags every test control plane's kube-controller-manager gets (one control plane serves a
 whole test run, so they are set once, here)."""
-GO_COLLECTOR_PERCENT = "200"
-"""``GOGC`` for the plane's servers (etcd, the API server, the controllers): Go collects once the
-heap has grown by this share of what the last collection kept (100 by default). With 200 the API
-server spends about a seventh less CPU on the tests' requests for a tenth more memory; 400 saves
-no more."""
 
 
 class ControlPlaneUnavailableError(Exception):
@@ -125,11 +120,7 @@ class ControlPlane:
             link = workdir / "bin" / name
             if not link.exists():
                 link.symlink_to(binaries / name)
-        env = {
-            **os.environ,
-            "KUBE_CONTROLLER_MANAGER_ARGS": " ".join(CONTROLLER_MANAGER_ARGS),
-            "GOGC": GO_COLLECTOR_PERCENT,
-        }
+        env = {**os.environ, "KUBE_CONTROLLER_MANAGER_ARGS": " ".join(CONTROLLER_MANAGER_ARGS)}
         try:
             subprocess.run(
                 ["bash", str(LAUNCHER), "start", str(workdir)],

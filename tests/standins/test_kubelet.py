@@ -4,21 +4,19 @@ Cases: the real scheduler binds a GPU pod only to a node of its accelerator, thr
 the pod goes Running then Ready; a namespace can keep its pods unready or crash-looping; a
 ``restartPolicy: Never`` pod ends as the namespace says; a deleted pod is gone (graceful deletion
 finished); a LoadBalancer Service gets a loopback address; Pod Security "restricted" is enforced
-by the real admission; a ServiceAccount token from the TokenRequest API is what RBAC sees; the
-plane's servers run with the collector setting it gives them.
+by the real admission; a ServiceAccount token from the TokenRequest API is what RBAC sees.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from standins.kube.control_plane import GO_COLLECTOR_PERCENT, ControlPlane, wait_until
+from standins.kube.control_plane import ControlPlane, wait_until
 from standins.kube.kubelet import KubeletStandIn
 
 RESTRICTED_CONTAINER = {
@@ -208,14 +206,3 @@ def test_a_failed_heartbeat_is_recorded_and_the_next_one_still_runs(
         stand_in._stop.set()
         thread.join(timeout=5)
     assert stand_in.errors == ["heartbeat: KeyError('PYTEST_CURRENT_TEST')"]
-
-
-def test_the_planes_servers_run_with_its_collector_setting(control_plane: ControlPlane) -> None:
-    """The launcher passes GOGC on to every server it starts (etcd, the API server, the
-    controllers), so none runs with Go's default."""
-    assert control_plane.pids
-    for pid in control_plane.pids:
-        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        gogc = next((item.decode() for item in environ if item.startswith(b"GOGC=")), None)
-        name = Path(f"/proc/{pid}/comm").read_text().strip()
-        assert gogc == f"GOGC={GO_COLLECTOR_PERCENT}", f"{name}: {gogc}"
