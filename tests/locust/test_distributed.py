@@ -25,7 +25,9 @@ from tests.locust.conftest import LOCUSTFILE, ROOT, WRONG_SHAPE_MODEL
 
 pytestmark = pytest.mark.slow
 
-STOP_TIMEOUT_S = 3
+STOP_TIMEOUT_S = 1
+"""Time for the requests in flight at the end (milliseconds each here) to finish; each worker
+also waits this long after its stop before it reports ready again."""
 END_SLACK_S = 5
 """From the run's end to the master's exit, past --stop-timeout: the workers' last reports and
 the quit. A master waiting for a dead worker to come back would take 10 s more."""
