@@ -294,6 +294,13 @@ def triton_container_launch(
     )
 
 
+PYTHON_BACKEND_LOCK_ABORT = "boost::interprocess::lock_exception"
+"""What Triton 2.51's python backend prints before it aborts the whole server (exit code -6) when
+a lock in the memory it shares with a starting stub gives way; seen only while stubs start on a
+machine whose cores are all busy (triton-inference-server/server#8882 reports it under load). A
+start that ends so is made once more."""
+
+
 @dataclass
 class LocalTriton(Service):
     """A ``tritonserver`` process on loopback, started and stopped as a context manager.
@@ -357,7 +364,28 @@ class LocalTriton(Service):
             f"--cache-directory={staged / 'caches'}",
         ]
 
+    @property
+    def aborted_log_path(self) -> Path:
+        """The log of a start the python backend aborted (``PYTHON_BACKEND_LOCK_ABORT``)."""
+        return self.workdir / "tritonserver.aborted.log"
+
     def start(self) -> None:
+        try:
+            self._start_once()
+        except LocalTritonError:
+            if PYTHON_BACKEND_LOCK_ABORT not in self.log_tail():
+                raise
+            self.log_path.replace(self.aborted_log_path)
+            _LOG.warning(
+                "tritonserver aborted while its python backend started the models (%s, a Triton "
+                "2.51 failure on a machine whose cores are all busy); starting it again (the "
+                "first log: %s)",
+                PYTHON_BACKEND_LOCK_ABORT,
+                self.aborted_log_path,
+            )
+            self._start_once()
+
+    def _start_once(self) -> None:
         install = find_install()
         self.workdir.mkdir(parents=True, exist_ok=True)
         command = self.command(install)

@@ -26,6 +26,8 @@ import pytest
 
 from demo.errors import LocalTritonError
 from demo.local import (
+    PYTHON_BACKEND_LOCK_ABORT,
+    TRITONSERVER,
     LocalTriton,
     Ports,
     expand_references,
@@ -239,3 +241,51 @@ def test_a_server_that_never_becomes_ready_is_stopped_within_the_bound(tmp_path:
         server.start()
     assert time.monotonic() - started < 60
     assert server.pid is None  # stopped, its process group killed
+
+
+def _aborting_launcher(tmp_path: Path, aborts: int) -> Path:
+    """A wrapper for the server's command: its first ``aborts`` starts print the python
+    backend's lock failure and abort, as Triton 2.51 does; later ones run the real server.
+    Each start appends a line to ``starts``."""
+    launcher = tmp_path / "launcher.sh"
+    launcher.write_text(
+        "#!/bin/sh\n"
+        f"echo start >> {tmp_path}/starts\n"
+        f'if [ "$(wc -l < {tmp_path}/starts)" -le {aborts} ]; then\n'
+        f"  echo \"terminate called after throwing an instance of '{PYTHON_BACKEND_LOCK_ABORT}'\"\n"
+        "  kill -ABRT $$\n"
+        "fi\n"
+        'exec "$@"\n'
+    )
+    launcher.chmod(0o755)
+    return launcher
+
+
+@pytest.mark.slow
+def test_a_start_the_python_backend_aborts_is_made_once_more(tmp_path: Path) -> None:
+    server = LocalTriton(
+        model_repository=str(write_identity_model(tmp_path / "models")),
+        workdir=tmp_path / "work",
+        container_command=(str(_aborting_launcher(tmp_path, aborts=1)), TRITONSERVER),
+        ready_timeout_s=60,
+    )
+    with server:
+        assert server.is_ready()
+    assert (tmp_path / "starts").read_text().count("start") == 2
+    assert PYTHON_BACKEND_LOCK_ABORT in server.aborted_log_path.read_text()
+    assert PYTHON_BACKEND_LOCK_ABORT not in server.log_path.read_text()
+
+
+@pytest.mark.slow
+def test_a_second_abort_is_reported_and_nothing_is_left_running(tmp_path: Path) -> None:
+    server = LocalTriton(
+        model_repository=str(write_identity_model(tmp_path / "models")),
+        workdir=tmp_path / "work",
+        container_command=(str(_aborting_launcher(tmp_path, aborts=2)), TRITONSERVER),
+        ready_timeout_s=60,
+    )
+    with pytest.raises(LocalTritonError, match="exited with code -6") as error:
+        server.start()
+    assert PYTHON_BACKEND_LOCK_ABORT in str(error.value)
+    assert (tmp_path / "starts").read_text().count("start") == 2
+    assert server.pid is None
