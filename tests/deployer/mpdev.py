@@ -259,6 +259,23 @@ class PhaseWatch:
         self._args = (name, namespace)
         self._thread = threading.Thread(target=self._follow, daemon=True)
         self._stopped = threading.Event()
+        self._resource_version = ""
+
+    def _list(self) -> None:
+        """Record the Application as it is now and the version to watch from."""
+        name, namespace = self._args
+        group, version = application.API_VERSION.split("/")
+        listing = self._api.list_namespaced_custom_object(
+            group, version, namespace, "applications", field_selector=f"metadata.name={name}"
+        )
+        for item in listing["items"]:
+            self._record(item)
+        self._resource_version = str(listing["metadata"]["resourceVersion"])
+
+    def _record(self, app: dict[str, Any]) -> None:
+        phase = str((app.get("spec") or {}).get("assemblyPhase"))
+        if not self._phases or self._phases[-1] != phase:
+            self._phases.append(phase)
 
     def _follow(self) -> None:
         name, namespace = self._args
@@ -271,23 +288,29 @@ class PhaseWatch:
                 namespace,
                 "applications",
                 field_selector=f"metadata.name={name}",
+                resource_version=self._resource_version,
                 timeout_seconds=300,
             )
             try:
                 for event in events:
-                    phase = str((event["object"].get("spec") or {}).get("assemblyPhase"))
-                    if not self._phases or self._phases[-1] != phase:
-                        self._phases.append(phase)
+                    self._record(event["object"])
+                    self._resource_version = event["object"]["metadata"]["resourceVersion"]
             except urllib3.exceptions.HTTPError:
                 return  # the connection closed under the watch: it has ended
             except client.ApiException as exc:
                 # A young API server's watch cache can lag the version it was asked to
-                # resume from ("Too large resource version", 504): watch again.
+                # resume from ("Too large resource version", 504): watch again. A version
+                # too old to resume from (410): list again.
                 if exc.status not in (410, 504):
                     raise
+                if exc.status == 410:
+                    self._list()
                 time.sleep(0.2)
 
     def __enter__(self) -> PhaseWatch:
+        # List, then watch from the list's version, so no change between the two is missed
+        # however late the thread starts (a busy machine starts it after the first phase).
+        self._list()
         self._thread.start()
         return self
 

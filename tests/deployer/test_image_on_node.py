@@ -128,8 +128,9 @@ def test_the_image_default_deploys(
 ) -> None:
     plane = real_node.plane
     form = {"name": "tri", "namespace": namespace, "modelRepository": node_sample.repository}
-    installed = _install(real_node, deployer_image, form, entrypoint=None, workdir=tmp_path)
+    # Watched from before the install: the Job starts at once, and may finish early.
     with PhaseWatch(plane, "tri", namespace) as phases:
+        installed = _install(real_node, deployer_image, form, entrypoint=None, workdir=tmp_path)
         succeeded, log, pod = _finished_job(plane, installed)
     assert succeeded, log
     deployer_ref = deployer_image.listing.references(REGISTRY_HOST, DEPLOYER)[0]
