@@ -261,14 +261,19 @@ def _aborting_launcher(tmp_path: Path, aborts: int) -> Path:
     return launcher
 
 
-@pytest.mark.slow
-def test_a_start_the_python_backend_aborts_is_made_once_more(tmp_path: Path) -> None:
-    server = LocalTriton(
+def _server_behind(tmp_path: Path, *, aborts: int) -> LocalTriton:
+    """An identity-model server whose first ``aborts`` starts abort (``_aborting_launcher``)."""
+    return LocalTriton(
         model_repository=str(write_identity_model(tmp_path / "models")),
         workdir=tmp_path / "work",
-        container_command=(str(_aborting_launcher(tmp_path, aborts=1)), TRITONSERVER),
+        container_command=(str(_aborting_launcher(tmp_path, aborts)), TRITONSERVER),
         ready_timeout_s=60,
     )
+
+
+@pytest.mark.slow
+def test_a_start_the_python_backend_aborts_is_made_once_more(tmp_path: Path) -> None:
+    server = _server_behind(tmp_path, aborts=1)
     with server:
         assert server.is_ready()
     assert (tmp_path / "starts").read_text().count("start") == 2
@@ -278,12 +283,7 @@ def test_a_start_the_python_backend_aborts_is_made_once_more(tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_a_second_abort_is_reported_and_nothing_is_left_running(tmp_path: Path) -> None:
-    server = LocalTriton(
-        model_repository=str(write_identity_model(tmp_path / "models")),
-        workdir=tmp_path / "work",
-        container_command=(str(_aborting_launcher(tmp_path, aborts=2)), TRITONSERVER),
-        ready_timeout_s=60,
-    )
+    server = _server_behind(tmp_path, aborts=2)
     with pytest.raises(LocalTritonError, match="exited with code -6") as error:
         server.start()
     assert PYTHON_BACKEND_LOCK_ABORT in str(error.value)
