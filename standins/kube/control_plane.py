@@ -148,6 +148,11 @@ class ControlPlane:
         plane._wait_for_default_service_account()
         return plane
 
+    @property
+    def controller_manager_log(self) -> Path:
+        """kube-controller-manager's log (klog text: the HPA controller logs each rescale)."""
+        return self.workdir / "controller-manager.log"
+
     def stop(self) -> None:
         """End the processes the launcher started (by the PIDs it recorded)."""
         _stop(self.workdir)

@@ -1,16 +1,19 @@
 """What the real HPA controller did to a release on the control plane, for the autoscaling
-tests (tests/chart/autoscaling_cluster.py): the replica counts it set, as they changed; its
-conditions and the metric value it last read; and when it last read a loaded value from the
-metrics stand-in (standins/kube/metrics/server.py)."""
+tests (tests/chart/autoscaling_cluster.py): the replica counts it set, as they changed, and when
+it set them by its own clock; its conditions and the metric value it last read; and when it last
+read a loaded value from the metrics stand-in (standins/kube/metrics/server.py)."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
@@ -115,6 +118,32 @@ def _parse_quantity(text: str) -> float:
     if text[-1] in suffixes:
         return float(text[:-1]) * suffixes[text[-1]]
     return float(text)
+
+
+RESCALED = re.compile(
+    r"^I(?P<month>\d\d)(?P<day>\d\d) (?P<clock>\d\d:\d\d:\d\d\.\d{6}) .*"
+    r'"Successfully rescaled" .*HPA="(?P<hpa>[^"]+)" currentReplicas=(?P<current>\d+) '
+    r"desiredReplicas=(?P<desired>\d+)"
+)
+"""kube-controller-manager's log line for each rescale, written right after it records the scale
+event that its behaviour policies count (horizontal.go: ``storeScaleEvent``, then this line)."""
+
+
+def controller_rescales(log: Path, release: Release) -> list[tuple[float, int, int]]:
+    """Each rescale of the release's HPA in the controller manager's ``log``: (seconds on its
+    clock, replicas before, replicas after). Its policy periods are measured on these times; the
+    Deployment's polled count shows them late by however long a loaded machine delays the poll."""
+    name = f"{release.namespace}/{release.deployment}"
+    year = datetime.datetime.now(datetime.UTC).year
+    rescales = []
+    for line in log.read_text().splitlines():
+        match = RESCALED.match(line)
+        if match and match["hpa"] == name:
+            clock = datetime.datetime.strptime(
+                f"{year}-{match['month']}-{match['day']} {match['clock']}", "%Y-%m-%d %H:%M:%S.%f"
+            )
+            rescales.append((clock.timestamp(), int(match["current"]), int(match["desired"])))
+    return rescales
 
 
 def pods_of(plane: ControlPlane, release: Release) -> dict[str, str]:
