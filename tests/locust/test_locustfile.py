@@ -14,14 +14,18 @@ after Locust still gets -t of load; bad options are refused before anything runs
 
 from __future__ import annotations
 
+import json
 import re
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from common.waiting import wait_until
 from demo.local import LocalTriton, Ports
 from loadtest.load_summary import summarize
+from samples.bert.contract import DEFAULT_MODEL_NAME
 from tests.locust.conftest import (
     STALL_S,
     STALLED_MODELS,
@@ -130,9 +134,22 @@ def test_a_stalled_server_counts_as_failures(
     assert time.monotonic() - started < 45
 
 
+FIRST_REQUESTS = 10
+"""Successes a run has before its server is stopped (half a second at 20 QPS)."""
+
+
+def _successes(server: LocalTriton) -> int:
+    """Inferences the server has answered, by its statistics API."""
+    url = f"{server.http_url}/v2/models/{DEFAULT_MODEL_NAME}/stats"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        stats = json.load(answer)
+    return sum(model["inference_stats"]["success"]["count"] for model in stats["model_stats"])
+
+
 def test_server_stopped_mid_run_ends_cleanly(model_repository: Path, tmp_path: Path) -> None:
     server = LocalTriton(model_repository=str(model_repository), workdir=tmp_path / "triton")
     with server:
+        before = _successes(server)  # the server's own warm-up counts too
         process = start_locust(
             server.http_url,
             tmp_path / "stats",
@@ -141,9 +158,15 @@ def test_server_stopped_mid_run_ends_cleanly(model_repository: Path, tmp_path: P
             "--target-qps",
             "20",
             "-t",
-            "6s",
+            "8s",
         )
-        time.sleep(3.5)  # Locust starts in about 1.5 s: a couple of seconds of load
+        # Some load served first: Locust's start takes from 1.5 s to several on a loaded machine.
+        served = wait_until(
+            lambda: process.poll() is None and _successes(server) >= before + FIRST_REQUESTS,
+            timeout_s=30,
+            interval_s=0.1,
+        )
+        assert served, (process.poll(), server.log_tail())
         # Killed, as by a node loss: on SIGTERM alone Triton keeps serving open connections
         # while requests are in flight (its drain), so steady load would see no failure.
         server.stop(timeout_s=0)
