@@ -296,9 +296,16 @@ def triton_container_launch(
 
 PYTHON_BACKEND_LOCK_ABORT = "boost::interprocess::lock_exception"
 """What Triton 2.51's python backend prints before it aborts the whole server (exit code -6) when
-a lock in the memory it shares with a starting stub gives way; seen only while stubs start on a
-machine whose cores are all busy (triton-inference-server/server#8882 reports it under load). A
-start that ends so is made once more."""
+a lock in the memory it shares with a starting stub gives way (triton-inference-server/server#8882
+reports it under load)."""
+PYTHON_BACKEND_UNHEALTHY_STUB = re.compile(r"Stub process '[^']+' is not healthy")
+"""What it logs when a starting stub misses its health check during the model's warm-up: the
+model fails to load, and the server exits (code 1)."""
+STARVED_START = re.compile(
+    f"{re.escape(PYTHON_BACKEND_LOCK_ABORT)}|{PYTHON_BACKEND_UNHEALTHY_STUB.pattern}"
+)
+"""Either failure: seen only while stubs start on a machine whose cores are all busy. A start
+that ends so is made once more."""
 
 
 @dataclass
@@ -366,21 +373,23 @@ class LocalTriton(Service):
 
     @property
     def aborted_log_path(self) -> Path:
-        """The log of a start the python backend aborted (``PYTHON_BACKEND_LOCK_ABORT``)."""
+        """The log of a start that failed as starved stubs do (``STARVED_START``)."""
         return self.workdir / "tritonserver.aborted.log"
 
     def start(self) -> None:
         try:
             self._start_once()
         except LocalTritonError:
-            if PYTHON_BACKEND_LOCK_ABORT not in self.log_tail():
+            log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+            starved = STARVED_START.search(log)
+            if starved is None:
                 raise
             self.log_path.replace(self.aborted_log_path)
             _LOG.warning(
-                "tritonserver aborted while its python backend started the models (%s, a Triton "
+                "tritonserver failed while its python backend started the models (%s: a Triton "
                 "2.51 failure on a machine whose cores are all busy); starting it again (the "
                 "first log: %s)",
-                PYTHON_BACKEND_LOCK_ABORT,
+                starved.group(),
                 self.aborted_log_path,
             )
             self._start_once()

@@ -27,6 +27,7 @@ import pytest
 from demo.errors import LocalTritonError
 from demo.local import (
     PYTHON_BACKEND_LOCK_ABORT,
+    STARVED_START,
     TRITONSERVER,
     LocalTriton,
     Ports,
@@ -243,17 +244,39 @@ def test_a_server_that_never_becomes_ready_is_stopped_within_the_bound(tmp_path:
     assert server.pid is None  # stopped, its process group killed
 
 
-def _aborting_launcher(tmp_path: Path, aborts: int) -> Path:
-    """A wrapper for the server's command: its first ``aborts`` starts print the python
-    backend's lock failure and abort, as Triton 2.51 does; later ones run the real server.
-    Each start appends a line to ``starts``."""
+STARVED_STARTS = {
+    # Triton 2.51's python backend: a lock gives way and the server aborts.
+    "lock abort": (
+        f"echo \"terminate called after throwing an instance of '{PYTHON_BACKEND_LOCK_ABORT}'\"\n"
+        "kill -ABRT $$\n",
+        -6,
+    ),
+    # A stub misses its health check in the warm-up; the table and shutdown lines push the
+    # error out of the log's last lines.
+    "unhealthy stub": (
+        "echo \"E1207 17:28:23.154500 1 model_lifecycle.cc:642] failed to load 'identity' version"
+        " 1: Invalid argument: failed to run warmup sample 'batch_1': Stub process"
+        " 'identity_0_0' is not healthy.; \"\n"
+        "seq 1 40\n"
+        "echo 'error: creating server: Internal - failed to load all models'\n"
+        "exit 1\n",
+        1,
+    ),
+}
+"""How a starved start fails (``demo.local.STARVED_START``): the launcher's shell lines, and the
+exit code the server reports."""
+
+
+def _failing_launcher(tmp_path: Path, failures: int, failure: str) -> Path:
+    """A wrapper for the server's command: its first ``failures`` starts run the shell lines
+    ``failure`` (and end there), later ones the real server. Each start appends a line to
+    ``starts``."""
     launcher = tmp_path / "launcher.sh"
     launcher.write_text(
         "#!/bin/sh\n"
         f"echo start >> {tmp_path}/starts\n"
-        f'if [ "$(wc -l < {tmp_path}/starts)" -le {aborts} ]; then\n'
-        f"  echo \"terminate called after throwing an instance of '{PYTHON_BACKEND_LOCK_ABORT}'\"\n"
-        "  kill -ABRT $$\n"
+        f'if [ "$(wc -l < {tmp_path}/starts)" -le {failures} ]; then\n'
+        f"{failure}"
         "fi\n"
         'exec "$@"\n'
     )
@@ -261,31 +284,53 @@ def _aborting_launcher(tmp_path: Path, aborts: int) -> Path:
     return launcher
 
 
-def _server_behind(tmp_path: Path, *, aborts: int) -> LocalTriton:
-    """An identity-model server whose first ``aborts`` starts abort (``_aborting_launcher``)."""
+def _server_behind(tmp_path: Path, *, failures: int, failure: str) -> LocalTriton:
+    """An identity-model server whose first ``failures`` starts fail (``_failing_launcher``)."""
     return LocalTriton(
         model_repository=str(write_identity_model(tmp_path / "models")),
         workdir=tmp_path / "work",
-        container_command=(str(_aborting_launcher(tmp_path, aborts)), TRITONSERVER),
+        container_command=(str(_failing_launcher(tmp_path, failures, failure)), TRITONSERVER),
         ready_timeout_s=60,
     )
 
 
+def _starts(tmp_path: Path) -> int:
+    return (tmp_path / "starts").read_text().count("start")
+
+
 @pytest.mark.slow
-def test_a_start_the_python_backend_aborts_is_made_once_more(tmp_path: Path) -> None:
-    server = _server_behind(tmp_path, aborts=1)
+@pytest.mark.parametrize("kind", STARVED_STARTS)
+def test_a_start_its_starved_python_backend_fails_is_made_once_more(
+    tmp_path: Path, kind: str
+) -> None:
+    server = _server_behind(tmp_path, failures=1, failure=STARVED_STARTS[kind][0])
     with server:
         assert server.is_ready()
-    assert (tmp_path / "starts").read_text().count("start") == 2
-    assert PYTHON_BACKEND_LOCK_ABORT in server.aborted_log_path.read_text()
-    assert PYTHON_BACKEND_LOCK_ABORT not in server.log_path.read_text()
+    assert _starts(tmp_path) == 2
+    assert STARVED_START.search(server.aborted_log_path.read_text())
+    assert not STARVED_START.search(server.log_path.read_text())
 
 
 @pytest.mark.slow
-def test_a_second_abort_is_reported_and_nothing_is_left_running(tmp_path: Path) -> None:
-    server = _server_behind(tmp_path, aborts=2)
-    with pytest.raises(LocalTritonError, match="exited with code -6") as error:
+@pytest.mark.parametrize("kind", STARVED_STARTS)
+def test_a_second_starved_start_is_reported_and_nothing_is_left_running(
+    tmp_path: Path, kind: str
+) -> None:
+    failure, exit_code = STARVED_STARTS[kind]
+    server = _server_behind(tmp_path, failures=2, failure=failure)
+    with pytest.raises(LocalTritonError, match=f"exited with code {exit_code} ") as error:
         server.start()
-    assert PYTHON_BACKEND_LOCK_ABORT in str(error.value)
-    assert (tmp_path / "starts").read_text().count("start") == 2
+    assert "failed to load all models" in str(error.value) or PYTHON_BACKEND_LOCK_ABORT in str(
+        error.value
+    )
+    assert _starts(tmp_path) == 2
     assert server.pid is None
+
+
+def test_a_start_that_fails_otherwise_is_not_made_again(tmp_path: Path) -> None:
+    failure = "echo 'error: creating server: Internal - failed to load all models'\nexit 1\n"
+    server = _server_behind(tmp_path, failures=1, failure=failure)
+    with pytest.raises(LocalTritonError, match="exited with code 1 "):
+        server.start()
+    assert _starts(tmp_path) == 1
+    assert not server.aborted_log_path.exists()
