@@ -4,7 +4,7 @@ Cases: a test takes the highest tier among its fixtures and its module, render w
 rate-measuring test is named by its id or a prefix of it; an entry of the tables that names no test
 is reported; each lane starts once the lanes it waits for have ended; the runner counts a JUnit
 report's outcomes (errors as failures, skips with their reasons) and reads pytest's progress
-characters.
+characters; a lane writes bytecode even where its caller does not.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.__main__ import Lane, progress, read_junit
 from tests.tiers import NICENESS, measures_rates, stale_tier_entries, startable, tier_of
@@ -67,6 +69,19 @@ def test_the_renders_yield_the_cores(tmp_path: Path) -> None:
         seen[name] = int(lane.log.read_text())
     # Relative to this process, which may itself run in a lowered lane; 19 is the floor.
     assert seen == {"render": min(19, os.nice(0) + NICENESS["render"]), "process": os.nice(0)}
+
+
+def test_a_lane_writes_bytecode_whatever_its_caller_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("LANE_MARKER", "kept")
+    lane = Lane("process", tmp_path)
+    child = "import os, sys; print(sys.dont_write_bytecode, os.environ['LANE_MARKER'])"
+    lane.command = lambda extra: [sys.executable, "-c", child]  # type: ignore[method-assign]
+    lane.start(())
+    assert lane.process is not None and lane.process.wait(timeout=30) == 0
+    assert lane.log.read_text().split() == ["False", "kept"]
 
 
 def test_a_lane_not_chosen_holds_nothing_back() -> None:
