@@ -29,7 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from common.helm_pins import helm_binary
-from demo.local import LocalTriton, find_install, stage_backends, triton_container_launch
+from demo.local import LocalTriton, triton_container_launch
+from demo.triton_install import find_install, stage_backends
 from deployer.render import render
 from samples.bert import contract
 from samples.bert.build_settings import BuildSettings

@@ -1,9 +1,9 @@
 """Run the Triton server that the chart describes on this machine, with no cluster and no GPU.
 
 The server is the ``tritonserver`` 2.51 binary bundled in the ``nvidia-pytriton`` wheel, which
-has only the python backend. The container arguments come from the rendered chart, so the local
-demo and a cluster share one source of truth; only what cannot apply here (ports, addresses,
-the repository path, GPU metrics) is replaced.
+has only the python backend (demo/triton_install.py finds it). The container arguments come from
+the rendered chart, so the local demo and a cluster share one source of truth; only what cannot
+apply here (ports, addresses, the repository path, GPU metrics) is replaced.
 """
 
 from __future__ import annotations
@@ -11,15 +11,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
-import importlib.util
 import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
-import sysconfig
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +25,7 @@ from common.loopback import LOOPBACK, answers, free_ports
 from common.processes import ExitedError, Service, start_logged, wait_serving
 from common.processes import stop as stop_process
 from demo.errors import LocalTritonError
+from demo.triton_install import TritonInstall, find_install, server_environment, stage_backends
 
 TRITONSERVER = "tritonserver"
 """The server's name in the chart's container command."""
@@ -48,80 +45,6 @@ _LOCAL_FLAGS = (
     "--backend-directory",
     "--cache-directory",
 )
-
-
-@dataclass(frozen=True)
-class TritonInstall:
-    """Where the pieces of the bundled Triton server are."""
-
-    binary: Path
-    """The ``tritonserver`` executable."""
-    libraries: Path
-    """Shared libraries it links against (``nvidia_pytriton.libs``)."""
-    backends: Path
-    """The backends folder (python backend only)."""
-    caches: Path
-    """The response-cache plugins folder."""
-    python_stub: Path
-    """``triton_python_backend_stub`` built for this interpreter's Python version."""
-
-
-def find_install() -> TritonInstall:
-    """Locate the Triton server inside the installed ``nvidia-pytriton`` wheel."""
-    spec = importlib.util.find_spec("pytriton")
-    if spec is None or not spec.submodule_search_locations:
-        raise LocalTritonError(
-            "nvidia-pytriton is not installed: run `make venv` (it pins nvidia-pytriton==0.7.0)"
-        )
-    package = Path(next(iter(spec.submodule_search_locations)))
-    server = package / "tritonserver"
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    install = TritonInstall(
-        binary=server / "bin" / "tritonserver",
-        libraries=package.parent / "nvidia_pytriton.libs",
-        backends=server / "backends",
-        caches=server / "caches",
-        python_stub=server / "python_backend_stubs" / version / "triton_python_backend_stub",
-    )
-    missing = [
-        p for p in (install.binary, install.libraries, install.python_stub) if not p.exists()
-    ]
-    if missing:
-        raise LocalTritonError(
-            f"nvidia-pytriton is incomplete ({', '.join(map(str, missing))} missing) or has no "
-            f"python backend stub for Python {version}: reinstall it with `make venv`"
-        )
-    return install
-
-
-def stage_backends(install: TritonInstall, workdir: Path) -> Path:
-    """Copy backends and caches into ``workdir`` with the stub for this Python next to the
-    python backend, where Triton looks for it. Returns ``workdir``."""
-    backends = workdir / "backends"
-    if not backends.exists():
-        shutil.copytree(install.backends, backends, ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy2(install.python_stub, backends / "python" / install.python_stub.name)
-    caches = workdir / "caches"
-    if not caches.exists():
-        shutil.copytree(install.caches, caches)
-    return workdir
-
-
-def server_environment(install: TritonInstall, base: Mapping[str, str]) -> dict[str, str]:
-    """The environment the server and its python stubs need.
-
-    This interpreter's LIBDIR comes first so the stub does not mix two libpython builds, then
-    the wheel's libraries: without them the stub cannot start and Triton hangs in model load
-    instead of exiting. The venv's ``bin`` goes first on PATH so models import its packages,
-    then the server's, so a container command that runs ``tritonserver`` by name finds it.
-    """
-    env = dict(base)
-    libdir = sysconfig.get_config_var("LIBDIR") or ""
-    parts = [libdir, str(install.libraries), env.get("LD_LIBRARY_PATH", "")]
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in parts if p)
-    path = [str(Path(sys.executable).parent), str(install.binary.parent), env.get("PATH", "")]
-    env["PATH"] = os.pathsep.join(path)
-    return env
 
 
 @dataclass(frozen=True)
@@ -295,17 +218,14 @@ def triton_container_launch(
 
 
 PYTHON_BACKEND_LOCK_ABORT = "boost::interprocess::lock_exception"
-"""What Triton 2.51's python backend prints before it aborts the whole server (exit code -6) when
-a lock in the memory it shares with a starting stub gives way (triton-inference-server/server#8882
-reports it under load)."""
-PYTHON_BACKEND_UNHEALTHY_STUB = re.compile(r"Stub process '[^']+' is not healthy")
-"""What it logs when a starting stub misses its health check during the model's warm-up: the
-model fails to load, and the server exits (code 1)."""
 STARVED_START = re.compile(
-    f"{re.escape(PYTHON_BACKEND_LOCK_ABORT)}|{PYTHON_BACKEND_UNHEALTHY_STUB.pattern}"
+    rf"{re.escape(PYTHON_BACKEND_LOCK_ABORT)}|Stub process '.+' is not healthy"
 )
-"""Either failure: seen only while stubs start on a machine whose cores are all busy. A start
-that ends so is made once more."""
+"""How Triton 2.51's python backend fails while stubs start on a machine whose cores are all busy:
+a lock in the memory it shares with a stub gives way and it aborts the server (exit code -6;
+triton-inference-server/server#8882 reports it under load), or a stub misses its health check in
+the model's warm-up and the model fails to load (exit code 1). A start that ends so is made once
+more."""
 
 
 @dataclass
@@ -380,9 +300,7 @@ class LocalTriton(Service):
         try:
             self._start_once()
         except LocalTritonError:
-            log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-            starved = STARVED_START.search(log)
-            if starved is None:
+            if not (starved := STARVED_START.search(self.log_text())):
                 raise
             self.log_path.replace(self.aborted_log_path)
             _LOG.warning(
@@ -415,10 +333,11 @@ class LocalTriton(Service):
             self.stop()
             raise
 
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
     def log_tail(self, lines: int = 30) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def is_ready(self) -> bool:
         return answers(f"{self.http_url}/v2/health/ready")

@@ -32,12 +32,12 @@ from demo.local import (
     LocalTriton,
     Ports,
     expand_references,
-    find_install,
     known_flags,
     local_arguments,
     triton_container_launch,
     unknown_flags,
 )
+from demo.triton_install import find_install
 from deployer.render import render
 from standins.identity_model import STUCK_CODE, write_identity_model
 from tests.conftest import CHART_DIR

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import yaml
 
-from demo.local import find_install
+from demo.triton_install import find_install
 from scripts.image_tools import Build, Buildah
 from tests.deployer.images import base_image, cache_dir
 
