@@ -55,6 +55,7 @@ from tests.chart.cluster import install
 from tests.chart.hpa_observations import (
     Release,
     Replicas,
+    Rescale,
     condition_of,
     controller_rescales,
     current_value,
@@ -321,28 +322,26 @@ CLOCK_SLACK_S = 0.05
 this bounds it generously)."""
 
 
-def _logged_rescales(
-    plane: ControlPlane, ours: Release, replicas: Replicas
-) -> list[tuple[float, int, int]]:
+def _logged_rescales(plane: ControlPlane, ours: Release, replicas: Replicas) -> list[Rescale]:
     """The controller's own record of every step the poll of the Deployment saw: the poll's
     times are late by however long a loaded machine delays it, the log's are those its policies
     count periods on."""
     observed = list(itertools.pairwise(count for _, count in replicas.changes))
 
-    def all_logged() -> list[tuple[float, int, int]] | None:
+    def all_logged() -> list[Rescale] | None:
         logged = controller_rescales(plane.controller_manager_log, ours)
         return logged if len(logged) >= len(observed) else None
 
-    rescales: list[tuple[float, int, int]] = wait_until(
+    rescales: list[Rescale] = wait_until(
         "the controller logs each rescale", all_logged, timeout_s=10
     )
-    assert [(before, after) for _, before, after in rescales] == observed, (rescales, observed)
+    assert [(r.before, r.after) for r in rescales] == observed, (rescales, observed)
     return rescales
 
 
-def policy_bound(
+def _policy_bound(
     rules: Mapping[str, Any],
-    earlier: list[tuple[float, int, int]],
+    earlier: list[Rescale],
     at: float,
     current: int,
     *,
@@ -355,7 +354,7 @@ def policy_bound(
     bounds: list[int] = []
     for policy in rules["policies"]:
         since = at - policy["periodSeconds"] + CLOCK_SLACK_S  # counts no more than it did
-        start = current - sum(after - before for t, before, after in earlier if t > since)
+        start = current - sum(r.after - r.before for r in earlier if r.at > since)
         step = policy["value"] if policy["type"] == "Pods" else start * policy["value"] / 100
         bounds.append(math.ceil(start + step) if up else math.floor(start - step))
     most_change = max if up else min
@@ -365,13 +364,13 @@ def policy_bound(
 
 
 def assert_within_policies(
-    rescales: list[tuple[float, int, int]], behavior: Mapping[str, Any] = TEST_BEHAVIOR
+    rescales: list[Rescale], behavior: Mapping[str, Any] = TEST_BEHAVIOR
 ) -> None:
     """Each rescale stays within the behaviour's policies, on the controller's clock."""
     for index, (at, before, after) in enumerate(rescales):
         up = after > before
         rules = behavior["scaleUp" if up else "scaleDown"]
-        bound = policy_bound(rules, rescales[:index], at, before, up=up)
+        bound = _policy_bound(rules, rescales[:index], at, before, up=up)
         assert (after <= bound) if up else (after >= bound), (index, bound, rescales)
 
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from kubernetes import client
 
@@ -129,20 +129,31 @@ RESCALED = re.compile(
 event that its behaviour policies count (horizontal.go: ``storeScaleEvent``, then this line)."""
 
 
-def controller_rescales(log: Path, release: Release) -> list[tuple[float, int, int]]:
-    """Each rescale of the release's HPA in the controller manager's ``log``: (seconds on its
-    clock, replicas before, replicas after). Its policy periods are measured on these times; the
-    Deployment's polled count shows them late by however long a loaded machine delays the poll."""
+class Rescale(NamedTuple):
+    """One rescale as the controller logged it."""
+
+    at: float
+    """Seconds on the controller's clock."""
+    before: int
+    after: int
+
+
+def controller_rescales(log: Path, release: Release) -> list[Rescale]:
+    """Each rescale of the release's HPA in the controller manager's ``log``. Its policy periods
+    are measured on these times; the Deployment's polled count shows them late by however long a
+    loaded machine delays the poll."""
     name = f"{release.namespace}/{release.deployment}"
     year = datetime.datetime.now(datetime.UTC).year
     rescales = []
     for line in log.read_text().splitlines():
-        match = RESCALED.match(line)
+        match = RESCALED.match(line) if '"Successfully rescaled"' in line else None
         if match and match["hpa"] == name:
             clock = datetime.datetime.strptime(
                 f"{year}-{match['month']}-{match['day']} {match['clock']}", "%Y-%m-%d %H:%M:%S.%f"
             )
-            rescales.append((clock.timestamp(), int(match["current"]), int(match["desired"])))
+            rescales.append(
+                Rescale(clock.timestamp(), int(match["current"]), int(match["desired"]))
+            )
     return rescales
 
 

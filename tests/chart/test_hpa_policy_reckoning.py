@@ -10,29 +10,29 @@ from pathlib import Path
 import pytest
 
 from tests.chart.autoscaling_cluster import DOWN_PERIOD_S, UP_PERIOD_S, assert_within_policies
-from tests.chart.hpa_observations import Release, controller_rescales
+from tests.chart.hpa_observations import Release, Rescale, controller_rescales
 
 
 def test_gpu_duty_cycle_steps_one_pod_a_sync_within_the_doubling_policy() -> None:
     # 1 -> 2 -> 3 -> 4, a second apart: by the third step the first has left the 2 s period,
     # so the period started at 2 and doubling allows 4.
-    assert_within_policies([(100.0, 1, 2), (101.02, 2, 3), (102.04, 3, 4)])
+    assert_within_policies([Rescale(100.0, 1, 2), Rescale(101.02, 2, 3), Rescale(102.04, 3, 4)])
 
 
 def test_a_step_beyond_the_period_start_allowance_is_caught() -> None:
     # 1 -> 3 takes the period's whole allowance (two more pods, or double of 1); 3 -> 4 a
     # second later exceeds it.
     with pytest.raises(AssertionError):
-        assert_within_policies([(100.0, 1, 3), (101.0, 3, 4)])
-    assert_within_policies([(100.0, 1, 3), (100.0 + UP_PERIOD_S, 3, 4)])
+        assert_within_policies([Rescale(100.0, 1, 3), Rescale(101.0, 3, 4)])
+    assert_within_policies([Rescale(100.0, 1, 3), Rescale(100.0 + UP_PERIOD_S, 3, 4)])
 
 
 def test_scale_down_is_one_pod_a_period_on_the_controller_clock() -> None:
-    assert_within_policies([(200.0, 4, 3), (200.0 + DOWN_PERIOD_S, 3, 2)])
+    assert_within_policies([Rescale(200.0, 4, 3), Rescale(200.0 + DOWN_PERIOD_S, 3, 2)])
     with pytest.raises(AssertionError):
-        assert_within_policies([(200.0, 4, 3), (200.0 + DOWN_PERIOD_S - 0.4, 3, 2)])
+        assert_within_policies([Rescale(200.0, 4, 3), Rescale(200.0 + DOWN_PERIOD_S - 0.4, 3, 2)])
     with pytest.raises(AssertionError):
-        assert_within_policies([(200.0, 4, 2)])
+        assert_within_policies([Rescale(200.0, 4, 2)])
 
 
 def test_the_controller_log_gives_this_release_rescales_only(tmp_path: Path) -> None:
@@ -53,5 +53,5 @@ def test_the_controller_log_gives_this_release_rescales_only(tmp_path: Path) -> 
         )
     )
     rescales = controller_rescales(log, Release("ns-1", "a"))
-    assert [(before, after) for _, before, after in rescales] == [(4, 3), (3, 2)]
-    assert rescales[1][0] - rescales[0][0] == pytest.approx(2.5)
+    assert [(r.before, r.after) for r in rescales] == [(4, 3), (3, 2)]
+    assert rescales[1].at - rescales[0].at == pytest.approx(2.5)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +117,14 @@ def start_locust(host: str, json_prefix: Path, *args: str) -> subprocess.Popen[s
 
 def run_locust(host: str, json_prefix: Path, *args: str, timeout_s: float = 60) -> LocustRun:
     return finish(start_locust(host, json_prefix, *args), json_prefix, timeout_s)
+
+
+def inference_counts(triton: LocalTriton, model: str) -> tuple[int, int]:
+    """(successes, failures) the server counts for ``model``, by its statistics API."""
+    url = f"{triton.http_url}/v2/models/{model}/stats"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        stats = json.load(response)["model_stats"][0]["inference_stats"]
+    return int(stats["success"]["count"]), int(stats["fail"]["count"])
 
 
 HOST = "triton.example.com"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ import pytest
 from demo.local import LocalTriton
 from loadtest.load_summary import summarize
 from standins.locust_cluster import ClusterRun, LocalLocustCluster
-from tests.locust.conftest import LOCUSTFILE, ROOT, WRONG_SHAPE_MODEL
+from tests.locust.conftest import LOCUSTFILE, ROOT, WRONG_SHAPE_MODEL, inference_counts
 
 pytestmark = pytest.mark.slow
 
@@ -65,10 +64,7 @@ def worker_reports(run: ClusterRun) -> list[tuple[int, int]]:
 
 def answered_by_triton(triton: LocalTriton, model: str) -> int:
     """Inferences the server counts for ``model`` (successes and failures)."""
-    url = f"{triton.http_url}/v2/models/{model}/stats"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        stats = json.load(response)["model_stats"][0]["inference_stats"]
-    return int(stats["success"]["count"]) + int(stats["fail"]["count"])
+    return sum(inference_counts(triton, model))
 
 
 def summary_json(output: str) -> dict[str, float]:

@@ -14,10 +14,8 @@ after Locust still gets -t of load; bad options are refused before anything runs
 
 from __future__ import annotations
 
-import json
 import re
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -31,6 +29,7 @@ from tests.locust.conftest import (
     STALLED_MODELS,
     WRONG_SHAPE_MODEL,
     finish,
+    inference_counts,
     run_locust,
     start_locust,
 )
@@ -138,18 +137,14 @@ FIRST_REQUESTS = 10
 """Successes a run has before its server is stopped (half a second at 20 QPS)."""
 
 
-def _successes(server: LocalTriton) -> int:
-    """Inferences the server has answered, by its statistics API."""
-    url = f"{server.http_url}/v2/models/{DEFAULT_MODEL_NAME}/stats"
-    with urllib.request.urlopen(url, timeout=5) as answer:
-        stats = json.load(answer)
-    return sum(model["inference_stats"]["success"]["count"] for model in stats["model_stats"])
-
-
 def test_server_stopped_mid_run_ends_cleanly(model_repository: Path, tmp_path: Path) -> None:
     server = LocalTriton(model_repository=str(model_repository), workdir=tmp_path / "triton")
+
+    def successes() -> int:
+        return inference_counts(server, DEFAULT_MODEL_NAME)[0]
+
     with server:
-        before = _successes(server)  # the server's own warm-up counts too
+        before = successes()  # the server's own warm-up counts too
         process = start_locust(
             server.http_url,
             tmp_path / "stats",
@@ -162,7 +157,7 @@ def test_server_stopped_mid_run_ends_cleanly(model_repository: Path, tmp_path: P
         )
         # Some load served first: Locust's start takes from 1.5 s to several on a loaded machine.
         served = wait_until(
-            lambda: process.poll() is None and _successes(server) >= before + FIRST_REQUESTS,
+            lambda: process.poll() is None and successes() >= before + FIRST_REQUESTS,
             timeout_s=30,
             interval_s=0.1,
         )
