@@ -7,6 +7,7 @@ SHELL := bash
 PYTHON_BOOT ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
 TOOLS := .tools
 # The helm versions, from their one pin (scripts/helm-pins.toml).
 helm_version = $(shell sed -n '/^\[$(1)\]/,/^\[/s/^version = "\(.*\)"/\1/p' scripts/helm-pins.toml)
@@ -26,24 +27,33 @@ help: ## List the targets
 
 # --- environment ---------------------------------------------------------------------------
 
-$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
-	@echo "==> creating $(VENV) (pinned; first run takes a few minutes)"
+# uv installs the environments: pip unpacks file by file on one core, a minute for the 2 GB of
+# .venv. It is itself a pin of constraints.txt, installed by the venv's own pip. uv reads none of
+# pip's configuration, so the sources and constraints pip has here are handed to it
+# (scripts/uv_sources.py): a machine with a local torch build gets that build from either.
+$(UV): constraints.txt
 	$(PYTHON_BOOT) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r requirements.txt -c constraints.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable .
-	@# pip compiles file by file on one core; this uses every core, in about a third of the
-	@# time. A file in a newer Python's syntax (torch ships one for 3.12) stays uncompiled,
-	@# as pip leaves it, so the exit code that reports it is not the step's.
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt uv
+	touch $@
+
+UV_INSTALL = $(UV) pip install --quiet $$($(PY) -m scripts.uv_sources)
+
+$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml $(UV)
+	@echo "==> installing $(VENV) (pinned; first run takes about a minute)"
+	$(UV_INSTALL) --python $(PY) -r requirements.txt -c constraints.txt
+	$(UV_INSTALL) --python $(PY) --no-deps --editable .
+	@# Compiled on every core. A file in a newer Python's syntax (torch ships one for 3.12)
+	@# stays uncompiled, as pip leaves it, so the exit code that reports it is not the step's.
 	$(PY) -m compileall -qq -j 0 $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))') || true
 	touch $@
 
 $(HELM3) $(HELM4) &:
 	$(PYTHON_BOOT) scripts/install_helm.py $(TOOLS)
 
-$(CHECKOV_VENV)/.installed:
-	@echo "==> creating $(CHECKOV_VENV) (checkov pins its own dependencies, so it lives apart)"
-	$(PYTHON_BOOT) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==3.3.30
+$(CHECKOV_VENV)/.installed: $(UV)
+	@echo "==> installing $(CHECKOV_VENV) (checkov pins its own dependencies, so it lives apart)"
+	$(UV) venv --quiet --allow-existing --python $(PYTHON_BOOT) $(CHECKOV_VENV)
+	$(UV_INSTALL) --python $(CHECKOV_VENV)/bin/python checkov==3.3.30
 	touch $@
 
 $(AUDIT_VENV)/.installed:

@@ -17,8 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.__main__ import Lane, progress, read_junit
-from tests.tiers import NICENESS, measures_rates, stale_tier_entries, startable, tier_of
+from tests.__main__ import ROOT, Lane, progress, read_junit
+from tests.tiers import (
+    NICENESS,
+    RATE_MEASURING,
+    measures_rates,
+    stale_tier_entries,
+    startable,
+    tier_of,
+)
 
 
 def test_the_highest_need_decides_the_tier() -> None:
@@ -130,3 +137,13 @@ def test_a_lane_reports_its_exit_code_and_cpu_time(tmp_path: Path) -> None:
     assert code == 3
     assert lane.reap() == 3, "a reaped lane keeps its code"
     assert 0 < lane.cpu_seconds <= lane.seconds + 1
+
+
+def test_the_rates_lane_collects_only_the_rate_measuring_modules(tmp_path: Path) -> None:
+    lane = Lane("rates", tmp_path)
+    modules = [argument for argument in lane.command(()) if argument.startswith("tests/")]
+    assert modules == sorted({test_id.split("::")[0] for test_id in RATE_MEASURING})
+    assert all((ROOT / module).is_file() for module in modules)
+    # Arguments may name other tests (``python -m tests rates tests/demo``): they choose.
+    assert lane.command(["tests/demo"])[-1] == "tests/demo"
+    assert not set(modules) & set(lane.command(["tests/demo"]))

@@ -81,6 +81,10 @@ RATE_MEASURING = (
 """The tests that assert on a rate, a duration or a count of requests in flight under load (test
 ids, or their prefixes): they run alone, so another tier's load never makes them fail."""
 
+RATE_MEASURING_MODULES = tuple(sorted({test_id.split("::")[0] for test_id in RATE_MEASURING}))
+"""The modules that hold them: the rates lane collects only these. It runs alone at the end, so
+collecting every module (seconds of imports) would add straight to ``make test``'s time."""
+
 RENDER_TOOLS = frozenset(
     {"helm", "kubectl", "checkov", "lint-imports", "hadolint", "git", "xz", "sh", "bash", "make"}
     | {"python", "python3", "python3.11", "lscpu"}
