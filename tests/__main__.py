@@ -26,7 +26,14 @@ from types import FrameType
 
 from common.processes import stop
 from tests.chart import render_cache
-from tests.tiers import LANES, NICENESS, RATE_MEASURING_MODULES, XDIST_WORKERS, startable
+from tests.tiers import (
+    LANES,
+    NICENESS,
+    ONE_WORKER_MODULE_LANES,
+    RATE_MEASURING_MODULES,
+    XDIST_WORKERS,
+    startable,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRESS_EVERY_S = 30.0
@@ -136,6 +143,8 @@ class Lane:
         workers = XDIST_WORKERS.get(self.name, 0)
         if workers:
             command += ["-n", str(workers)]
+            if self.name in ONE_WORKER_MODULE_LANES:
+                command += ["-p", "tests.xdist_modules"]
         if self.name == "rates" and not extra:  # arguments may name tests: then collect all
             command += RATE_MEASURING_MODULES
         return command + list(extra)

@@ -20,11 +20,15 @@ import pytest
 from tests.__main__ import ROOT, Lane, progress, read_junit
 from tests.tiers import (
     NICENESS,
+    ONE_WORKER_MODULE_LANES,
+    ONE_WORKER_MODULES,
     RATE_MEASURING,
+    XDIST_WORKERS,
     measures_rates,
     stale_tier_entries,
     startable,
     tier_of,
+    xdist_scope,
 )
 
 
@@ -147,3 +151,42 @@ def test_the_rates_lane_collects_only_the_rate_measuring_modules(tmp_path: Path)
     # Arguments may name other tests (``python -m tests rates tests/demo``): they choose.
     assert lane.command(["tests/demo"])[-1] == "tests/demo"
     assert not set(modules) & set(lane.command(["tests/demo"]))
+
+
+def test_a_module_with_a_costly_module_fixture_goes_to_one_worker(tmp_path: Path) -> None:
+    grouped = sorted(ONE_WORKER_MODULES)[0]
+    for module in (grouped, "tests/test_single.py"):
+        path = tmp_path / module
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            "import os, pathlib, pytest\n"
+            "@pytest.mark.parametrize('n', range(6))\n"
+            "def test_records_its_worker(n):\n"
+            "    out = pathlib.Path(__file__).with_suffix(f'.{n}')\n"
+            "    out.write_text(os.environ['PYTEST_XDIST_WORKER'])\n"
+        )
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", tmp_path,
+         "--import-mode=importlib", "-c", os.devnull, "-n", "3", "-p", "tests.xdist_modules",
+         "tests"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    def workers(module: str) -> set[str]:
+        return {out.read_text() for out in (tmp_path / module).parent.glob("*.[0-9]")}
+
+    assert len(workers(grouped)) == 1
+    assert len(workers("tests/test_single.py")) > 1  # the others spread
+
+
+def test_the_module_groups_are_the_lanes_with_workers_but_the_renders(tmp_path: Path) -> None:
+    assert xdist_scope(f"{sorted(ONE_WORKER_MODULES)[0]}::test_a[x]") in ONE_WORKER_MODULES
+    assert xdist_scope("tests/test_tiers.py::test_a") == "tests/test_tiers.py::test_a"
+    for name in XDIST_WORKERS:
+        plugins = Lane(name, tmp_path).command(())
+        assert ("tests.xdist_modules" in plugins) == (name in ONE_WORKER_MODULE_LANES)
+    assert "render" not in ONE_WORKER_MODULE_LANES
+    for module in ONE_WORKER_MODULES:  # each has the module fixture that is why it is there
+        assert 'scope="module"' in (ROOT / module).read_text(), module

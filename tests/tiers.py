@@ -150,7 +150,8 @@ def startable(waiting: Sequence[str], ended: Set[str], chosen: Set[str]) -> list
 
 
 XDIST_WORKERS = {"render": 2, "cluster": 3, "process": 3}
-"""Lanes split over pytest-xdist workers, each test sent to the next free worker. Renders share
+"""Lanes split over pytest-xdist workers, each test sent to the next free worker (but see
+ONE_WORKER_MODULES). Renders share
 nothing but read-only files. The cluster tests mostly wait (helm's --wait, the controllers'
 sync periods), so three workers, each with a control plane of its own (its session fixtures
 are per worker), finish in about a third of the time one takes, for about a gigabyte of memory
@@ -158,10 +159,39 @@ each. The process tests mostly wait too, on their servers' starts and load runs 
 three workers, each with a Triton of its own."""
 
 
+ONE_WORKER_MODULES = frozenset(
+    {
+        "tests/chart/test_autoscaling_cluster.py",  # every scenario, side by side (2 minutes)
+        "tests/chart/test_generate_triton.py",  # a Triton
+        "tests/chart/test_metrics_prometheus.py",  # a Triton, Prometheus and a load run
+        "tests/chart/test_package.py",  # `make package`, signed
+        "tests/chart/test_restricted_api_triton.py",  # a Triton
+        "tests/samples/test_hostile_requests.py",  # a batching Triton
+    }
+)
+"""Modules whose tests share a module fixture that starts servers or runs a scenario: a worker
+runs a module fixture for the module's tests it gets, so these go to one worker whole (sent
+before the single tests, the biggest first), where it runs once (tests/xdist_modules.py)."""
+
+ONE_WORKER_MODULE_LANES = frozenset({"cluster", "process"})
+"""The lanes that send ONE_WORKER_MODULES whole. Not the renders: sent one by one, their 2,000
+small tests take 58 s for `make test-fast` (106 s of CPU), against 51 s (94 s) in the batches
+pytest-xdist sends by default."""
+
+
+def xdist_scope(test_id: str) -> str:
+    """What pytest-xdist sends to one worker together: the module for ONE_WORKER_MODULES, the
+    test itself otherwise."""
+    module = test_id.split("::", 1)[0]
+    return module if module in ONE_WORKER_MODULES else test_id
+
+
 def stale_tier_entries(test_ids: set[str]) -> list[str]:
-    """The entries of ``TIER_BY_MODULE`` and ``RATE_MEASURING`` that name none of ``test_ids``
-    (every test of a run that collected the whole tree)."""
+    """The entries of ``TIER_BY_MODULE``, ``ONE_WORKER_MODULES`` and ``RATE_MEASURING`` that
+    name none of ``test_ids`` (every test of a run that collected the whole tree)."""
     modules = {test_id.split("::", 1)[0] for test_id in test_ids}
-    stale = [module for module in TIER_BY_MODULE if module not in modules]
+    stale = [
+        module for module in (*TIER_BY_MODULE, *sorted(ONE_WORKER_MODULES)) if module not in modules
+    ]
     stale += [entry for entry in RATE_MEASURING if not any(t.startswith(entry) for t in test_ids)]
     return stale

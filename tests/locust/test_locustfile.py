@@ -174,20 +174,16 @@ def test_server_stopped_mid_run_ends_cleanly(model_repository: Path, tmp_path: P
 
 
 def test_steps_climb_then_stop_at_run_time(triton: LocalTriton, tmp_path: Path) -> None:
+    # Four steps of 1.8 s; the run time (7 s) ends the last one early. Locust asks the shape
+    # about once a second, a little over (it sleeps a second after each answer), so each step
+    # is longer than that and every step is seen; the 2 s steps left the fourth one second,
+    # and a tick at 5.99 s and the next at 7.01 s skipped it.
     run = run_locust(
         triton.http_url,
         tmp_path / "stats",
-        "--load-shape",
-        "steps",
-        "--target-qps",
-        "40",
-        "--step-seconds",
-        "2",
-        "--user-qps",
-        "10",
-        "-t",
-        "7s",
-    )
+        "--load-shape", "steps", "--target-qps", "40", "--step-seconds", "1.8",
+        "--user-qps", "10", "-t", "7s",
+    )  # fmt: skip
     assert run.returncode == 0, run.output
     updates = [int(n) for n in re.findall(r"Shape test updating to (\d+) users", run.output)]
     assert updates == [1, 2, 3, 4]
