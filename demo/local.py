@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import subprocess
+import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ from demo.errors import LocalTritonError
 from demo.triton_install import TritonInstall, find_install, server_environment, stage_backends
 
 TRITONSERVER = "tritonserver"
+SHARED_MEMORY = Path("/dev/shm")
+"""Where the python backend keeps the memory each stub shares with the server."""
 """The server's name in the chart's container command."""
 
 _LOG = logging.getLogger(__name__)
@@ -252,6 +255,11 @@ class LocalTriton(Service):
     host: str = LOOPBACK
     ports: Ports = field(default_factory=Ports.free)
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    shared_memory_prefix: str = field(
+        default_factory=lambda: f"triton-local-{uuid.uuid4().hex[:12]}_", init=False, repr=False
+    )
+    """This server's prefix for its stubs' shared memory regions: a server that is killed, or
+    aborts, leaves them in /dev/shm (a megabyte or more a stub), and ``stop`` removes them."""
 
     @property
     def http_url(self) -> str:
@@ -289,6 +297,7 @@ class LocalTriton(Service):
             *args,
             f"--backend-directory={staged / 'backends'}",
             f"--cache-directory={staged / 'caches'}",
+            f"--backend-config=python,shm-region-prefix-name={self.shared_memory_prefix}",
         ]
 
     @property
@@ -362,8 +371,9 @@ class LocalTriton(Service):
         )
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
-        """Stop the server: SIGTERM lets Triton drain in-flight requests, SIGKILL if it lingers.
-        Returns the exit code, or None if it was not running."""
+        """Stop the server: SIGTERM lets Triton drain in-flight requests and unload its models
+        (a few seconds: the python backend stops its stubs one by one), SIGKILL if it lingers
+        past ``timeout_s`` (0: at once). Returns the exit code, or None if it was not running."""
         process, self._process = self._process, None
         if process is None:
             return None
@@ -371,4 +381,6 @@ class LocalTriton(Service):
         # Stubs share the session; make sure none outlives the server.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+        for region in SHARED_MEMORY.glob(f"{self.shared_memory_prefix}*"):
+            region.unlink(missing_ok=True)  # left by a kill or an abort; a clean exit removes them
         return process.returncode

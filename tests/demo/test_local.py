@@ -27,6 +27,7 @@ import pytest
 from demo.errors import LocalTritonError
 from demo.local import (
     PYTHON_BACKEND_LOCK_ABORT,
+    SHARED_MEMORY,
     STARVED_START,
     TRITONSERVER,
     LocalTriton,
@@ -215,6 +216,20 @@ def test_a_local_server_answers_and_stops(tmp_path: Path) -> None:
     assert not server.is_ready()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+@pytest.mark.slow
+def test_a_killed_server_leaves_no_shared_memory(tmp_path: Path) -> None:
+    server = LocalTriton(
+        model_repository=str(write_identity_model(tmp_path / "models")),
+        workdir=tmp_path / "work",
+        ready_timeout_s=60,
+    )
+    server.start()
+    regions = sorted(SHARED_MEMORY.glob(f"{server.shared_memory_prefix}*"))
+    assert regions  # its stub's, named with this server's prefix
+    assert server.stop(timeout_s=0) == -9  # killed: Triton removes nothing itself
+    assert [region for region in regions if region.exists()] == []
 
 
 @pytest.mark.slow

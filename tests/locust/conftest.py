@@ -65,6 +65,7 @@ def triton(
         ready_timeout_s=90,
     ) as server:
         yield server
+        server.stop(timeout_s=0)  # the session's tests are done: no drain or unload to wait for
 
 
 @dataclass(frozen=True)

@@ -244,6 +244,7 @@ def test_the_run_time_counts_from_readiness(model_repository: Path, tmp_path: Pa
         time.sleep(2)  # Locust is up and waiting
         with server:
             run = finish(process, tmp_path / "stats", timeout_s=90)
+            server.stop(timeout_s=0)  # Locust is done: no drain or unload to wait for
     finally:
         process.kill()
     summary = summarize(run.stats)

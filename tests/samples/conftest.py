@@ -57,6 +57,7 @@ def local_triton(
         ready_timeout_s=120,
     ) as server:
         yield server
+        server.stop(timeout_s=0)  # the session's tests are done: no drain or unload to wait for
 
 
 @pytest.fixture(scope="session")
