@@ -149,14 +149,14 @@ def startable(waiting: Sequence[str], ended: Set[str], chosen: Set[str]) -> list
     ]
 
 
-XDIST_WORKERS = {"render": 2, "cluster": 3, "process": 3}
+XDIST_WORKERS = {"render": 2, "cluster": 3, "process": 4}
 """Lanes split over pytest-xdist workers, each test sent to the next free worker (but see
-ONE_WORKER_MODULES). Renders share
-nothing but read-only files. The cluster tests mostly wait (helm's --wait, the controllers'
-sync periods), so three workers, each with a control plane of its own (its session fixtures
-are per worker), finish in about a third of the time one takes, for about a gigabyte of memory
-each. The process tests mostly wait too, on their servers' starts and load runs of fixed length:
-three workers, each with a Triton of its own."""
+ONE_WORKER_MODULES). Renders share nothing but read-only files. The cluster tests mostly wait
+(helm's --wait, the controllers' sync periods), so three workers, each with a control plane of
+its own (its session fixtures are per worker), finish in about a third of the time one takes,
+for about a gigabyte of memory each. The process tests mostly wait too, on their servers' starts
+and load runs of fixed length: four workers, each with a Triton of its own; the lane ends after
+the others, when a fourth one has a core to use."""
 
 
 ONE_WORKER_MODULES = frozenset(
