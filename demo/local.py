@@ -29,9 +29,9 @@ from demo.errors import LocalTritonError
 from demo.triton_install import TritonInstall, find_install, server_environment, stage_backends
 
 TRITONSERVER = "tritonserver"
+"""The server's name in the chart's container command."""
 SHARED_MEMORY = Path("/dev/shm")
 """Where the python backend keeps the memory each stub shares with the server."""
-"""The server's name in the chart's container command."""
 
 _LOG = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ once; every other test is sent on its own to the next free worker. ``python -m t
 for the lanes of ``ONE_WORKER_MODULE_LANES``.
 
 pytest-xdist's own way, an ``xdist_group`` mark with ``--dist loadgroup``, groups nothing with
-pytest 9.
+pytest 9.2: it renames the tests' node ids, which pytest no longer takes
+(pytest-dev/pytest-xdist#1386).
 """
 
 from __future__ import annotations
