@@ -167,7 +167,7 @@ def test_a_module_with_a_costly_module_fixture_goes_to_one_worker(tmp_path: Path
         )
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", tmp_path,
-         "--import-mode=importlib", "-c", os.devnull, "-n", "3", "-p", "tests.xdist_modules",
+         "--import-mode=importlib", "-c", os.devnull, "-n", "2", "-p", "tests.xdist_modules",
          "tests"],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True, text=True, timeout=120, check=False,
